@@ -23,16 +23,22 @@ class ModelSpec:
   paper: str = ""
   num_params: int | None = None         # reference count with the builder's defaults.
   family: str = ""
+  small_input_shape: tuple[int, ...] | None = None  # smallest cheap valid input, for tests.
+
+  @property
+  def test_input_shape(self) -> tuple[int, ...]:
+    return self.small_input_shape or self.input_shape
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
 
 
 def register(name: str, builder: Callable[..., nn.Module], *, input_shape, paper="",
-             num_params=None, family="") -> ModelSpec:
+             num_params=None, family="", small_input_shape=None) -> ModelSpec:
   if name in _REGISTRY:
     raise ValueError(f"model {name!r} is already registered")
-  spec = ModelSpec(name, builder, tuple(input_shape), paper, num_params, family)
+  spec = ModelSpec(name, builder, tuple(input_shape), paper, num_params, family,
+                   tuple(small_input_shape) if small_input_shape else None)
   _REGISTRY[name] = spec
   return spec
 

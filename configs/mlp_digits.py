@@ -1,0 +1,24 @@
+"""MLP (256-128) on sklearn's 8x8 digits at their native size: the fully connected baseline.
+
+Command:
+  python scripts/train.py --config=configs/mlp_digits.py --workdir=runs/mlp_digits
+Smoke (2 steps): --config=configs/mlp_digits.py:smoke
+Result: RESULT_PENDING
+"""
+
+from cnnlab.train import config as config_lib
+
+
+def get_config(arg=None):
+  c = config_lib.base()
+  c.model.name = "mlp"
+  c.model.hidden = (256, 128)
+  c.data.name = "digits"
+  c.data.mean = (0.3,)
+  c.data.std = (0.4,)
+  c.optimizer.name = "adam"
+  c.optimizer.learning_rate = 1e-3
+  c.batch_size = 32
+  c.num_epochs = 30
+  c.log_every_steps = 45
+  return config_lib.apply_arg(c, arg)

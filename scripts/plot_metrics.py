@@ -1,0 +1,24 @@
+"""Plots a run's train/eval curves: python scripts/plot_metrics.py WORKDIR [--out=PNG]
+(default WORKDIR/metrics.png)."""
+
+import os
+
+from absl import app, flags
+
+from cnnlab import plotting
+from cnnlab.train import metrics
+
+flags.DEFINE_string("out", None, "PNG path (default: WORKDIR/metrics.png).")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  if len(argv) != 2:
+    raise app.UsageError("usage: plot_metrics.py WORKDIR [--out=PNG]")
+  workdir = argv[1]
+  out = FLAGS.out or os.path.join(workdir, "metrics.png")
+  print(plotting.plot_metrics(metrics.read(workdir), out, title=os.path.basename(workdir)))
+
+
+if __name__ == "__main__":
+  app.run(main)

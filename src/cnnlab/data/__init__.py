@@ -1,0 +1,9 @@
+"""Datasets as random-access sources for Grain: ``load(name, split) -> (source, DataInfo)``.
+
+See ``cnnlab.data.sources`` for the interface and ``cnnlab.data.builders`` for the TFDS
+builders (no TensorFlow needed for the builtin datasets).
+"""
+
+from cnnlab.data.sources import BUILTIN, DataInfo, data_info, load
+
+__all__ = ["BUILTIN", "DataInfo", "data_info", "load"]

@@ -1,0 +1,92 @@
+"""Random-access data sources by name: ``load(name, split) -> (source, DataInfo)``.
+
+``source`` is TFDS's ``ArrayRecordDataSource`` (``builder.as_data_source(split)``): ``len()`` and
+``source[i]`` -> ``{input_key: np.ndarray, label_key: int}`` (ClassLabel decodes to a Python int;
+batching stacks it to int64); feed it to ``grain.MapDataset.source(source)``.
+``split`` is TFDS slicing syntax: ``'train'``, ``'train[:6000]'``, ``'train[6000:8000]'``,
+``'test[:10%]'``. Builtin datasets keep their source order, so slices are deterministic.
+
+Builtin names (prepared without TensorFlow on first use into ``data_dir``, then reused):
+- ``digits``: sklearn's 8x8 digits; ``image`` uint8 (8, 8, 1); train 1,437 / test 360.
+- ``mnist1d``: MNIST-1D from the ``mnist1d`` package; ``signal`` float32 (40, 1); 4,000 / 1,000.
+- ``mnist``: ``image`` uint8 (28, 28, 1); downloaded and sha256-checked (60,000 / 10,000) or,
+  with ``manual_dir``, read from a folder of IDX files (e.g. ``../shared/data/mnist8k`` -> one
+  split ``train`` of 8,000), prepared once per distinct file content.
+Any other name goes to ``tfds.builder(name)`` (preparing those needs TensorFlow).
+``data_dir=None`` is TFDS's default (``~/tensorflow_datasets`` or ``$TFDS_DATA_DIR``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from cnnlab.data.builders import digits, mnist, mnist1d
+
+BUILTIN = ("digits", "mnist1d", "mnist")
+_BUILDERS = {"digits": digits.CnnlabDigits, "mnist1d": mnist1d.CnnlabMnist1d,
+             "mnist": mnist.CnnlabMnist}
+
+
+@dataclasses.dataclass(frozen=True)
+class DataInfo:
+  """What a model and a pipeline need to know about a dataset (from its TFDS info)."""
+  input_key: str          # 'image' (digits/mnist: uint8 (H, W, 1)) or 'signal' (mnist1d).
+  label_key: str          # 'label'
+  input_shape: tuple      # per-example shape, no batch dim.
+  input_dtype: str        # numpy dtype name, e.g. 'uint8', 'float32'.
+  num_classes: int
+  splits: dict            # split name -> number of examples (whole splits, not the slice).
+
+
+def load(name: str, split: str, *, data_dir=None, manual_dir=None):
+  """``(source, DataInfo)`` for ``split`` of dataset ``name`` (see module doc).
+
+  ``manual_dir``: for ``mnist``, a folder of IDX files to use instead of downloading; for a
+  non-builtin dataset, TFDS's manual download folder. Raises ValueError for an unknown name,
+  a bad split or bad IDX files, ImportError if a non-builtin dataset must be prepared and
+  TensorFlow is not installed.
+  """
+  builder = _builder(name, data_dir, manual_dir)
+  config = tfds.download.DownloadConfig(manual_dir=manual_dir, force_checksums_validation=True)
+  if not builder.is_prepared():
+    if name not in BUILTIN and importlib.util.find_spec("tensorflow") is None:
+      raise ImportError(
+          f"dataset {name!r} is not prepared in {builder.data_dir} and preparing TFDS's own "
+          f"builders needs TensorFlow, which is not installed; the builtin datasets {BUILTIN} "
+          "need no TensorFlow (or `pip install tensorflow`).")
+    builder.download_and_prepare(download_config=config, file_format="array_record")
+  return builder.as_data_source(split=split), data_info(builder.info)
+
+
+def data_info(info: tfds.core.DatasetInfo) -> DataInfo:
+  """``DataInfo`` of a supervised classification dataset's TFDS info."""
+  if not info.supervised_keys or len(info.supervised_keys) != 2:
+    raise ValueError(f"dataset {info.name!r} has supervised_keys={info.supervised_keys}; "
+                     "need (input_key, label_key)")
+  input_key, label_key = info.supervised_keys
+  feature, label = info.features[input_key], info.features[label_key]
+  if not isinstance(label, tfds.features.ClassLabel):
+    raise ValueError(f"dataset {info.name!r}: label {label_key!r} is {label}, not a ClassLabel")
+  return DataInfo(input_key=input_key, label_key=label_key, input_shape=tuple(feature.shape),
+                  input_dtype=np.dtype(feature.np_dtype).name, num_classes=label.num_classes,
+                  splits={k: v.num_examples for k, v in info.splits.items()})
+
+
+def _builder(name, data_dir, manual_dir) -> tfds.core.DatasetBuilder:
+  if not isinstance(name, str):
+    raise ValueError(f"name must be a dataset name (str), e.g. one of {BUILTIN}; got {name!r}")
+  if name == "mnist" and manual_dir is not None:
+    return mnist.CnnlabMnist(config=mnist.manual_config(manual_dir), data_dir=data_dir)
+  if name in BUILTIN:
+    if manual_dir is not None:
+      raise ValueError(f"manual_dir is only used by 'mnist' among {BUILTIN}; got it for {name!r}")
+    return _BUILDERS[name](data_dir=data_dir)
+  try:
+    return tfds.builder(name, data_dir=data_dir)
+  except tfds.core.registered.DatasetNotFoundError as e:
+    raise ValueError(f"unknown dataset {name!r}: not builtin {BUILTIN} and not a TFDS "
+                     "dataset") from e

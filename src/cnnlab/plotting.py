@@ -1,0 +1,49 @@
+"""Figures from run outputs (matplotlib, Agg backend: no display needed)."""
+
+from __future__ import annotations
+
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def plot_metrics(rows: list[dict], out_path: str, title: str = "") -> str:
+  """Train/eval loss and accuracy vs step from ``metrics.jsonl`` rows; writes a PNG."""
+  fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+  for kind, style in (("train", "-"), ("eval", "o-")):
+    pts = [r for r in rows if r.get("kind") == kind]
+    if not pts:
+      continue
+    steps = [r["step"] for r in pts]
+    axes[0].plot(steps, [r["loss"] for r in pts], style, label=kind, ms=3)
+    axes[1].plot(steps, [100 * r["accuracy"] for r in pts], style, label=kind, ms=3)
+  for ax, name in zip(axes, ("loss", "accuracy (%)")):
+    ax.set_xlabel("step")
+    ax.set_ylabel(name)
+    ax.grid(alpha=0.3)
+    ax.legend()
+  if title:
+    fig.suptitle(title)
+  fig.tight_layout()
+  os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
+  fig.savefig(out_path, dpi=110)
+  plt.close(fig)
+  return out_path
+
+
+def bar_chart(labels: list[str], values: list[float], ylabel: str, out_path: str) -> str:
+  """A labelled bar chart (benchmarks); writes a PNG."""
+  fig, ax = plt.subplots(figsize=(1.6 * len(labels) + 2, 3.6))
+  bars = ax.bar(range(len(values)), values, color="#4878a8")
+  ax.bar_label(bars, fmt="%.0f", fontsize=8)
+  ax.set_xticks(range(len(labels)), labels, fontsize=8)
+  ax.set_ylabel(ylabel)
+  ax.grid(axis="y", alpha=0.3)
+  fig.tight_layout()
+  os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
+  fig.savefig(out_path, dpi=110)
+  plt.close(fig)
+  return out_path

@@ -1,0 +1,29 @@
+"""Shared test fixtures: repository paths and the shared data folder (never copied in)."""
+
+import importlib.util
+import pathlib
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+MNIST8K = SHARED_DATA / "mnist8k"
+
+
+def load_config_module(path):
+  spec = importlib.util.spec_from_file_location(pathlib.Path(path).stem, path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def needs_mnist8k():
+  if not (MNIST8K / "images-idx3-ubyte.gz").exists():
+    pytest.skip(f"real MNIST digits not found at {MNIST8K} (the shared data folder beside the "
+                "repo); this test reads them and is skipped without them")
+
+
+@pytest.fixture
+def digits_config():
+  """lenet5_digits with its smoke switch: 2 steps, batch 16, no progress bar."""
+  return load_config_module(REPO / "configs" / "lenet5_digits.py").get_config("smoke")

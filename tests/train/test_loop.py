@@ -1,0 +1,116 @@
+"""The training loop: every config runs, resume is exact, 1 device == 8 devices, one compile,
+eval counts every example once."""
+
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from cnnlab import data, models, train
+from conftest import REPO, load_config_module
+
+CONFIGS = sorted(p for p in (REPO / "configs").rglob("*.py") if "bench" not in p.parts)
+
+
+def saved_state(workdir, step):
+  """The train state saved at ``step``, restored onto this process's first device."""
+  path = pathlib.Path(workdir, "checkpoints", str(step), "state").resolve()
+  ckptr = ocp.StandardCheckpointer()
+  device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+  target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+                        ckptr.metadata(path).item_metadata.tree)
+  return ckptr.restore(path, target)
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_every_config_runs_two_steps(path, tmp_path):
+  config = load_config_module(path).get_config("smoke")
+  if config.data.manual_dir and not (REPO / config.data.manual_dir).exists():
+    pytest.skip(f"{path.name} reads {config.data.manual_dir}, which is absent here")
+  result = train.train_and_evaluate(config, str(tmp_path))
+  assert np.isfinite(result["loss"]) and result["num_examples"] > 0
+  rows = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+  assert [r["step"] for r in rows if r["kind"] == "train"] == [1, 2]
+  assert (tmp_path / "checkpoints" / "2").is_dir() and (tmp_path / "config.json").exists()
+
+
+def test_stop_and_resume_is_bit_identical(digits_config, tmp_path):
+  digits_config.num_train_steps = 6
+  digits_config.checkpoint_every_steps = 3
+  digits_config.keep_checkpoints = 5
+  full, resumed = tmp_path / "full", tmp_path / "resumed"
+  train.train_and_evaluate(digits_config, str(full))
+  shutil.copytree(full, resumed)
+  shutil.rmtree(resumed / "checkpoints" / "6")  # as if the run had stopped after step 3
+  train.train_and_evaluate(digits_config, str(resumed))
+  a, b = saved_state(full, 6), saved_state(resumed, 6)
+  assert int(b["step"]) == 6
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+_SUBPROCESS = """
+import sys, numpy as np, jax
+sys.path.insert(0, {tests!r})
+from conftest import load_config_module
+from cnnlab import train
+c = load_config_module({config!r}).get_config("smoke")
+c.num_train_steps, c.optimizer.name, c.optimizer.learning_rate = 3, "momentum", 0.05
+assert jax.device_count() == {n}, jax.devices()
+train.train_and_evaluate(c, {workdir!r})
+"""
+
+
+def test_one_and_eight_devices_agree(tmp_path):
+  """Same 3 steps on 1 CPU device (in this process) and on 8 fake ones (subprocess).
+
+  SGD with momentum: its update is linear in the gradient, so the 1e-7-level reordering of the
+  cross-device gradient sum stays at that level (Adam divides by sqrt(v) and can turn a
+  sign-flip of a ~0 gradient into a full-learning-rate step)."""
+  config = str(REPO / "configs" / "lenet5_digits.py")
+  ref = tmp_path / "one"
+  c = load_config_module(config).get_config("smoke")
+  c.num_train_steps, c.optimizer.name, c.optimizer.learning_rate = 3, "momentum", 0.05
+  assert jax.device_count() == 1
+  train.train_and_evaluate(c, str(ref))
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
+             JAX_PLATFORMS="cpu")
+  code = _SUBPROCESS.format(tests=str(REPO / "tests"), config=config, n=8,
+                            workdir=str(tmp_path / "eight"))
+  subprocess.run([sys.executable, "-c", code], env=env, check=True, cwd=REPO, timeout=300)
+  a, b = saved_state(ref, 3), saved_state(tmp_path / "eight", 3)
+  for x, y in zip(jax.tree.leaves(a["params"]), jax.tree.leaves(b["params"])):
+    np.testing.assert_allclose(np.asarray(x), np.asarray(y), atol=1e-5)
+
+
+def test_train_step_compiles_once(digits_config, tmp_path, caplog):
+  digits_config.num_train_steps = 5
+  digits_config.eval_every_steps = 2
+  with jax.log_compiles(True):
+    train.train_and_evaluate(digits_config, str(tmp_path))
+  compiles = [r.getMessage() for r in caplog.records if "Compiling" in r.getMessage()]
+  assert sum("train_step" in m for m in compiles) == 1, compiles
+  assert sum("eval_step" in m for m in compiles) == 1, compiles
+
+
+def test_eval_counts_every_example_once(digits_config, tmp_path):
+  """Padded+masked batched eval == one unbatched forward over the whole split (brute force)."""
+  digits_config.eval_batch_size = 64  # 360 test examples: the last batch is padded
+  train.train_and_evaluate(digits_config, str(tmp_path))
+  result = train.evaluate(digits_config, str(tmp_path))
+  source, info = data.load("digits", "test")
+  x = np.stack([source[i]["image"] for i in range(len(source))]).astype(np.float32) / 255.0
+  y = np.array([source[i]["label"] for i in range(len(source))])
+  x = (x - 0.3) / 0.4
+  x = jax.image.resize(x, (len(x), 32, 32, 1), "bilinear")
+  params = saved_state(tmp_path, 2)["params"]
+  logits = models.create("lenet5").apply({"params": params}, x)
+  assert result["num_examples"] == len(source) == 360
+  assert result["accuracy"] == pytest.approx(float(np.mean(np.argmax(logits, -1) == y)))
