@@ -5,7 +5,8 @@ images 0-5,999 train / 6,000-7,999 eval; 28x28 resized to 32x32 on device; rando
 Command:
   python scripts/train.py --config=configs/lenet5_mnist8k.py --workdir=runs/lenet5_mnist8k
 Smoke (2 steps): --config=configs/lenet5_mnist8k.py:smoke
-Result: RESULT_PENDING
+Result (2-core CPU, seed 0): eval accuracy 97.85 % (loss 0.081) after 10 epochs (1,870 steps);
+  >= 97.55 % from epoch 6 on.
 """
 
 from cnnlab.train import config as config_lib
@@ -23,10 +24,10 @@ def get_config(arg=None):
   c.data.std = (0.3081,)
   c.data.random_crop_padding = 2
   c.optimizer.name = "adam"
-  c.optimizer.learning_rate = 2e-3
+  c.optimizer.learning_rate = 1e-3
   c.optimizer.schedule = "cosine"
   c.optimizer.warmup_epochs = 0.5
-  c.batch_size = 64
+  c.batch_size = 32
   c.num_epochs = 10
-  c.log_every_steps = 47
+  c.log_every_steps = 94
   return config_lib.apply_arg(c, arg)

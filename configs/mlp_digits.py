@@ -6,6 +6,7 @@ Smoke (2 steps): --config=configs/mlp_digits.py:smoke
 Result: RESULT_PENDING
 """
 
+from cnnlab import sweep
 from cnnlab.train import config as config_lib
 
 
@@ -22,3 +23,10 @@ def get_config(arg=None):
   c.num_epochs = 30
   c.log_every_steps = 45
   return config_lib.apply_arg(c, arg)
+
+
+def get_sweep(arg=None):
+  """Learning rate x seed (9 points; 4 with :smoke):
+  python scripts/sweep.py --config=configs/mlp_digits.py --workdir=runs/sweep_mlp_digits"""
+  lrs, seeds = ([1e-3, 3e-3], [0, 1]) if arg == "smoke" else ([3e-4, 1e-3, 3e-3], [0, 1, 2])
+  return sweep.product(sweep.grid("optimizer.learning_rate", lrs), sweep.grid("seed", seeds))

@@ -1,8 +1,11 @@
-"""Training-step throughput, cnnlab vs PyTorch eager (CPU), measured in the same run.
+"""Training-step throughput, cnnlab (jit) vs the same network in PyTorch eager (CPU), same run;
+plus the compile time of every registered model's forward at its default input size.
 
-  python scripts/bench_train.py --workdir=runs/bench_train [--impls=lax,shift,im2col]
+  python scripts/bench_train.py --workdir=runs/bench_train
+  python scripts/bench_train.py --cases=lenet5 --impls=lax,shift,im2col --compile_times=false
 
-Writes bench_train.{json,md,png} to --workdir and prints the table with ratios to torch.
+Writes bench_train.{json,md,png} (and compile_times.{json,md}) to --workdir and prints the
+tables with each cnnlab row's ratio to torch (> 1: cnnlab is faster).
 """
 
 import os
@@ -11,35 +14,56 @@ import torch
 from absl import app, flags
 
 from cnnlab import plotting
-from cnnlab.bench import report, torch_models, train_throughput
+from cnnlab.bench import compile_times, report, torch_models, train_throughput
+
+# name -> (cnnlab model + options, input HWC, batch, torch factory, torch channels_last)
+CASES = {
+    "lenet5": (dict(model_name="lenet5"), (32, 32, 1), 128, torch_models.LeNet5, False),
+    "resnet18_cifar": (dict(model_name="resnet18", small_stem=True), (32, 32, 3), 64,
+                       lambda: torch_models.TorchResNet("basic", (2, 2, 2, 2), num_classes=10,
+                                                        small_stem=True), True),
+}
 
 flags.DEFINE_string("workdir", "runs/bench_train", "Output directory.")
+flags.DEFINE_list("cases", list(CASES), f"Networks to time, from {list(CASES)}.")
 flags.DEFINE_list("impls", ["lax", "shift", "im2col"], "cnnlab conv impls to time.")
-flags.DEFINE_integer("batch_size", 128, "Batch size.")
-flags.DEFINE_integer("steps", 30, "Steps per timed window.")
+flags.DEFINE_integer("steps", 20, "Steps per timed window.")
 flags.DEFINE_integer("repeats", 3, "Timed windows (median reported).")
+flags.DEFINE_bool("compile_times", True, "Also time compiling every registered model.")
 FLAGS = flags.FLAGS
 
 
 def main(argv):
   del argv
   torch.set_num_threads(os.cpu_count())
-  kw = dict(batch_size=FLAGS.batch_size, steps=FLAGS.steps, repeats=FLAGS.repeats)
-  ref = train_throughput.torch_throughput(torch_models.LeNet5(), (1, 32, 32), **kw)
-  rows = [{"model": "lenet5", "framework": "torch eager", "impl": "-", **ref}]
-  for impl in FLAGS.impls:
-    r = train_throughput.cnnlab_throughput("lenet5", conv_impl=impl, **kw)
-    rows.append({"model": "lenet5", "framework": "cnnlab jit", "impl": impl, **r})
-  for r in rows:
-    r["ratio_to_torch"] = r["img_per_s"] / ref["img_per_s"]
-  cols = ["model", "framework", "impl", "img_per_s", "ratio_to_torch", "compile_s"]
-  paths = report.write(FLAGS.workdir, "bench_train", rows, cols,
-                       extra={"batch_size": FLAGS.batch_size, "steps": FLAGS.steps})
-  png = plotting.bar_chart([f"{r['framework']}\n{r['impl']}" for r in rows],
-                           [r["img_per_s"] for r in rows], "images / s (LeNet-5 train step)",
-                           os.path.join(FLAGS.workdir, "bench_train.png"))
+  rows = []
+  for case in FLAGS.cases:
+    kw, hwc, batch, torch_factory, channels_last = CASES[case]
+    common = dict(batch_size=batch, steps=FLAGS.steps, repeats=FLAGS.repeats)
+    ref = train_throughput.torch_throughput(torch_factory(), (hwc[2], hwc[0], hwc[1]),
+                                            channels_last=channels_last, **common)
+    rows.append({"case": case, "framework": "torch eager", "impl": "-", "batch": batch, **ref,
+                 "ratio_to_torch": 1.0})
+    for impl in FLAGS.impls:
+      try:
+        r = train_throughput.cnnlab_throughput(conv_impl=impl, input_shape=hwc, **kw, **common)
+      except ValueError as e:  # an impl that cannot serve one of the network's convs
+        print(f"{case}/{impl}: skipped: {e}")
+        continue
+      rows.append({"case": case, "framework": "cnnlab jit", "impl": impl, "batch": batch, **r,
+                   "ratio_to_torch": r["img_per_s"] / ref["img_per_s"]})
+      print(rows[-1])
+  cols = ["case", "framework", "impl", "batch", "img_per_s", "ratio_to_torch", "compile_s"]
+  paths = report.write(FLAGS.workdir, "bench_train", rows, cols, extra={"steps": FLAGS.steps})
+  plotting.bar_chart([f"{r['case']}\n{r['framework']}\n{r['impl']}" for r in rows],
+                     [r["img_per_s"] for r in rows], "train images / s",
+                     os.path.join(FLAGS.workdir, "bench_train.png"))
   print(report.markdown_table(rows, cols))
-  print("wrote", paths["json"], paths["md"], png)
+  print("wrote", paths["json"], paths["md"])
+  if FLAGS.compile_times:
+    ct = compile_times.all_models()
+    report.write(FLAGS.workdir, "compile_times", ct, list(ct[0]))
+    print(report.markdown_table(ct, list(ct[0])))
 
 
 if __name__ == "__main__":

@@ -47,3 +47,32 @@ def bar_chart(labels: list[str], values: list[float], ylabel: str, out_path: str
   fig.savefig(out_path, dpi=110)
   plt.close(fig)
   return out_path
+
+
+def sweep_plot(table: list[dict], x: str | None, metric: str, out_path: str) -> str:
+  """``metric`` mean ± std against field ``x``; one line per value of the other fields."""
+  fig, ax = plt.subplots(figsize=(6, 4))
+  others = [k for k in table[0] if k not in (x, f"{metric}_mean", f"{metric}_std", "seeds")]
+  lines: dict = {}
+  for r in table:
+    lines.setdefault(tuple(r[k] for k in others), []).append(r)
+  for key, pts in lines.items():
+    pts.sort(key=lambda r: r[x] if x else 0)
+    xs = [r[x] if x else 0 for r in pts]
+    numeric = all(isinstance(v, (int, float)) for v in xs)
+    pos = xs if numeric else list(range(len(xs)))
+    label = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in zip(others, key)) or metric
+    ax.errorbar(pos, [r[f"{metric}_mean"] for r in pts], yerr=[r[f"{metric}_std"] for r in pts],
+                marker="o", capsize=3, label=label)
+    if not numeric:
+      ax.set_xticks(pos, [str(v) for v in xs])
+    elif min(xs) > 0 and max(xs) / min(xs) > 20:
+      ax.set_xscale("log")
+  ax.set_xlabel(x or "")
+  ax.set_ylabel(f"{metric} (mean ± std over seeds)")
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(out_path, dpi=110)
+  plt.close(fig)
+  return out_path

@@ -16,7 +16,9 @@ import pytest
 from cnnlab import data, models, train
 from conftest import REPO, load_config_module
 
-CONFIGS = sorted(p for p in (REPO / "configs").rglob("*.py") if "bench" not in p.parts)
+# Training configs: everything under configs/ except benchmark and analysis (non-training) ones.
+CONFIGS = sorted(p for p in (REPO / "configs").rglob("*.py")
+                 if not {"bench", "analysis"} & set(p.relative_to(REPO / "configs").parts))
 
 
 def saved_state(workdir, step):
@@ -29,16 +31,50 @@ def saved_state(workdir, step):
   return ckptr.restore(path, target)
 
 
-@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
-def test_every_config_runs_two_steps(path, tmp_path):
-  config = load_config_module(path).get_config("smoke")
+# Configs whose 2-step run takes >= 12 s on 2 cores (compiling a large network's train step):
+# the default suite traces their first step abstractly; `pytest -m slow` runs the 2 steps.
+HEAVY = {"googlenet_mnist8k", "densenet_bc_100_mnist8k", "vgg11_bn_mnist8k", "resnet18_mnist8k",
+         "efficientnet_b0_mnist8k", "mobilenet_v2_mnist8k", "imagenet_resnet50",
+         "shufflenet_v2_x0_5_mnist8k", "squeezenet1_1_mnist8k"}
+
+
+def _smoke_config(path):
+  module = load_config_module(path)
+  config = module.get_config("smoke")
+  if config.data.name not in data.BUILTIN:  # needs a download / TensorFlow: local stand-in data
+    config = module.get_config("smoke,local")
+    assert config.data.name == "digits"
   if config.data.manual_dir and not (REPO / config.data.manual_dir).exists():
     pytest.skip(f"{path.name} reads {config.data.manual_dir}, which is absent here")
+  return config
+
+
+@pytest.mark.parametrize("path", [p if p.stem not in HEAVY else
+                                  pytest.param(p, marks=pytest.mark.slow) for p in CONFIGS],
+                         ids=[p.stem for p in CONFIGS])
+def test_every_config_runs_two_steps(path, tmp_path):
+  config = _smoke_config(path)
   result = train.train_and_evaluate(config, str(tmp_path))
   assert np.isfinite(result["loss"]) and result["num_examples"] > 0
   rows = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
   assert [r["step"] for r in rows if r["kind"] == "train"] == [1, 2]
   assert (tmp_path / "checkpoints" / "2").is_dir() and (tmp_path / "config.json").exists()
+
+
+@pytest.mark.parametrize("path", [p for p in CONFIGS if p.stem in HEAVY],
+                         ids=lambda p: p.stem)
+def test_heavy_config_first_step_traces(path):
+  """Validation, data, model and one train step, abstractly (no compile)."""
+  config = _smoke_config(path)
+  out = train.dry_run(config)
+  assert out["num_params"] > 0 and out["train_examples"] > config.batch_size
+
+
+def test_dry_run_catches_what_training_would():
+  config = load_config_module(REPO / "configs" / "lenet5_digits.py").get_config("smoke")
+  config.data.image_size = 8
+  with pytest.raises(train.ConfigError, match="image_size=8"):
+    train.dry_run(config)
 
 
 def test_stop_and_resume_is_bit_identical(digits_config, tmp_path):
@@ -114,3 +150,11 @@ def test_eval_counts_every_example_once(digits_config, tmp_path):
   logits = models.create("lenet5").apply({"params": params}, x)
   assert result["num_examples"] == len(source) == 360
   assert result["accuracy"] == pytest.approx(float(np.mean(np.argmax(logits, -1) == y)))
+
+
+def test_bfloat16_compute_keeps_float32_params(digits_config, tmp_path):
+  digits_config.half_precision = True
+  result = train.train_and_evaluate(digits_config, str(tmp_path))
+  assert np.isfinite(result["loss"])
+  params = saved_state(tmp_path, 2)["params"]
+  assert {np.asarray(p).dtype for p in jax.tree.leaves(params)} == {np.dtype("float32")}

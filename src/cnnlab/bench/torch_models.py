@@ -36,3 +36,75 @@ def load_flax_params(module: nn.Module, params: dict) -> nn.Module:
       sub.weight.copy_(torch.from_numpy(np.ascontiguousarray(k)))
       sub.bias.copy_(torch.from_numpy(np.asarray(p["bias"])))
   return module
+
+
+class TorchBasic(nn.Module):
+  expansion = 1
+
+  def __init__(self, cin, planes, stride, groups, base_width):
+    super().__init__()
+    self.conv1 = nn.Conv2d(cin, planes, 3, stride, 1, bias=False)
+    self.bn1 = nn.BatchNorm2d(planes)
+    self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+    self.bn2 = nn.BatchNorm2d(planes)
+    self.downsample = None
+    if stride != 1 or cin != planes:
+      self.downsample = nn.Sequential(nn.Conv2d(cin, planes, 1, stride, bias=False),
+                                       nn.BatchNorm2d(planes))
+
+  def forward(self, x):
+    y = self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x)))))
+    return torch.relu(y + (x if self.downsample is None else self.downsample(x)))
+
+
+class TorchBottleneck(nn.Module):
+  expansion = 4
+
+  def __init__(self, cin, planes, stride, groups, base_width):
+    super().__init__()
+    width = int(planes * (base_width / 64.0)) * groups
+    self.conv1 = nn.Conv2d(cin, width, 1, bias=False)
+    self.bn1 = nn.BatchNorm2d(width)
+    self.conv2 = nn.Conv2d(width, width, 3, stride, 1, groups=groups, bias=False)
+    self.bn2 = nn.BatchNorm2d(width)
+    self.conv3 = nn.Conv2d(width, planes * 4, 1, bias=False)
+    self.bn3 = nn.BatchNorm2d(planes * 4)
+    self.downsample = None
+    if stride != 1 or cin != planes * 4:
+      self.downsample = nn.Sequential(nn.Conv2d(cin, planes * 4, 1, stride, bias=False),
+                                       nn.BatchNorm2d(planes * 4))
+
+  def forward(self, x):
+    y = torch.relu(self.bn1(self.conv1(x)))
+    y = self.bn3(self.conv3(torch.relu(self.bn2(self.conv2(y)))))
+    return torch.relu(y + (x if self.downsample is None else self.downsample(x)))
+
+
+class TorchResNet(nn.Module):
+  """torchvision.models.resnet re-stated (torchvision has no CPU build here). ``small_stem``:
+  3x3 stride-1 stem conv and no max-pool, as ``cnnlab`` ResNets' ``small_stem=True``."""
+
+  def __init__(self, block, layers, groups=1, width_per_group=64, num_classes=1000,
+               small_stem=False):
+    super().__init__()
+    block = TorchBasic if block == "basic" else TorchBottleneck
+    self.conv1 = (nn.Conv2d(3, 64, 3, 1, 1, bias=False) if small_stem
+                  else nn.Conv2d(3, 64, 7, 2, 3, bias=False))
+    self.bn1 = nn.BatchNorm2d(64)
+    self.maxpool = nn.Identity() if small_stem else nn.MaxPool2d(3, 2, 1)
+    cin, stages = 64, []
+    for i, n in enumerate(layers):
+      blocks = []
+      for j in range(n):
+        blocks.append(block(cin, 64 * 2 ** i, 2 if i > 0 and j == 0 else 1, groups,
+                            width_per_group))
+        cin = 64 * 2 ** i * block.expansion
+      stages.append(nn.Sequential(*blocks))
+    self.layers = nn.ModuleList(stages)
+    self.fc = nn.Linear(cin, num_classes)
+
+  def forward(self, x):
+    x = self.maxpool(torch.relu(self.bn1(self.conv1(x))))
+    for stage in self.layers:
+      x = stage(x)
+    return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))

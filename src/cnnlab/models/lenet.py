@@ -3,6 +3,9 @@
 Layers: C1 5x5 conv -> 6 maps (28x28), S2 2x2 subsampling (14x14), C3 5x5 conv -> 16 maps (10x10),
 S4 2x2 subsampling (5x5), C5 5x5 conv -> 120 (1x1), F6 dense 84, output dense ``num_classes``;
 tanh after C1, C3, C5, F6 (and after the trainable subsampling, as in the paper).
+Sown ``intermediates`` (after the tanh where there is one; Flax forbids reusing a layer's name):
+``C1_out`` (N,28,28,6), ``S2_out`` (14x14x6), ``C3_out`` (10x10x16), ``S4_out`` (5x5x16),
+``C5_out`` (1x1x120), ``pre_logits`` (F6 output, (N, 84)).
 
 Two switches choose between the paper and the common modern variant:
 - ``c3_table``: ``'full'`` (every C3 map sees all 6 S2 maps) or ``'lecun'`` (the paper's Table I:
@@ -70,16 +73,23 @@ class LeNet5(nn.Module):
     conv = lambda f, name: cnn.Conv(f, (5, 5), padding="VALID", impl=self.conv_impl,
                                     dtype=self.dtype, name=name)
     x = jnp.tanh(conv(6, "C1")(x_BxHxWxC))
+    self.sow("intermediates", "C1_out", x)
     x = Subsample(self.subsampling, name="S2")(x)
+    self.sow("intermediates", "S2_out", x)
     if self.c3_table == "full":
       x = conv(16, "C3")(x)
     else:
       x = jnp.concatenate([conv(1, f"C3_{i}")(x[..., list(src)])
                            for i, src in enumerate(LECUN_C3_TABLE)], axis=-1)
-    x = Subsample(self.subsampling, name="S4")(jnp.tanh(x))
+    x = jnp.tanh(x)
+    self.sow("intermediates", "C3_out", x)
+    x = Subsample(self.subsampling, name="S4")(x)
+    self.sow("intermediates", "S4_out", x)
     x = jnp.tanh(conv(120, "C5")(x))
+    self.sow("intermediates", "C5_out", x)
     x = x.reshape(x.shape[0], -1)
     x = jnp.tanh(nn.Dense(84, dtype=self.dtype, name="F6")(x))
+    self.sow("intermediates", "pre_logits", x)
     return nn.Dense(self.num_classes, dtype=self.dtype, name="output")(x)
 
 

@@ -22,12 +22,10 @@ Pairs = tuple[tuple[int, int], ...]
 
 def as_tuple(value, n: int, name: str) -> tuple[int, ...]:
   """An int or a length-``n`` sequence of ints as a tuple of ``n`` positive ints."""
-  if isinstance(value, int):
-    out = (value,) * n
-  else:
-    out = tuple(value)
-    if len(out) != n or not all(isinstance(v, int) for v in out):
-      raise ValueError(f"{name} must be an int or {n} ints (one per spatial dim), got {value!r}")
+  out = (value,) * n if isinstance(value, int) else value
+  if not isinstance(out, Sequence) or len(out) != n or not all(isinstance(v, int) for v in out):
+    raise ValueError(f"{name} must be an int or {n} ints (one per spatial dim), got {value!r}")
+  out = tuple(out)
   if any(v < 1 for v in out):
     raise ValueError(f"{name} must be >= 1, got {value!r}")
   return out
@@ -60,10 +58,9 @@ def explicit_padding(padding, in_sizes: Sequence[int], window: Sequence[int],
   if isinstance(padding, int):
     pairs = ((padding, padding),) * n
   else:
-    padding = tuple(padding)
-    if len(padding) != n:
+    if not isinstance(padding, Sequence) or len(padding) != n:
       raise ValueError(f"padding needs one entry per spatial dim ({n}), got {padding!r}")
-    pairs = tuple((p, p) if isinstance(p, int) else tuple(p) for p in padding)
+    pairs = tuple(tuple(p) if isinstance(p, Sequence) else (p, p) for p in padding)
   if any(len(p) != 2 or not all(isinstance(v, int) and v >= 0 for v in p) for p in pairs):
     raise ValueError(f"padding must be non-negative ints or (lo, hi) pairs, got {padding!r}")
   return pairs

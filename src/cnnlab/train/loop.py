@@ -12,6 +12,7 @@ import functools
 import time
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 from tqdm import tqdm
 
@@ -139,6 +140,23 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   if not result:  # resumed after the last step: evaluate what is there
     result = run_eval(config, setup, state, eval_src, eval_step)
   return result
+
+
+def dry_run(config: ml_collections.ConfigDict) -> dict:
+  """Everything ``train_and_evaluate`` checks before its first step, then one train step traced
+  abstractly (``jax.eval_shape``: nothing is compiled or run). Returns the parameter count."""
+  validate.check_static(config, jax.device_count())
+  train_src, info = _load(config, config.data.train_split)
+  setup = _setup(config, info)
+  tx = optim.make_optimizer(config.optimizer, optim.make_schedule(config.optimizer, 1, 1))
+  state = jax.eval_shape(lambda: state_lib.create(setup.model, tx, setup.input_shape, config.seed))
+  batch = {"inputs": jax.ShapeDtypeStruct((config.batch_size, *info.input_shape), jnp.float32),
+           "label": jax.ShapeDtypeStruct((config.batch_size,), jnp.int32)}
+  step = functools.partial(steps.train_step, image_size=config.data.image_size,
+                           label_smoothing=config.optimizer.label_smoothing)
+  jax.eval_shape(step, state, steps.zero_metrics(), batch, jax.random.key(0))
+  return {"num_params": sum(x.size for x in jax.tree.leaves(state.params)),
+          "train_examples": len(train_src)}
 
 
 def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:

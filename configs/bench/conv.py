@@ -1,0 +1,65 @@
+"""Shapes for ``scripts/bench_conv.py`` (one conv each; float32, channels-last).
+
+  python scripts/bench_conv.py --config=configs/bench/conv.py --workdir=runs/bench_conv
+  Smoke (two tiny shapes, impls lax/fft/im2col, 2 timed iterations):
+    --config=configs/bench/conv.py:smoke
+
+Each shape: ``name``, ``cls`` (the class the summary groups by), ``x`` ``(N, *spatial, C_in)``,
+``window``, ``c_out``, ``stride``, ``padding`` (symmetric int, so torch gets the same conv),
+``dilation``, ``groups``, ``skip`` (impls not timed although they support the shape:
+``matmul_sparse`` on the 1D / depthwise shapes, where a first run measured it ~1000x slower than
+lax with tens of seconds of compile).
+Reduced from the issue's sizes to finish in a few minutes on 2 CPU cores: the ResNet stages
+(ResNet-18/34 3x3 convs, 56x56x64 ... 7x7x512, and the first stride-2 3x3) at N=4 instead of 64,
+the ResNet stem at N=4 with 112x112 input instead of 224x224, depthwise and 1D at N=8; LeNet at
+its real N=64.
+"""
+
+import ml_collections
+
+
+def _shape(name, cls, x, window, c_out, stride=1, padding=0, dilation=1, groups=1, skip=()):
+  return dict(name=name, cls=cls, x=tuple(x), window=tuple(window), c_out=c_out, stride=stride,
+              padding=padding, dilation=dilation, groups=groups, skip=tuple(skip))
+
+
+def shapes():
+  out = [
+      _shape("lenet_c1", "C_in<=3", (64, 28, 28, 1), (5, 5), 6),
+      _shape("resnet_stem", "C_in<=3", (4, 112, 112, 3), (7, 7), 64, stride=2, padding=3),
+      _shape("lenet_c2", "lenet", (64, 14, 14, 6), (5, 5), 16),
+  ]
+  for i, (hw, c) in enumerate([(56, 64), (28, 128), (14, 256), (7, 512)]):
+    out.append(_shape(f"resnet_s{i + 1}_{hw}x{c}", "resnet", (4, hw, hw, c), (3, 3), c,
+                      padding=1))
+  out.append(_shape("resnet_down_56x64", "resnet", (4, 56, 56, 64), (3, 3), 128, stride=2,
+                    padding=1))
+  for k in (3, 7, 11, 15, 23, 31, 47, 63):
+    out.append(_shape(f"conv1d_k{k}", "conv1d_large_k", (8, 512, 32), (k,), 32, padding=k // 2,
+                      skip=["matmul_sparse"]))
+  out.append(_shape("depthwise_56x64", "depthwise", (8, 56, 56, 64), (3, 3), 64, padding=1,
+                    groups=64, skip=["matmul_sparse"]))
+  out.append(_shape("depthwise_14x256", "depthwise", (8, 14, 14, 256), (3, 3), 256, padding=1,
+                    groups=256, skip=["matmul_sparse"]))
+  out.append(_shape("conv3d_16x16", "conv3d", (2, 16, 16, 16, 16), (3, 3, 3), 32, padding=1))
+  return out
+
+
+def get_config(arg=None):
+  c = ml_collections.ConfigDict()
+  c.shapes = shapes()
+  c.impls = ()  # empty: every registered impl that supports the shape (``auto`` excluded)
+  c.warmup = 1
+  c.iters = 5
+  c.matmul_size = 2048  # square jnp.matmul timed for the peak GFLOP/s
+  c.seed = 0
+  c.note = ""  # printed under the header of the summary (e.g. how quiet the machine was)
+  if arg == "smoke":
+    c.shapes = [_shape("tiny_2d", "C_in<=3", (2, 8, 8, 3), (3, 3), 4, padding=1),
+                _shape("tiny_1d_k11", "conv1d_large_k", (2, 32, 4), (11,), 4, padding=5)]
+    c.impls = ("lax", "fft", "im2col")
+    c.iters = 2
+    c.matmul_size = 128
+  elif arg:
+    raise ValueError(f"config arg {arg!r} is not one of ('smoke',)")
+  return c

@@ -1,0 +1,15 @@
+"""AlexNet (torchvision layout, 1,024-wide classifier) on real MNIST digits (mnist8k), the AlexNet family's config for data available here.
+
+Recipe: `cnnlab.train.config.mnist8k` (fixed split 0-5,999 / 6,000-7,999, 64x64 input,
+Adam + cosine, batch 32, 10 epochs).
+Command:
+  python scripts/train.py --config=configs/zoo/alexnet_mnist8k.py --workdir=runs/alexnet_mnist8k
+Smoke (2 steps): --config=configs/zoo/alexnet_mnist8k.py:smoke
+Result: not run to completion yet (smoke-tested in the suite).
+"""
+
+from cnnlab.train import config as config_lib
+
+
+def get_config(arg=None):
+  return config_lib.apply_arg(config_lib.mnist8k("alexnet", image_size=64, hidden_features=1024), arg)

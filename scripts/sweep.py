@@ -1,0 +1,44 @@
+"""Runs the sweep a config file declares in ``get_sweep(arg)``, one training job per point:
+
+  python scripts/sweep.py --config=configs/mlp_digits.py[:arg] --workdir=runs/sweep \
+      [--executor=local|submitit_local|slurm] [--parallel=N]
+  # SLURM: --executor=slurm --slurm_partition=gpu --slurm_gpus_per_job=1 --slurm_time_min=120
+
+Re-running the same command skips finished points. Writes results.csv/.md/.png to --workdir.
+"""
+
+from absl import app, flags
+
+from cnnlab.sweep import job, runner
+
+flags.DEFINE_string("config", None, "Config file with get_config and get_sweep, path[:arg].")
+flags.DEFINE_string("workdir", None, "Sweep directory (one subdirectory per point).")
+flags.DEFINE_enum("executor", "local", runner.EXECUTORS, "Where the jobs run.")
+flags.DEFINE_integer("parallel", None, "Jobs at a time (default: number of CPU cores).")
+flags.DEFINE_string("metric", "accuracy", "Result field to tabulate and plot.")
+flags.DEFINE_string("slurm_partition", "", "SLURM partition.")
+flags.DEFINE_integer("slurm_gpus_per_job", 0, "GPUs per SLURM job.")
+flags.DEFINE_integer("slurm_cpus_per_job", 4, "CPUs per SLURM job.")
+flags.DEFINE_integer("slurm_mem_gb", 32, "Memory per SLURM job (GB).")
+flags.DEFINE_integer("slurm_time_min", 120, "Time limit per SLURM job (minutes).")
+flags.mark_flags_as_required(["config", "workdir"])
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  path, _, arg = FLAGS.config.partition(":")
+  points = job.load_module(path).get_sweep(arg or None)
+  slurm = runner.SlurmOptions(FLAGS.slurm_partition, FLAGS.slurm_gpus_per_job,
+                              FLAGS.slurm_cpus_per_job, FLAGS.slurm_mem_gb, FLAGS.slurm_time_min)
+  rows = runner.run_sweep(path, points, FLAGS.workdir, arg=arg or None, executor=FLAGS.executor,
+                          parallel=FLAGS.parallel, slurm=slurm, metric=FLAGS.metric)
+  done = sum(r["status"] == "done" for r in rows)
+  print(f"sweep: {done}/{len(rows)} points done; results in {FLAGS.workdir}/results.{{csv,md,png}}")
+  if done < len(rows):
+    raise SystemExit(1)
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,217 @@
+"""The conv benchmark: every cnnlab conv impl vs torch (oneDNN, CPU) on the same data, same run.
+
+Per shape and impl (every registered impl that supports the shape, ``auto`` excluded): median
+fwd and fwd+bwd (vjp w.r.t. x and w) wall time of the jitted call; GFLOP/s counted as a direct
+conv (``2*N*prod(out)*C_out*prod(k)*C_in/groups``, fwd+bwd = 3x that, whatever the algorithm
+does); % of the ``jnp.matmul`` peak measured in the same run; speed vs torch = t_torch / t_impl
+(> 1: faster than torch). torch uses ``set_num_threads(os.cpu_count())`` and channels_last
+(2D) / channels_last_3d (3D) tensors. A shape is a dict: ``name``, ``cls``, ``x``, ``window``,
+``c_out``, ``stride``, ``padding``, ``dilation``, ``groups``, ``skip`` (see configs/bench/conv.py).
+Used by ``scripts/bench_conv.py`` and by the conv-implementation sweep
+(``configs/bench/conv_sweep.py``).
+"""
+
+import math
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import matplotlib
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from cnnlab import ops
+from cnnlab.bench import report
+from cnnlab.ops import conv_auto
+from cnnlab.ops.conv import impls_supporting, make_case
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+TORCH_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+TORCH_FORMAT = {2: torch.channels_last, 3: torch.channels_last_3d}
+COLS = ["shape", "cls", "impl", "fwd_ms", "fwd_bwd_ms", "gflops_fwd_bwd", "pct_peak",
+        "vs_torch_fwd", "vs_torch_fwd_bwd"]
+
+
+def conv_kwargs(s):
+  return dict(stride=s["stride"], padding=s["padding"], dilation=s["dilation"], groups=s["groups"])
+
+
+def direct_flops(s, out_shape):
+  return 2 * math.prod(out_shape[:-1]) * s["c_out"] * math.prod(s["window"]) * (
+      s["x"][-1] // s["groups"])
+
+
+def matmul_peak_gflops(n, cfg):
+  a = jnp.asarray(np.random.default_rng(0).standard_normal((n, n), np.float32))
+  mm = jax.jit(jnp.matmul)
+  return 2 * n**3 / report.median_seconds(lambda: mm(a, a), warmup=cfg.warmup + 1,
+                                          iters=cfg.iters) / 1e9
+
+
+def to_torch(a_nhwc, nd, requires_grad=False):
+  t = torch.from_numpy(np.ascontiguousarray(np.moveaxis(a_nhwc, -1, 1)))
+  if nd in TORCH_FORMAT:
+    t = t.contiguous(memory_format=TORCH_FORMAT[nd])
+  return t.requires_grad_(requires_grad)
+
+
+def time_torch(s, x, w, g, cfg):
+  nd = len(s["window"])
+  xt, gt = to_torch(x, nd, True), to_torch(g, nd)
+  wt = to_torch(np.moveaxis(w, -1, 0), nd, True)  # (*k, I/g, O) -> torch (O, I/g, *k)
+  conv = lambda: TORCH_CONV[nd](xt, wt, **conv_kwargs(s))  # noqa: E731
+
+  def fwd():
+    with torch.no_grad():
+      return conv()
+
+  y = np.moveaxis(fwd().numpy(), 1, -1)
+  t_fwd = report.median_seconds(lambda: (fwd(), None)[1], warmup=cfg.warmup, iters=cfg.iters)
+  t_bwd = report.median_seconds(lambda: (torch.autograd.grad(conv(), (xt, wt), gt), None)[1],
+                                warmup=cfg.warmup, iters=cfg.iters)
+  return y, t_fwd, t_bwd
+
+
+def time_jax(s, impl, x, w, g, cfg):
+  fn = lambda x, w: ops.conv(x, w, impl=impl, **conv_kwargs(s))  # noqa: E731
+  fwd = jax.jit(fn)
+  fwd_bwd = jax.jit(lambda x, w, g: jax.vjp(fn, x, w)[1](g))
+  x, w, g = map(jnp.asarray, (x, w, g))
+  t0 = time.perf_counter()
+  y = np.asarray(fwd(x, w))
+  jax.block_until_ready(fwd_bwd(x, w, g))
+  compile_s = time.perf_counter() - t0
+  t_fwd = report.median_seconds(lambda: fwd(x, w), warmup=cfg.warmup, iters=cfg.iters)
+  t_bwd = report.median_seconds(lambda: fwd_bwd(x, w, g), warmup=cfg.warmup, iters=cfg.iters)
+  return y, t_fwd, t_bwd, compile_s
+
+
+def bench_shape(s, cfg, peak):
+  """Rows (torch first) for one shape, and its ``auto`` cache entry."""
+  rng = np.random.default_rng(cfg.seed)
+  w_shape = (*s["window"], s["x"][-1] // s["groups"], s["c_out"])
+  x = rng.standard_normal(s["x"], np.float32)
+  w = rng.standard_normal(w_shape, np.float32) / math.sqrt(math.prod(w_shape[:-1]))
+  case = make_case(s["x"], w_shape, np.float32, np.float32, **conv_kwargs(s))
+  out_shape = (s["x"][0], *case.out_spatial, s["c_out"])
+  g = rng.standard_normal(out_shape, np.float32)
+  flops = direct_flops(s, out_shape)
+  y_ref, t_fwd_ref, t_bwd_ref = time_torch(s, x, w, g, cfg)
+  impls = [i for i in impls_supporting(s["x"], w_shape, **conv_kwargs(s))
+           if i != "auto" and (not cfg.impls or i in cfg.impls) and i not in s.get("skip", ())]
+  timings = [("torch", t_fwd_ref, t_bwd_ref, 0.0, 0.0)]
+  for impl in impls:
+    y, t_fwd, t_bwd, compile_s = time_jax(s, impl, x, w, g, cfg)
+    timings.append((impl, t_fwd, t_bwd, compile_s, float(np.abs(y - y_ref).max())))
+  rows = []
+  for impl, t_fwd, t_bwd, compile_s, err in timings:
+    rows.append(dict(shape=s["name"], cls=s["cls"], impl=impl, fwd_ms=1e3 * t_fwd,
+                     fwd_bwd_ms=1e3 * t_bwd, gflops_fwd_bwd=3 * flops / t_bwd / 1e9,
+                     pct_peak=100 * 3 * flops / t_bwd / 1e9 / peak,
+                     vs_torch_fwd=t_fwd_ref / t_fwd, vs_torch_fwd_bwd=t_bwd_ref / t_bwd,
+                     compile_s=compile_s, max_abs_diff_vs_torch=err, window=list(s["window"]),
+                     c_in=s["x"][-1], groups=s["groups"]))
+    print(report.markdown_table(rows[-1:], COLS).splitlines()[-1], flush=True)
+  entry = {"shape": s["name"], "torch_fwd_bwd_s": t_bwd_ref,
+           "fwd_s": {r[0]: r[1] for r in timings[1:]},
+           "fwd_bwd_s": {r[0]: r[2] for r in timings[1:]}}
+  return rows, {conv_auto.case_key(case): entry}
+
+
+def plot_kernel_sizes(rows, out_path):
+  """fwd+bwd time vs kernel size for the 1D shapes: where FFT overtakes the direct impls."""
+  pts = [r for r in rows if len(r["window"]) == 1 and r["cls"] == "conv1d_large_k"]
+  fig, ax = plt.subplots(figsize=(6.5, 4))
+  for impl in dict.fromkeys(r["impl"] for r in pts):
+    mine = sorted((r["window"][0], r["fwd_bwd_ms"]) for r in pts if r["impl"] == impl)
+    ax.plot(*zip(*mine), "o-" if impl != "torch" else "ko--", label=impl, ms=3)
+  ax.set(xlabel="kernel size k (1D)", ylabel="fwd+bwd median (ms)", yscale="log",
+         title="1D conv, time vs kernel size")
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(out_path, dpi=110)
+  plt.close(fig)
+  return out_path
+
+
+def geomean(values):
+  return math.exp(sum(map(math.log, values)) / len(values))
+
+
+def summary_markdown(rows, peak, note):
+  """The "which conv is fastest" Markdown: per class, goals, full table."""
+  lines = ["# Which conv is fastest (CPU)", "",
+           "Generated by `scripts/bench_conv.py` "
+           "(`--config=configs/bench/conv.py`); see that config for the shapes and the reductions "
+           "from full size. Speed vs torch = t_torch / t_impl (> 1: faster than torch), "
+           "fwd+bwd unless stated.", "",
+           f"Machine: {report.machine()}. jnp.matmul peak in this run: {peak:.1f} GFLOP/s.", ""]
+  if note:
+    lines += [note, ""]
+  lines += ["## Per shape class", "",
+            "| class | fastest impl (geomean over the class) | its speed vs torch | "
+            "per-shape winner (speed vs torch) |", "|---|---|---|---|"]
+  by_shape = {}
+  for r in rows:
+    by_shape.setdefault(r["shape"], {})[r["impl"]] = r
+  for cls in dict.fromkeys(r["cls"] for r in rows):
+    shapes = [s for s, rs in by_shape.items() if next(iter(rs.values()))["cls"] == cls]
+    common = set.intersection(*(set(by_shape[s]) - {"torch"} for s in shapes))
+    speed = {i: geomean([by_shape[s][i]["vs_torch_fwd_bwd"] for s in shapes]) for i in common}
+    best = max(speed, key=speed.get)
+    winners = []
+    for s in shapes:
+      w = max((r for i, r in by_shape[s].items() if i != "torch"),
+              key=lambda r: r["vs_torch_fwd_bwd"])
+      winners.append(f"{s}: {w['impl']} ({w['vs_torch_fwd_bwd']:.2f}x)")
+    lines.append(f"| {cls} | {best} | {speed[best]:.2f}x | {'; '.join(winners)} |")
+  lines += ["", "## Goals", ""] + goal_lines(by_shape) + [
+      "", "## All timings", "", report.markdown_table(rows, COLS), "",
+      "Figure: `conv_bench.png` in the run's `--workdir` (fwd+bwd time vs 1D kernel size).", ""]
+  return "\n".join(lines)
+
+
+def goal_lines(by_shape):
+  def t(s, i):
+    return by_shape[s][i]["fwd_bwd_ms"] if i in by_shape[s] else float("nan")
+  out = []
+  for s, rs in by_shape.items():
+    r0 = next(iter(rs.values()))
+    if r0["cls"] == "resnet":
+      best = min((i for i in rs if i != "torch"), key=lambda i: t(s, i))
+      slow = t(s, best) / t(s, "torch")
+      out.append(f"- ResNet {s}: best {best} at {slow:.2f}x torch's fwd+bwd time "
+                 f"({'within' if slow <= 1.25 else 'NOT within'} 1.25x)")
+    if len(r0["window"]) == 1 and r0["window"][0] >= 11 and "fft" in rs:
+      out.append(f"- {s}: fft/lax fwd+bwd time {t(s, 'fft') / t(s, 'lax'):.2f} "
+                 f"({'fft faster' if t(s, 'fft') < t(s, 'lax') else 'fft NOT faster'})")
+    if r0["c_in"] // r0["groups"] <= 3 and r0["groups"] == 1 and "im2col" in rs:
+      out.append(f"- {s} (C_in={r0['c_in']}): im2col/lax fwd+bwd time "
+                 f"{t(s, 'im2col') / t(s, 'lax'):.2f} "
+                 f"({'im2col faster' if t(s, 'im2col') < t(s, 'lax') else 'im2col NOT faster'})")
+  return out
+
+
+def write_outputs(workdir, rows, cache, peak, cfg, *, doc_path=None, cache_path=None,
+                  update_cache=True):
+  """Writes conv_bench.{json,md,png} + conv_benchmark.md (and ``doc_path``); merges ``cache``
+  into the ``impl='auto'`` cache at ``cache_path`` (default location if None)."""
+  paths = report.write(workdir, "conv_bench", rows, COLS,
+                       extra={"matmul_peak_gflops": peak, "matmul_size": cfg.matmul_size,
+                              "config": cfg.to_dict(), "cache_entries": cache})
+  paths["png"] = plot_kernel_sizes(rows, os.path.join(workdir, "conv_bench.png"))
+  doc = summary_markdown(rows, peak, cfg.note)
+  for key, path in (("summary", os.path.join(workdir, "conv_benchmark.md")),
+                    ("doc", doc_path)):
+    if path:
+      with open(path, "w") as f:
+        f.write(doc)
+      paths[key] = path
+  if update_cache:
+    paths["cache"] = str(conv_auto.merge_cache(cache, cache_path))
+  return {**paths, "doc": doc}

@@ -1,0 +1,117 @@
+"""Eval error against batch size for each normalisation (Wu & He 2018, fig. 1), from a sweep.
+
+Reads the ``results.csv`` that ``scripts/sweep.py`` collects for
+``configs/experiments/norm_batch_size.py`` (columns ``model.norm``, ``batch_size``, ``seed``,
+``status``, ``accuracy``) and writes ``norm_batch_size.{md,json,png}``: eval error (%) = 100 x
+(1 - accuracy), mean ± std over seeds, one row / line per norm, batch sizes on a log2 axis.
+"""
+
+from __future__ import annotations
+
+import collections
+import csv
+import json
+import pathlib
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib import ticker  # noqa: E402
+import numpy as np  # noqa: E402
+
+NORM_ORDER = ("batch", "group", "layer", "instance", "none")
+LABELS = {"batch": "BatchNorm", "group": "GroupNorm", "layer": "LayerNorm",
+          "instance": "InstanceNorm", "none": "no norm"}
+
+
+def read_results(csv_path) -> list[dict]:
+  """Finished points of the sweep as ``{norm, batch_size, seed, error}`` (error in %)."""
+  with open(csv_path, newline="") as f:
+    rows = list(csv.DictReader(f))
+  missing = {"model.norm", "batch_size", "status"} - set(rows[0] if rows else {})
+  if missing:
+    raise ValueError(f"{csv_path} lacks the columns {sorted(missing)}; is it the results.csv of "
+                     "the norm_batch_size sweep?")
+  return [{"norm": r["model.norm"], "batch_size": int(r["batch_size"]),
+           "seed": int(r.get("seed") or 0), "error": 100.0 * (1.0 - float(r["accuracy"]))}
+          for r in rows if r["status"] == "done"]
+
+
+def error_table(rows: list[dict]) -> dict[tuple[str, int], dict]:
+  """``{(norm, batch_size): {mean, std, seeds}}`` of the eval error (%) over seeds."""
+  groups = collections.defaultdict(list)
+  for r in rows:
+    groups[(r["norm"], r["batch_size"])].append(r["error"])
+  return {k: {"mean": float(np.mean(v)), "std": float(np.std(v)), "seeds": len(v)}
+          for k, v in sorted(groups.items())}
+
+
+def _axes(table):
+  norms = sorted({n for n, _ in table}, key=lambda n: (NORM_ORDER + (n,)).index(n))
+  return norms, sorted({b for _, b in table})
+
+
+def markdown(table: dict) -> str:
+  """Norms as rows, batch sizes as columns; cells ``mean`` or ``mean ± std`` (several seeds)."""
+  norms, sizes = _axes(table)
+
+  def cell(k):
+    if k not in table:
+      return "–"
+    t = table[k]
+    return f"{t['mean']:.2f}" + (f" ± {t['std']:.2f}" if t["seeds"] > 1 else "")
+
+  seeds = sorted({t["seeds"] for t in table.values()})
+  lines = ["| eval error (%) | " + " | ".join(f"B = {b}" for b in sizes) + " |",
+           "|---|" + "---:|" * len(sizes)]
+  lines += [f"| {LABELS.get(n, n)} | " + " | ".join(cell((n, b)) for b in sizes) + " |"
+            for n in norms]
+  return "\n".join(lines) + f"\n\nSeeds per cell: {', '.join(map(str, seeds))}.\n"
+
+
+def plot(table: dict, out_path, title: str = "") -> str:
+  """Eval error (%) against batch size (log2 axis), one line per norm; log y for a wide range."""
+  norms, sizes = _axes(table)
+  fig, ax = plt.subplots(figsize=(6, 4))
+  for n in norms:
+    bs = [b for b in sizes if (n, b) in table]
+    ax.errorbar(bs, [table[(n, b)]["mean"] for b in bs], yerr=[table[(n, b)]["std"] for b in bs],
+                marker="o", capsize=3, label=LABELS.get(n, n))
+  ax.set_xscale("log", base=2)
+  ax.set_xticks(sizes, [str(b) for b in sizes])
+  means = [t["mean"] for t in table.values() if t["mean"] > 0]
+  if means and max(means) / min(means) > 5:
+    ax.set_yscale("log")
+    for axis_formatter in (ax.yaxis.set_major_formatter, ax.yaxis.set_minor_formatter):
+      axis_formatter(ticker.FormatStrFormatter("%g"))
+  ax.set_xlabel("batch size (per device = whole batch)")
+  ax.set_ylabel("eval error (%)")
+  ax.grid(alpha=0.3, which="both")
+  ax.legend(fontsize=8)
+  if title:
+    ax.set_title(title, fontsize=10)
+  fig.tight_layout()
+  fig.savefig(out_path, dpi=100)
+  plt.close(fig)
+  return str(out_path)
+
+
+def run(sweep_workdir, workdir) -> dict:
+  """Writes ``norm_batch_size.{md,json,png}`` into ``workdir`` from the sweep's results.csv."""
+  csv_path = pathlib.Path(sweep_workdir, "results.csv")
+  if not csv_path.exists():
+    raise FileNotFoundError(f"{csv_path} not found: run the sweep first (scripts/sweep.py "
+                            "--config=configs/experiments/norm_batch_size.py)")
+  table = error_table(read_results(csv_path))
+  if not table:
+    raise ValueError(f"{csv_path} has no finished points")
+  out = pathlib.Path(workdir)
+  out.mkdir(parents=True, exist_ok=True)
+  md = markdown(table)
+  (out / "norm_batch_size.md").write_text(md)
+  (out / "norm_batch_size.json").write_text(json.dumps(
+      [{"norm": n, "batch_size": b, **t} for (n, b), t in table.items()], indent=1))
+  plot(table, out / "norm_batch_size.png", title="small_cnn on mnist8k: error vs batch size")
+  print(md)
+  return table

@@ -1,0 +1,164 @@
+"""CIFAR ResNets (He et al. 2016, Sec. 4.2) and Wide ResNets (Zagoruyko & Komodakis 2016).
+
+Input ``(N, 32, 32, 3)`` -> logits ``(N, num_classes)``; every conv is 3x3 with symmetric
+padding 1 (or 1x1 unpadded).
+
+``CifarResNet``: depth ``6n+2``: 3x3 conv (16) + BN + ReLU, three stages of ``n`` basic blocks
+with 16, 32, 64 planes (stride 2 at the start of stages 2-3), global average pool, dense.
+Shortcut when the shape changes: ``'A'`` (paper's CIFAR choice, parameter-free) takes every
+second pixel and zero-pads the new channels (half below, half above, as the common PyTorch
+port does); ``'B'`` is a 1x1 conv projection + BN.
+
+``WideResNet``: depth ``6n+4``, widening ``k``: 3x3 conv (16), three stages of ``n``
+pre-activation blocks (BN-ReLU-conv3x3-BN-ReLU-dropout-conv3x3) with 16k, 32k, 64k planes,
+1x1 conv shortcut where the shape changes, final BN-ReLU, pool, dense. No conv biases.
+
+Initialisation: convs kaiming-normal fan_out; dense as torch.nn.Linear. BN as torch (momentum
+0.1 = Flax 0.9, eps 1e-5). Sown intermediates: ``stem``, ``stage1``...``stage3``, ``pre_logits``.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from cnnlab import nn as cnn
+from cnnlab import ops
+from cnnlab.models.registry import register
+from cnnlab.models.resnet import (ModuleDef, check_options, drop_path, kaiming_fan_out,
+                                  last_scale_init, torch_linear_init)
+
+_PAD1 = ((1, 1), (1, 1))
+
+
+class CifarBasicBlock(nn.Module):
+  """Two 3x3 convs + BN; shortcut option ``'A'`` (subsample + zero-pad) or ``'B'`` (1x1 conv)."""
+  planes: int
+  strides: int
+  conv: ModuleDef
+  norm: ModuleDef
+  drop_path_rate: float = 0.0
+  zero_init_last: bool = False
+  shortcut: str = "A"
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    y = self.conv(self.planes, (3, 3), self.strides, padding=_PAD1, name="conv1")(x)
+    y = nn.relu(self.norm(name="bn1")(y))
+    y = self.conv(self.planes, (3, 3), padding=_PAD1, name="conv2")(y)
+    y = self.norm(name="bn2", scale_init=last_scale_init(self))(y)
+    if x.shape[-1] != self.planes or self.strides != 1:
+      if self.shortcut == "A":
+        x = x[:, ::self.strides, ::self.strides, :]
+        extra = self.planes - x.shape[-1]
+        x = jnp.pad(x, ((0, 0), (0, 0), (0, 0), (extra // 2, extra - extra // 2)))
+      else:
+        x = self.conv(self.planes, (1, 1), self.strides, name="downsample_conv")(x)
+        x = self.norm(name="downsample_bn")(x)
+    return nn.relu(x + drop_path(y, self.drop_path_rate, self, not train))
+
+
+class CifarResNet(nn.Module):
+  depth: int = 20
+  num_classes: int = 10
+  shortcut: str = "A"
+  zero_init_residual: bool = False
+  drop_path_rate: float = 0.0
+  conv_impl: str = "lax"
+  dtype: Any = None
+
+  @nn.compact
+  def __call__(self, x_BxHxWxC, train: bool = False):
+    if (self.depth - 2) % 6 or self.depth < 8:
+      raise ValueError(f"CifarResNet: depth={self.depth!r} must be 6n+2 with n >= 1 (20, 32, 44, "
+                       "56, 110, ...)")
+    if self.shortcut not in ("A", "B"):
+      raise ValueError(f"CifarResNet: shortcut={self.shortcut!r} must be 'A' or 'B'")
+    check_options("CifarResNet", drop_path_rate=self.drop_path_rate)
+    conv = functools.partial(cnn.Conv, use_bias=False, impl=self.conv_impl, dtype=self.dtype,
+                             kernel_init=kaiming_fan_out)
+    norm = functools.partial(cnn.BatchNorm, use_running_average=not train, momentum=0.9,
+                             epsilon=1e-5, dtype=self.dtype)
+    x = nn.relu(norm(name="bn1")(conv(16, (3, 3), padding=_PAD1, name="conv1")(x_BxHxWxC)))
+    self.sow("intermediates", "stem", x)
+    n = (self.depth - 2) // 6
+    for i in range(3):
+      for j in range(n):
+        k = i * n + j
+        x = CifarBasicBlock(16 * 2 ** i, 2 if i > 0 and j == 0 else 1, conv, norm,
+                            self.drop_path_rate * k / max(3 * n - 1, 1), self.zero_init_residual,
+                            self.shortcut, name=f"layer{i + 1}_{j}")(x, train)
+      self.sow("intermediates", f"stage{i + 1}", x)
+    x = ops.global_avg_pool(x)
+    self.sow("intermediates", "pre_logits", x)
+    kernel_init, bias_init = torch_linear_init(x.shape[-1])
+    return nn.Dense(self.num_classes, dtype=self.dtype, kernel_init=kernel_init,
+                    bias_init=bias_init, name="fc")(x)
+
+
+class WideBasicBlock(nn.Module):
+  """Pre-activation block; the 1x1 shortcut conv sees the pre-activated input (as the paper's
+  code does) where the shape changes."""
+  planes: int
+  strides: int
+  conv: ModuleDef
+  norm: ModuleDef
+  dropout_rate: float = 0.0
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    a = nn.relu(self.norm(name="bn1")(x))
+    y = self.conv(self.planes, (3, 3), self.strides, padding=_PAD1, name="conv1")(a)
+    y = nn.relu(self.norm(name="bn2")(y))
+    y = nn.Dropout(self.dropout_rate, deterministic=not train)(y)
+    y = self.conv(self.planes, (3, 3), padding=_PAD1, name="conv2")(y)
+    if x.shape[-1] != self.planes or self.strides != 1:
+      x = self.conv(self.planes, (1, 1), self.strides, name="shortcut_conv")(a)
+    return x + y
+
+
+class WideResNet(nn.Module):
+  depth: int = 28
+  widen_factor: int = 10
+  num_classes: int = 10
+  dropout_rate: float = 0.0
+  conv_impl: str = "lax"
+  dtype: Any = None
+
+  @nn.compact
+  def __call__(self, x_BxHxWxC, train: bool = False):
+    if (self.depth - 4) % 6 or self.depth < 10:
+      raise ValueError(f"WideResNet: depth={self.depth!r} must be 6n+4 with n >= 1 (16, 22, 28, "
+                       "40, ...)")
+    if self.widen_factor < 1:
+      raise ValueError(f"WideResNet: widen_factor={self.widen_factor!r} must be >= 1")
+    check_options("WideResNet", dropout_rate=self.dropout_rate)
+    conv = functools.partial(cnn.Conv, use_bias=False, impl=self.conv_impl, dtype=self.dtype,
+                             kernel_init=kaiming_fan_out)
+    norm = functools.partial(cnn.BatchNorm, use_running_average=not train, momentum=0.9,
+                             epsilon=1e-5, dtype=self.dtype)
+    x = conv(16, (3, 3), padding=_PAD1, name="conv1")(x_BxHxWxC)
+    self.sow("intermediates", "stem", x)
+    for i in range(3):
+      for j in range((self.depth - 4) // 6):
+        x = WideBasicBlock(16 * self.widen_factor * 2 ** i, 2 if i > 0 and j == 0 else 1, conv,
+                           norm, self.dropout_rate, name=f"layer{i + 1}_{j}")(x, train)
+      self.sow("intermediates", f"stage{i + 1}", x)
+    x = ops.global_avg_pool(nn.relu(norm(name="bn_final")(x)))
+    self.sow("intermediates", "pre_logits", x)
+    kernel_init, bias_init = torch_linear_init(x.shape[-1])
+    return nn.Dense(self.num_classes, dtype=self.dtype, kernel_init=kernel_init,
+                    bias_init=bias_init, name="fc")(x)
+
+
+_HE16 = "He, Zhang, Ren & Sun 2016, Deep residual learning for image recognition (Sec. 4.2)"
+# Paper Table 6 (option A, 10 classes): 0.27M, 0.46M, 0.66M, 0.85M, 1.7M.
+for _depth, _n in ((20, 269_722), (32, 464_154), (44, 658_586), (56, 853_018), (110, 1_727_962)):
+  register(f"resnet{_depth}", functools.partial(CifarResNet, depth=_depth), input_shape=(32, 32, 3),
+           paper=_HE16, num_params=_n, family="resnet_cifar", small_input_shape=(32, 32, 3))
+register("wrn28_10", functools.partial(WideResNet, depth=28, widen_factor=10),
+         input_shape=(32, 32, 3), paper="Zagoruyko & Komodakis 2016, Wide residual networks",
+         num_params=36_479_194, family="resnet_cifar", small_input_shape=(32, 32, 3))

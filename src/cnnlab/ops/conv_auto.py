@@ -1,0 +1,113 @@
+"""``conv(..., impl='auto')``: picks an impl per conv shape from a benchmark cache on disk.
+
+Cache: the JSON that ``scripts/bench_conv.py`` writes/merges, at ``$CNNLAB_CONV_CACHE``
+(default ``~/.cache/cnnlab/conv_cache.json``)::
+
+  {"version": 1, "entries": {case_key: {"fwd_bwd_s": {impl: median seconds}, ...}}}
+
+Choice, at trace time (shapes only), among the registered impls that support the case:
+1. the cached impl with the smallest fwd+bwd time for this exact case; else for the same case
+   with the nearest batch size;
+2. else the heuristic: ``fft`` for 1D, ``groups == 1``, stride 1 and kernel >= 11 taps;
+   ``im2col`` for ``C_in <= 3`` (few input channels: one patch matmul beats lax's direct conv);
+   else ``lax``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import pathlib
+
+import numpy as np
+
+from cnnlab.ops.conv import ConvCase, conv, list_impls, register_impl, unsupported_reason
+
+CACHE_ENV = "CNNLAB_CONV_CACHE"
+DEFAULT_CACHE = pathlib.Path("~/.cache/cnnlab/conv_cache.json")
+VERSION = 1
+
+
+def cache_path() -> pathlib.Path:
+  return pathlib.Path(os.environ.get(CACHE_ENV) or DEFAULT_CACHE).expanduser()
+
+
+def case_key(case: ConvCase) -> str:
+  """``'n=N|x=...|w=...|s=...|p=...|d=...|g=...|dtype'``: one conv after argument parsing."""
+  fmt = lambda v: "x".join(map(str, v))  # noqa: E731
+  pads = ",".join(f"{lo}_{hi}" for lo, hi in case.pads)
+  return (f"n={case.x_shape[0]}|x={fmt(case.x_shape[1:])}|w={fmt(case.w_shape)}|"
+          f"s={fmt(case.stride)}|p={pads}|d={fmt(case.dilation)}|g={case.groups}|"
+          f"{np.dtype(case.dtype).name}")
+
+
+def _split(key: str) -> tuple[int, str]:
+  n, rest = key.split("|", 1)
+  return int(n.removeprefix("n=")), rest
+
+
+@functools.lru_cache(maxsize=8)
+def _read(path: str, mtime_ns: int) -> dict:
+  del mtime_ns  # part of the lru key: a rewritten file is read again
+  data = json.loads(pathlib.Path(path).read_text())
+  if data.get("version") != VERSION:
+    raise ValueError(f"conv cache {path} has version {data.get('version')!r}, expected {VERSION}")
+  return data["entries"]
+
+
+def load_cache(path=None) -> dict:
+  """The cache's entries (``{}`` when the file does not exist)."""
+  path = pathlib.Path(path or cache_path())
+  return _read(str(path), path.stat().st_mtime_ns) if path.exists() else {}
+
+
+def merge_cache(entries: dict, path=None) -> pathlib.Path:
+  """Adds/overwrites ``entries`` (``case_key -> {"fwd_bwd_s": {...}, ...}``) in the cache."""
+  path = pathlib.Path(path or cache_path())
+  merged = {**load_cache(path), **entries}
+  path.parent.mkdir(parents=True, exist_ok=True)
+  tmp = path.with_suffix(".tmp")
+  tmp.write_text(json.dumps({"version": VERSION, "entries": merged}, indent=1, sort_keys=True))
+  tmp.replace(path)
+  return path
+
+
+def _can(name: str, case: ConvCase) -> bool:
+  return name in list_impls() and name != "auto" and unsupported_reason(name, case) is None
+
+
+def heuristic(case: ConvCase) -> str:
+  """The documented fallback (module docstring, step 2)."""
+  if case.nd == 1 and case.groups == 1 and case.stride == (1,) and case.window[0] >= 11:
+    preferred = "fft"
+  elif case.x_shape[-1] <= 3:
+    preferred = "im2col"
+  else:
+    preferred = "lax"
+  return preferred if _can(preferred, case) else "lax"
+
+
+def choose(case: ConvCase, entries: dict | None = None) -> str:
+  """The impl ``impl='auto'`` runs for ``case`` (see the module docstring)."""
+  entries = load_cache() if entries is None else entries
+  key = case_key(case)
+  n, rest = _split(key)
+  if key in entries:
+    candidates = [entries[key]]
+  else:
+    same = sorted((abs(m - n), k) for k in entries for m, r in [_split(k)] if r == rest)
+    candidates = [entries[k] for _, k in same]
+  for entry in candidates:
+    times = {k: t for k, t in entry.get("fwd_bwd_s", {}).items() if _can(k, case)}
+    if times:
+      return min(times, key=times.get)
+  return heuristic(case)
+
+
+@register_impl("auto")
+def conv_auto(x, w, *, stride, pads, dilation, groups):
+  case = ConvCase(tuple(x.shape), tuple(w.shape), tuple(stride), tuple(map(tuple, pads)),
+                  tuple(dilation), groups, np.dtype(x.dtype))
+  return conv(x, w, stride=stride, padding=pads, dilation=dilation, groups=groups,
+              impl=choose(case))

@@ -1,0 +1,92 @@
+"""``winograd`` conv, F(m x m, 3 x 3) minimal filtering (Lavin & Gray 2016, arXiv:1509.09308).
+
+Output tiles ``m x m`` read input tiles ``a x a`` (``a = m + 2``) at stride ``m``:
+``Y = A^T [(G g G^T) . (B^T d B)] A`` per tile and channel pair, the product summed over input
+channels (an ``(N*tiles, C_in/groups) x (C_in/groups, C_out)`` matmul per each of the ``a*a``
+transform points). ``winograd``: F(2x2,3x3), 16 multiplies per 4 outputs instead of 36;
+``winograd_f4``: F(4x4,3x3), 36 per 16 instead of 144, larger rounding error.
+2D, 3x3 kernels, stride 1, no dilation; any padding and groups. Computes in float32.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from cnnlab.ops import padding as padlib
+from cnnlab.ops.conv import accum_dtype, output_spatial, register_impl
+
+# F(2, 3): points 0, 1, -1 (and infinity).
+F2 = dict(
+    BT=[[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]],
+    G=[[1, 0, 0], [1 / 2, 1 / 2, 1 / 2], [1 / 2, -1 / 2, 1 / 2], [0, 0, 1]],
+    AT=[[1, 1, 1, 0], [0, 1, -1, -1]])
+# F(4, 3): points 0, 1, -1, 2, -2 (and infinity).
+F4 = dict(
+    BT=[[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
+        [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]],
+    G=[[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
+       [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]],
+    AT=[[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]])
+
+
+def _limits(case):
+  if case.nd != 2:
+    return f"spatial dims: winograd is 2D only, got {case.nd}D"
+  if case.window != (3, 3):
+    return f"window: winograd needs a 3x3 kernel, got {case.window}"
+  if case.stride != (1, 1):
+    return f"stride: winograd needs stride 1, got {case.stride}"
+  if case.dilation != (1, 1):
+    return f"dilation: winograd needs dilation 1, got {case.dilation}"
+  return None
+
+
+def _tiles(xp, axis, tiles, m, a):
+  """Overlapping length-``a`` windows at stride ``m`` along ``axis`` (length ``(tiles+1)*m``).
+
+  Returns ``xp`` with ``axis`` split into ``(tiles, a)``: tile ``t`` is rows ``t*m .. t*m+a-1``,
+  i.e. the ``m`` rows of block ``t`` followed by the first ``a - m`` rows of block ``t + 1``.
+  """
+  blocks = xp.reshape(*xp.shape[:axis], tiles + 1, m, *xp.shape[axis + 1:])
+  body = lax.slice_in_dim(blocks, 0, tiles, axis=axis)
+  halo = lax.slice_in_dim(lax.slice_in_dim(blocks, 1, tiles + 1, axis=axis), 0, a - m,
+                          axis=axis + 1)
+  return jnp.concatenate([body, halo], axis=axis + 1)
+
+
+def winograd_conv(x, w, *, pads, groups, transforms):
+  """Stride-1 3x3 correlation: ``x`` ``(N, H, W, C_in)``, ``w`` ``(3, 3, C_in/groups, C_out)``."""
+  acc = accum_dtype(x.dtype)
+  bt, g, at = (jnp.asarray(np.array(transforms[k]), acc) for k in ("BT", "G", "AT"))
+  m, a = at.shape
+  out = output_spatial(x.shape[1:3], (3, 3), (1, 1), pads, (1, 1))
+  tiles = [-(-o // m) for o in out]
+  # Pad the high side to (tiles + 1) * m rows/cols: the tiles cover the output, blocks reshape.
+  pads = [(lo, (t + 1) * m - i - lo) for (lo, _), t, i in zip(pads, tiles, x.shape[1:3])]
+  xp = padlib.pad_input(x.astype(acc), pads, "zeros")
+  d = _tiles(_tiles(xp, 1, tiles[0], m, a), 3, tiles[1], m, a)        # (N, Th, a, Tw, a, C_in)
+  # Transform points (a, b) lead: they are the batch dims of the channel matmul.
+  v = jnp.einsum("ai,nhiwjc,bj->abnhwc", bt, d, bt)                   # (a, a, N, Th, Tw, C_in)
+  u = jnp.einsum("ai,ijco,bj->abco", g, w.astype(acc), g)             # (a, a, C_in/groups, C_out)
+  v = v.reshape(*v.shape[:-1], groups, -1)
+  u = u.reshape(*u.shape[:-1], groups, -1)
+  mm = jnp.einsum("abnhwgc,abcgo->abnhwgo", v, u)
+  mm = mm.reshape(*mm.shape[:-2], -1)
+  y = jnp.einsum("ia,abnhwo,jb->nhiwjo", at, mm, at)                  # (N, Th, m, Tw, m, C_out)
+  y = y.reshape(y.shape[0], tiles[0] * m, tiles[1] * m, y.shape[-1])
+  return y[:, :out[0], :out[1]].astype(x.dtype)
+
+
+def _impl(transforms):
+  def conv_winograd(x, w, *, stride, pads, dilation, groups):
+    del stride, dilation  # checked by _limits: 1
+    return winograd_conv(x, w, pads=pads, groups=groups, transforms=transforms)
+  return conv_winograd
+
+
+register_impl("winograd", limits=_limits)(_impl(F2))
+register_impl("winograd_f4", limits=_limits)(_impl(F4))

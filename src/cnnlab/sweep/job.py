@@ -1,0 +1,50 @@
+"""One sweep point as a job: ``python -m cnnlab.sweep.job POINT_DIR``.
+
+``POINT_DIR/point.json`` holds ``{"config": path, "arg": str, "overrides": {field: value}}``.
+The job calls the config module's ``run(config, workdir) -> dict`` if it defines one (e.g. a
+benchmark), else ``cnnlab.train.train_and_evaluate`` (which resumes an interrupted point from its
+checkpoints), in ``POINT_DIR``; on success it writes ``POINT_DIR/result.json`` atomically: its
+presence is what marks a point finished.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import pathlib
+import sys
+
+
+def load_module(path: str):
+  """Imports a config file by path (it defines ``get_config`` and maybe ``get_sweep``)."""
+  spec = importlib.util.spec_from_file_location(pathlib.Path(path).stem, path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def load_config(path: str, arg: str | None, overrides: dict, module=None):
+  config = (module or load_module(path)).get_config(arg)
+  # point.json is JSON: tuple values (e.g. model.hidden) come back as lists.
+  config.update_from_flattened_dict(
+      {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()})
+  return config
+
+
+def run(point_dir: str) -> dict:
+  from cnnlab import train  # imported here so that a job's process imports JAX, not the runner
+  point = json.loads(pathlib.Path(point_dir, "point.json").read_text())
+  module = load_module(point["config"])
+  config = load_config(point["config"], point["arg"], point["overrides"], module)
+  if "progress_bar" in config and "progress_bar" not in point["overrides"]:
+    config.progress_bar = False  # jobs log to files
+  result = getattr(module, "run", train.train_and_evaluate)(config, point_dir)
+  tmp = pathlib.Path(point_dir, "result.json.tmp")
+  tmp.write_text(json.dumps(result))
+  os.replace(tmp, pathlib.Path(point_dir, "result.json"))
+  return result
+
+
+if __name__ == "__main__":
+  run(sys.argv[1])

@@ -1,0 +1,124 @@
+"""Runs a sweep's points as separate jobs and collects their results.
+
+Layout: ``WORKDIR/sweep.json`` (the points), ``WORKDIR/<NNN>_<overrides>/`` one workdir per point
+(``point.json``, ``log.txt``, checkpoints, ``result.json`` once finished), and the collected
+``results.csv``, ``results.md`` and ``results.png``.
+
+Executors: ``local`` (subprocesses, ``parallel`` at a time, one CPU thread each), ``submitit_local``
+(submitit's LocalExecutor: the same code path as SLURM, run here) and ``slurm`` (submitit's
+AutoExecutor; set partition, GPUs per job, time limit with :class:`SlurmOptions`). Re-running a
+sweep skips finished points and resumes interrupted ones from their checkpoints; a failing point
+is reported with its log and does not stop the others.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pathlib
+import re
+import subprocess
+import sys
+import time
+
+from cnnlab.sweep import collect
+
+EXECUTORS = ("local", "submitit_local", "slurm")
+
+
+@dataclasses.dataclass
+class SlurmOptions:
+  partition: str = ""
+  gpus_per_job: int = 0
+  cpus_per_job: int = 4
+  mem_gb: int = 32
+  time_min: int = 120
+
+
+def point_dirname(index: int, overrides: dict) -> str:
+  slug = ",".join(f"{k.split('.')[-1]}={v}" for k, v in overrides.items())
+  return f"{index:03d}_" + re.sub(r"[^A-Za-z0-9_.=,+-]", "", slug)[:80]
+
+
+def _prepare(config_path, arg, points, workdir) -> list[pathlib.Path]:
+  workdir = pathlib.Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+  record = {"config": os.path.abspath(config_path), "arg": arg, "points": points}
+  sweep_file = workdir / "sweep.json"
+  if sweep_file.exists() and json.loads(sweep_file.read_text()) != record:
+    raise ValueError(f"{sweep_file} records a different sweep (config, arg or points); use a new "
+                     "--workdir, or delete that one to start over")
+  sweep_file.write_text(json.dumps(record, indent=2))
+  dirs = []
+  for i, overrides in enumerate(points):
+    d = workdir / point_dirname(i, overrides)
+    d.mkdir(exist_ok=True)
+    (d / "point.json").write_text(json.dumps(
+        {"config": record["config"], "arg": arg, "overrides": overrides}))
+    dirs.append(d)
+  return dirs
+
+
+def _run_local(dirs, parallel: int):
+  env = dict(os.environ, OMP_NUM_THREADS="1", XLA_FLAGS=(
+      os.environ.get("XLA_FLAGS", "") +
+      " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1").strip())
+  queue, running = list(dirs), []
+  while queue or running:
+    while queue and len(running) < parallel:
+      d = queue.pop(0)
+      log = open(d / "log.txt", "a")
+      running.append((subprocess.Popen([sys.executable, "-m", "cnnlab.sweep.job", str(d)],
+                                       stdout=log, stderr=subprocess.STDOUT, env=env), log))
+    time.sleep(0.2)
+    for proc, log in [r for r in running if r[0].poll() is not None]:
+      log.close()
+      running.remove((proc, log))
+
+
+def _run_submitit(dirs, workdir, executor: str, parallel: int, slurm: SlurmOptions):
+  import submitit
+
+  from cnnlab.sweep import job
+  folder = pathlib.Path(workdir) / "_submitit"
+  if executor == "submitit_local":
+    ex = submitit.LocalExecutor(folder=folder)
+    ex.update_parameters(timeout_min=slurm.time_min)
+  else:
+    ex = submitit.AutoExecutor(folder=folder, cluster="slurm")
+    ex.update_parameters(slurm_partition=slurm.partition or None, gpus_per_node=slurm.gpus_per_job,
+                         cpus_per_task=slurm.cpus_per_job, mem_gb=slurm.mem_gb,
+                         timeout_min=slurm.time_min, slurm_array_parallelism=parallel)
+  with ex.batch():
+    jobs = [ex.submit(job.run, str(d)) for d in dirs]
+  for d, j in zip(dirs, jobs):
+    try:
+      j.result()
+    except Exception as e:  # noqa: BLE001 - a failed point is recorded, the others go on.
+      (d / "log.txt").write_text(f"{j.stdout() or ''}\n{j.stderr() or ''}\n{e}\n")
+
+
+def run_sweep(config_path: str, points: list[dict], workdir: str, *, arg: str | None = None,
+              executor: str = "local", parallel: int | None = None,
+              slurm: SlurmOptions | None = None, metric: str = "accuracy") -> list[dict]:
+  """Runs the unfinished points of the sweep; returns the collected rows (one per point)."""
+  if executor not in EXECUTORS:
+    raise ValueError(f"executor={executor!r} is not one of {EXECUTORS}")
+  if not points:
+    raise ValueError(f"the sweep of {config_path} has no points")
+  parallel = parallel or os.cpu_count() or 1
+  dirs = _prepare(config_path, arg, points, workdir)
+  todo = [d for d in dirs if not (d / "result.json").exists()]
+  print(f"sweep: {len(dirs)} points, {len(dirs) - len(todo)} already finished, "
+        f"running {len(todo)} with executor={executor}")
+  if executor == "local":
+    _run_local(todo, parallel)
+  elif todo:
+    _run_submitit(todo, workdir, executor, parallel, slurm or SlurmOptions())
+  rows = collect.collect(workdir, metric=metric)
+  for r in rows:
+    if r["status"] != "done":
+      print(f"sweep: point {r['point']} FAILED; log {pathlib.Path(workdir, r['point'], 'log.txt')}:"
+            f"\n{r['log_tail']}")
+  return rows

@@ -1,0 +1,341 @@
+"""MobileNet v1/v2/v3 against torchvision's documented parameter counts, the v1 paper's counts,
+and a plain-torch re-statement of torchvision's v2 / v3 (numerics in eval and train mode).
+
+Variables come from ``jax.eval_shape`` (counts) or from the torch nets (numerics): a real
+``init`` compiles for tens of seconds on CPU.
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+from torch import nn as tnn
+
+from cnnlab import models
+from cnnlab.models import blocks
+
+# torchvision's Weights meta "num_params" (torchvision/models/mobilenetv2.py, mobilenetv3.py).
+TORCHVISION_NUM_PARAMS = {"mobilenet_v2": 3_504_872, "mobilenet_v3_large": 5_483_032,
+                          "mobilenet_v3_small": 2_542_856}
+
+
+def count(tree):
+  return sum(int(np.prod(a.shape)) for a in jax.tree.leaves(tree))
+
+
+def shapes(name, shape=(32, 32, 3), batch=2, **kw):
+  model = models.create(name, **kw)
+  return model, jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((batch,) + shape))
+
+
+# ---- plain torch re-statement of torchvision's MobileNetV2 / V3 (module names = ours) ----
+
+def tv_make_divisible(v, divisor=8):
+  new_v = max(divisor, int(v + divisor / 2) // divisor * divisor)
+  return new_v + divisor if new_v < 0.9 * v else new_v
+
+
+class TConvBNAct(tnn.Module):
+  def __init__(self, cin, cout, k, stride=1, groups=1, act=None, bn=(0.1, 1e-5)):
+    super().__init__()
+    self.conv = tnn.Conv2d(cin, cout, k, stride, (k - 1) // 2, groups=groups, bias=False)
+    self.bn = tnn.BatchNorm2d(cout, eps=bn[1], momentum=bn[0])
+    self.act = act() if act else tnn.Identity()
+
+  def forward(self, x):
+    return self.act(self.bn(self.conv(x)))
+
+
+class TSE(tnn.Module):
+  def __init__(self, c, squeeze, act, gate):
+    super().__init__()
+    self.fc1, self.fc2 = tnn.Conv2d(c, squeeze, 1), tnn.Conv2d(squeeze, c, 1)
+    self.act, self.gate = act(), gate()
+
+  def forward(self, x):
+    s = x.mean((2, 3), keepdim=True)
+    return x * self.gate(self.fc2(self.act(self.fc1(s))))
+
+
+class TInvRes(tnn.Module):
+  def __init__(self, cin, exp, cout, k, stride, act, bn, se=None):
+    super().__init__()
+    if exp != cin:
+      self.expand = TConvBNAct(cin, exp, 1, act=act, bn=bn)
+    self.depthwise = TConvBNAct(exp, exp, k, stride, groups=exp, act=act, bn=bn)
+    if se:
+      self.se = se
+    self.project = TConvBNAct(exp, cout, 1, bn=bn)
+    self.res = stride == 1 and cin == cout
+
+  def forward(self, x):
+    y = self.expand(x) if hasattr(self, "expand") else x
+    y = self.depthwise(y)
+    y = self.project(self.se(y) if hasattr(self, "se") else y)
+    return y + x if self.res else y
+
+
+class TMobileNetV2(tnn.Module):
+  """torchvision.models.mobilenet_v2 (width 1.0)."""
+
+  def __init__(self, num_classes=1000, dropout=0.2):
+    super().__init__()
+    self.stem_conv = TConvBNAct(3, 32, 3, 2, act=tnn.ReLU6)
+    cin, i = 32, 0
+    for t, c, n, s in [[1, 16, 1, 1], [6, 24, 2, 2], [6, 32, 3, 2], [6, 64, 4, 2],
+                       [6, 96, 3, 1], [6, 160, 3, 2], [6, 320, 1, 1]]:
+      for j in range(n):
+        self.add_module(f"block{i}", TInvRes(cin, int(round(cin * t)), c, 3, s if j == 0 else 1,
+                                             tnn.ReLU6, (0.1, 1e-5)))
+        cin, i = c, i + 1
+    self.nblocks = i
+    self.head_conv = TConvBNAct(320, 1280, 1, act=tnn.ReLU6)
+    self.drop = tnn.Dropout(dropout)
+    self.classifier = tnn.Linear(1280, num_classes)
+
+  def forward(self, x):
+    x = self.stem_conv(x)
+    for i in range(self.nblocks):
+      x = getattr(self, f"block{i}")(x)
+    return self.classifier(self.drop(self.head_conv(x).mean((2, 3))))
+
+
+class TMobileNetV3(tnn.Module):
+  """torchvision.models.mobilenet_v3_{large,small} (width 1.0)."""
+
+  def __init__(self, arch, num_classes=1000, dropout=0.2):
+    super().__init__()
+    bn = (0.01, 1e-3)
+    rows = {  # (in, kernel, expanded, out, SE, activation, stride), torchvision's bneck_conf
+        "large": [(16, 3, 16, 16, 0, "RE", 1), (16, 3, 64, 24, 0, "RE", 2),
+                  (24, 3, 72, 24, 0, "RE", 1), (24, 5, 72, 40, 1, "RE", 2),
+                  (40, 5, 120, 40, 1, "RE", 1), (40, 5, 120, 40, 1, "RE", 1),
+                  (40, 3, 240, 80, 0, "HS", 2), (80, 3, 200, 80, 0, "HS", 1),
+                  (80, 3, 184, 80, 0, "HS", 1), (80, 3, 184, 80, 0, "HS", 1),
+                  (80, 3, 480, 112, 1, "HS", 1), (112, 3, 672, 112, 1, "HS", 1),
+                  (112, 5, 672, 160, 1, "HS", 2), (160, 5, 960, 160, 1, "HS", 1),
+                  (160, 5, 960, 160, 1, "HS", 1)],
+        "small": [(16, 3, 16, 16, 1, "RE", 2), (16, 3, 72, 24, 0, "RE", 2),
+                  (24, 3, 88, 24, 0, "RE", 1), (24, 5, 96, 40, 1, "HS", 2),
+                  (40, 5, 240, 40, 1, "HS", 1), (40, 5, 240, 40, 1, "HS", 1),
+                  (40, 5, 120, 48, 1, "HS", 1), (48, 5, 144, 48, 1, "HS", 1),
+                  (48, 5, 288, 96, 1, "HS", 2), (96, 5, 576, 96, 1, "HS", 1),
+                  (96, 5, 576, 96, 1, "HS", 1)]}[arch]
+    last = {"large": 1280, "small": 1024}[arch]
+    self.stem_conv = TConvBNAct(3, 16, 3, 2, act=tnn.Hardswish, bn=bn)
+    for i, (cin, k, e, c, se, a, s) in enumerate(rows):
+      act = tnn.Hardswish if a == "HS" else tnn.ReLU
+      sq = TSE(e, tv_make_divisible(e // 4), tnn.ReLU, tnn.Hardsigmoid) if se else None
+      self.add_module(f"block{i}", TInvRes(cin, e, c, k, s, act, bn, sq))
+    self.nblocks = len(rows)
+    self.head_conv = TConvBNAct(rows[-1][3], 6 * rows[-1][3], 1, act=tnn.Hardswish, bn=bn)
+    self.classifier_hidden = tnn.Linear(6 * rows[-1][3], last)
+    self.act, self.drop = tnn.Hardswish(), tnn.Dropout(dropout)
+    self.classifier = tnn.Linear(last, num_classes)
+
+  def forward(self, x):
+    x = self.stem_conv(x)
+    for i in range(self.nblocks):
+      x = getattr(self, f"block{i}")(x)
+    x = self.head_conv(x).mean((2, 3))
+    return self.classifier(self.drop(self.act(self.classifier_hidden(x))))
+
+
+def torch_to_flax(net):
+  """torch module tree -> Flax ``{'params', 'batch_stats'}`` (OIHW -> HWIO, depthwise
+  (C,1,k,k) -> (k,k,1,C); Linear (O,I) -> (I,O))."""
+  params, stats = {}, {}
+
+  def put(tree, path, t):
+    node = tree
+    for p in path[:-1]:
+      node = node.setdefault(p, {})
+    node[path[-1]] = jnp.asarray(t.detach().numpy())
+
+  for name, m in net.named_modules():
+    path = tuple(name.split(".")) if name else ()
+    if isinstance(m, tnn.Conv2d):
+      put(params, path + ("kernel",), m.weight.permute(2, 3, 1, 0))
+    elif isinstance(m, tnn.Linear):
+      put(params, path + ("kernel",), m.weight.T)
+    elif isinstance(m, tnn.BatchNorm2d):
+      put(params, path + ("scale",), m.weight)
+      put(stats, path + ("mean",), m.running_mean)
+      put(stats, path + ("var",), m.running_var)
+    if isinstance(m, (tnn.Conv2d, tnn.Linear, tnn.BatchNorm2d)) and m.bias is not None:
+      put(params, path + ("bias",), m.bias)
+  return {"params": params, "batch_stats": stats}
+
+
+def randomize_bn(net, seed=0):
+  g = torch.Generator().manual_seed(seed)
+  with torch.no_grad():
+    for m in net.modules():
+      if isinstance(m, tnn.BatchNorm2d):
+        c = m.num_features
+        m.weight.copy_(0.5 + torch.rand(c, generator=g))
+        m.bias.copy_(0.1 * torch.randn(c, generator=g))
+        m.running_mean.copy_(0.1 * torch.randn(c, generator=g))
+        m.running_var.copy_(0.5 + torch.rand(c, generator=g))
+  return net
+
+
+def torch_net(name, seed=0, **kw):
+  torch.manual_seed(seed)
+  net = TMobileNetV2(**kw) if name == "mobilenet_v2" else TMobileNetV3(name[-5:], **kw)
+  return randomize_bn(net, seed)
+
+
+# ---- parameter counts ----
+
+@pytest.mark.parametrize("name", sorted(TORCHVISION_NUM_PARAMS))
+def test_param_count_equals_torchvision(name):
+  _, v = shapes(name)
+  ours = count(v["params"])
+  restated = sum(p.numel() for p in torch_net(name).parameters())
+  assert ours == TORCHVISION_NUM_PARAMS[name] == restated
+  assert models.get_spec(name).num_params == TORCHVISION_NUM_PARAMS[name]
+
+
+@pytest.mark.parametrize("width,paper_millions", [(1.0, 4.2), (0.75, 2.6), (0.5, 1.3),
+                                                  (0.25, 0.5)])
+def test_mobilenet_v1_param_count_matches_paper(width, paper_millions):
+  """Paper Table 6 (width multiplier) counts, rounded to 0.1M; and a closed form of Table 1."""
+  _, v = shapes("mobilenet_v1", width_multiplier=width)
+  ours = count(v["params"])
+  assert abs(ours / 1e6 - paper_millions) < 0.05 + 1e-9
+  chans = [int(c * width) for c in (32, 64, 128, 128, 256, 256, 512, 512, 512, 512, 512, 512,
+                                     1024, 1024)]
+  closed = 27 * chans[0] + 2 * chans[0]                       # stem conv + BN
+  for cin, cout in zip(chans[:-1], chans[1:]):
+    closed += 9 * cin + 2 * cin + cin * cout + 2 * cout        # dw + BN + pw + BN
+  closed += chans[-1] * 1000 + 1000
+  assert ours == closed
+
+
+# ---- numerics against the torch re-statement ----
+
+@functools.lru_cache(maxsize=None)
+def jitted_apply(name, train, **kw):
+  model = models.create(name, **dict(kw))
+  if train:
+    return jax.jit(lambda v, x: model.apply(v, x, train=True, mutable=["batch_stats"]))
+  return jax.jit(lambda v, x: model.apply(v, x))
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v2", "mobilenet_v3_small"])
+def test_eval_logits_match_torch(name):
+  """32x32 (even sizes: 'SAME' would pad stride-2 convs (0, 1) instead of torch's (1, 1))."""
+  net = torch_net(name).eval()
+  x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+  with torch.no_grad():
+    ref = net(x).numpy()
+  variables = torch_to_flax(net)
+  _, v = shapes(name)
+  assert jax.tree.map(lambda a: a.shape, v) == jax.tree.map(lambda a: a.shape, variables)
+  x_nhwc = jnp.asarray(x.permute(0, 2, 3, 1).numpy())
+  ours = np.asarray(jitted_apply(name, False)(variables, x_nhwc))
+  np.testing.assert_allclose(ours, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+
+
+def test_train_mode_matches_torch_and_updates_batch_stats():
+  """Train mode normalises with batch statistics and moves the running means like torch's
+  momentum 0.1 (Flax 0.9); dropout off on both sides."""
+  net = torch_net("mobilenet_v2", dropout=0.0).train()
+  variables = torch_to_flax(net)
+  x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+  with torch.no_grad():
+    ref = net(x).numpy()
+  logits, new = jitted_apply("mobilenet_v2", True, dropout_rate=0.0)(
+      variables, jnp.asarray(x.permute(0, 2, 3, 1).numpy()))
+  # Looser than eval: the last blocks see 1x1 maps, so each batch variance is over 4 values.
+  np.testing.assert_allclose(np.asarray(logits), ref, rtol=1e-3, atol=2e-3 * np.abs(ref).max())
+  changed = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), new["batch_stats"],
+                         variables["batch_stats"])
+  assert all(jax.tree.leaves(changed))
+  # Running means only: torch stores the unbiased batch variance, Flax the biased one.
+  means = lambda t: jax.tree.leaves(jax.tree_util.tree_map_with_path(  # noqa: E731
+      lambda p, a: a if p[-1].key == "mean" else None, t))
+  for ours, theirs in zip(means(new["batch_stats"]), means(torch_to_flax(net)["batch_stats"]),
+                          strict=True):
+    np.testing.assert_allclose(np.asarray(ours), np.asarray(theirs), rtol=1e-4, atol=1e-5)
+
+
+# ---- every registered MobileNet runs; features; options ----
+
+def numpy_variables(name, shape, seed=0, **kw):
+  """Variables with the model's shapes, filled with scaled Gaussians (no compiled init)."""
+  _, v = shapes(name, shape=shape, **kw)
+  rng = np.random.default_rng(seed)
+
+  def fill(path, a):
+    leaf = path[-1].key
+    if leaf in ("scale", "var"):
+      return jnp.ones(a.shape)
+    if leaf in ("bias", "mean"):
+      return jnp.zeros(a.shape)
+    return jnp.asarray(rng.standard_normal(a.shape) / np.sqrt(np.prod(a.shape[:-1])),
+                       jnp.float32)
+  return jax.tree_util.tree_map_with_path(fill, v)
+
+
+@pytest.mark.parametrize("name", models.list_models(family="mobilenet"))
+def test_registered_forward_jit(name):
+  spec = models.get_spec(name)
+  assert spec.input_shape == (224, 224, 3)
+  x = jnp.asarray(np.random.default_rng(0).standard_normal((2,) + spec.test_input_shape),
+                  jnp.float32)
+  logits = jitted_apply(name, False)(numpy_variables(name, spec.test_input_shape), x)
+  assert logits.shape == (2, 1000) and bool(jnp.isfinite(logits).all())
+
+
+@pytest.mark.parametrize("name,n_stages", [("mobilenet_v1", 5), ("mobilenet_v2", 5),
+                                           ("mobilenet_v3_small", 4), ("mobilenet_v3_large", 5)])
+def test_sown_features_have_expected_strides(name, n_stages):
+  model = models.create(name)
+  _, state = jax.eval_shape(
+      functools.partial(model.apply, mutable=["intermediates"]),
+      numpy_variables(name, (64, 64, 3)), jnp.zeros((1, 64, 64, 3)))
+  feats = {k: v[-1].shape for k, v in state["intermediates"].items()}
+  assert set(feats) == {"stem", "pre_logits"} | {f"stage{i}" for i in range(1, n_stages + 1)}
+  assert feats["stem"][1] == 32 and feats[f"stage{n_stages}"][1] == 2
+  sizes = [feats[f"stage{i}"][1] for i in range(1, n_stages + 1)]
+  assert sizes == sorted(set(sizes), reverse=True)        # one resolution per stage
+  assert len(feats["pre_logits"]) == 2
+
+
+def test_bad_options_raise_value_error():
+  x = jnp.zeros((1, 32, 32, 3))
+  for name, kw, field in [("mobilenet_v2", {"width_multiplier": 0.0}, "width_multiplier"),
+                          ("mobilenet_v1", {"dropout_rate": 1.5}, "dropout_rate"),
+                          ("mobilenet_v3_small", {"drop_path_rate": -0.1}, "drop_path_rate"),
+                          ("mobilenet_v3_small", {"variant": "tiny"}, "variant")]:
+    with pytest.raises(ValueError, match=field):
+      jax.eval_shape(models.create(name, **kw).init, jax.random.key(0), x)
+  with pytest.raises(ValueError, match="impl"):
+    jax.eval_shape(models.create("mobilenet_v2", conv_impl="nope").init, jax.random.key(0), x)
+  with pytest.raises(ValueError, match="N, H, W, C"):
+    jax.eval_shape(models.create("mobilenet_v2").init, jax.random.key(0), jnp.zeros((32, 32, 3)))
+
+
+def test_conv_init_matches_torch_kaiming_fan_out():
+  """torchvision's conv init: kaiming_normal_(mode='fan_out'); depthwise fan_out = C*k*k."""
+  for oihw in [(64, 1, 3, 3), (256, 32, 1, 1)]:
+    w = torch.empty(oihw)
+    tnn.init.kaiming_normal_(w, mode="fan_out")
+    hwio = oihw[2:] + (oihw[1], oihw[0])
+    ours = np.asarray(blocks.torch_kaiming_fan_out(jax.random.key(0), hwio))
+    assert abs(ours.std() / w.std().item() - 1) < 0.1
+    assert abs(ours.mean()) < 0.1 * ours.std()
+
+
+def test_bfloat16_compute_keeps_float32_params():
+  model = models.create("mobilenet_v3_small", dtype=jnp.bfloat16)
+  x = jnp.zeros((2, 32, 32, 3))
+  out, v = jax.eval_shape(lambda k: (lambda v: (model.apply(v, x), v))(model.init(k, x)),
+                          jax.random.key(0))
+  assert out.dtype == jnp.bfloat16 and out.shape == (2, 1000)
+  assert {a.dtype for a in jax.tree.leaves(v)} == {jnp.dtype(jnp.float32)}

@@ -1,0 +1,101 @@
+"""One sweep over every registered model: parameter count (eval_shape, no memory) against the
+published reference recorded with it, and a jitted train-mode forward at a small resolution
+(finite logits of the right shape, batch statistics updated where the model has them).
+
+Compiling all ~60 models takes several CPU-minutes, so the default suite compiles one
+representative of each architecture class (below) and checks every other variant -- the same
+class at another depth or width -- abstractly (``jax.eval_shape`` of the same train-mode call);
+``pytest -m slow`` compiles and runs every model."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from cnnlab import models
+
+ALL = models.list_models()
+# One per architecture class / block type; the other registered variants differ in depth/width.
+REPRESENTATIVES = {
+    "alexnet", "allcnn_c", "cnn1d", "densenet_bc_100", "efficientnet_b0", "googlenet",
+    "inception_v3", "lenet5", "lenet5_original", "mlp", "mobilenet_v1", "mobilenet_v2",
+    "mobilenet_v3_small", "resnet18", "resnet50", "resnext50_32x4d", "resnet20", "wrn28_10",
+    "shufflenet_v1_g3", "shufflenet_v2_x0_5", "small_cnn", "squeezenet1_0", "squeezenet1_1",
+    "vgg11_bn",
+}
+
+
+def _create(name, **kw):
+  fields = {f.name for f in dataclasses.fields(getattr(models.get_spec(name).builder, "func",
+                                                       models.get_spec(name).builder))}
+  if "aux_logits" in fields:  # aux heads need full-size inputs; their own tests cover them
+    kw["aux_logits"] = False
+  return models.create(name, **kw)
+
+
+def _count(tree):
+  return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(tree))
+
+
+def test_registry_lists_and_rejects():
+  assert len(ALL) == len(set(ALL)) >= 50
+  with pytest.raises(ValueError, match=r"'resnet51' is not registered\. Did you mean .*resnet50"):
+    models.create("resnet51")
+  with pytest.raises(ValueError, match=r"no option\(s\) \['depthh'\]; valid options: \["):
+    models.create("resnet50", depthh=3)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_parameter_count(name):
+  spec = models.get_spec(name)
+  model = models.create(name)
+  shapes = jax.eval_shape(lambda: model.init(jax.random.key(0),
+                                             jnp.zeros((1, *spec.input_shape)), train=False))
+  if spec.num_params is None:
+    pytest.skip(f"{name}: no exact published count (its family test checks the derivation)")
+  assert _count(shapes["params"]) == spec.num_params
+
+
+def _compiled_or_slow(names):
+  return [n if n in REPRESENTATIVES else pytest.param(n, marks=pytest.mark.slow) for n in names]
+
+
+@pytest.mark.parametrize("name", sorted(set(ALL) - REPRESENTATIVES))
+def test_train_forward_shapes_abstract(name):
+  spec = models.get_spec(name)
+  model = _create(name, num_classes=7)
+  x = jax.ShapeDtypeStruct((2, *spec.test_input_shape), jnp.float32)
+  shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros(x.shape), train=False))
+  mutable = [k for k in ("batch_stats",) if k in shapes]
+  rngs = {"dropout": jax.random.key(2)}
+  logits, updates = jax.eval_shape(
+      lambda v, x: model.apply(v, x, train=True, mutable=mutable, rngs=rngs), shapes, x)
+  assert logits.shape == (2, 7)
+  assert jax.tree.structure(updates.get("batch_stats", {})) == jax.tree.structure(
+      shapes.get("batch_stats", {}))
+
+
+@pytest.mark.parametrize("name", _compiled_or_slow(ALL))
+def test_jitted_train_forward_small(name):
+  spec = models.get_spec(name)
+  model = _create(name, num_classes=7)
+  x = jnp.asarray(np.random.default_rng(0).standard_normal((2, *spec.test_input_shape)),
+                  jnp.float32)
+  shapes = jax.eval_shape(lambda: model.init(jax.random.key(0, impl="rbg"), x, train=False))
+  rng = np.random.default_rng(1)
+  variables = jax.tree.map(lambda s: jnp.asarray(0.05 * rng.standard_normal(s.shape), s.dtype),
+                           shapes)
+  mutable = [k for k in ("batch_stats",) if k in variables]
+
+  @jax.jit
+  def step(variables, x):
+    return model.apply(variables, x, train=True, mutable=mutable,
+                       rngs={"dropout": jax.random.key(2, impl="rbg")})
+
+  logits, updates = step(variables, x)
+  assert logits.shape == (2, 7) and bool(jnp.all(jnp.isfinite(logits)))
+  if mutable:
+    before, after = jax.tree.leaves(variables["batch_stats"]), jax.tree.leaves(updates["batch_stats"])
+    assert all(not np.allclose(a, b) for a, b in zip(before, after))

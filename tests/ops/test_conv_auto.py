@@ -1,0 +1,116 @@
+"""``conv(impl='auto')``: follows a cache file written here, else the heuristic; equals lax."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import lax
+
+from cnnlab import ops
+from cnnlab.ops import conv_auto
+from cnnlab.ops.conv import make_case
+
+X, W = (2, 8, 8, 4), (3, 3, 4, 5)  # 2D 3x3: every impl (winograd included) supports it
+
+
+def _case(x_shape=X, w_shape=W, **kw):
+  return make_case(x_shape, w_shape, jnp.float32, jnp.float32, **kw)
+
+
+def _write(path, entries):
+  path.write_text(json.dumps({"version": 1, "entries": entries}))
+
+
+def _jaxpr_text(x_shape=X, w_shape=W):
+  fn = lambda x, w: ops.conv(x, w, padding="SAME", impl="auto")  # noqa: E731
+  return str(jax.make_jaxpr(fn)(jnp.zeros(x_shape), jnp.zeros(w_shape)))
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+  path = tmp_path / "conv_cache.json"
+  monkeypatch.setenv(conv_auto.CACHE_ENV, str(path))
+  return path
+
+
+def test_follows_cache_file(cache):
+  key = conv_auto.case_key(_case(padding="SAME"))
+  _write(cache, {key: {"fwd_bwd_s": {"lax": 2.0, "fft": 1.0, "im2col": 3.0}}})
+  assert conv_auto.choose(_case(padding="SAME")) == "fft"
+  # the traced computation really is the FFT one (and not lax's conv)
+  text = _jaxpr_text()
+  assert "fft" in text and "conv_general_dilated" not in text
+  _write(cache, {key: {"fwd_bwd_s": {"lax": 2.0, "fft": 4.0, "im2col": 3.0}}})
+  assert conv_auto.choose(_case(padding="SAME")) == "lax"
+  assert "conv_general_dilated" in _jaxpr_text()
+
+
+def test_skips_cached_impls_that_cannot_serve_the_case(cache):
+  case = _case((2, 8, 8, 4), (5, 5, 4, 5))  # winograd needs 3x3
+  _write(cache, {conv_auto.case_key(case): {"fwd_bwd_s": {"winograd": 0.1, "shift": 0.5,
+                                                          "lax": 1.0, "no_such_impl": 0.01}}})
+  assert conv_auto.choose(case) == "shift"
+
+
+def test_nearest_batch_then_heuristic(cache):
+  entries = {conv_auto.case_key(_case((n, 8, 8, 4))): {"fwd_bwd_s": {"lax": 1.0, impl: 0.5}}
+             for n, impl in [(8, "im2col"), (64, "shift")]}
+  _write(cache, entries)
+  assert conv_auto.choose(_case((16, 8, 8, 4))) == "im2col"
+  assert conv_auto.choose(_case((48, 8, 8, 4))) == "shift"
+  assert conv_auto.choose(_case((16, 9, 8, 4))) == "lax"  # no entry: heuristic
+
+
+@pytest.mark.parametrize("x_shape,w_shape,kw,expected", [
+    ((2, 64, 4), (15, 4, 4), {}, "fft"),
+    ((2, 64, 4), (15, 4, 4), dict(stride=2), "lax"),
+    ((2, 64, 4), (5, 4, 4), {}, "lax"),
+    ((2, 12, 12, 1), (5, 5, 1, 6), {}, "im2col"),
+    ((2, 12, 12, 3), (3, 3, 3, 8), dict(stride=2), "im2col"),
+    ((2, 12, 12, 8), (3, 3, 1, 8), dict(groups=8), "lax"),
+    ((2, 12, 12, 8), (3, 3, 8, 8), {}, "lax"),
+])
+def test_heuristic_without_cache(cache, x_shape, w_shape, kw, expected):
+  assert not cache.exists()
+  assert conv_auto.choose(_case(x_shape, w_shape, **kw)) == expected
+
+
+def test_merge_cache_keeps_other_entries(cache):
+  conv_auto.merge_cache({"a": {"fwd_bwd_s": {"lax": 1.0}}})
+  conv_auto.merge_cache({"b": {"fwd_bwd_s": {"fft": 1.0}}})
+  assert set(conv_auto.load_cache()) == {"a", "b"}
+
+
+@pytest.mark.parametrize("cached", [None, "fft", "shift"])
+@pytest.mark.parametrize("x_shape,w_shape,kw", [
+    (X, W, dict(padding="SAME")),
+    ((2, 9, 3), (5, 3, 4), dict(stride=2, padding=1, dilation=2)),
+    ((2, 6, 6, 4), (3, 3, 2, 4), dict(groups=2, padding="SAME")),
+])
+def test_equals_lax(cache, cached, x_shape, w_shape, kw):
+  if cached:
+    _write(cache, {conv_auto.case_key(_case(x_shape, w_shape, **kw)):
+                   {"fwd_bwd_s": {cached: 0.1, "lax": 1.0}}})
+  rng = np.random.default_rng(0)
+  x = rng.standard_normal(x_shape, np.float32)
+  w = rng.standard_normal(w_shape, np.float32)
+  pads = ([(kw["padding"],) * 2] * (len(x_shape) - 2) if isinstance(kw.get("padding"), int)
+          else kw.get("padding", "VALID"))
+  ref = lambda x, w: lax.conv_general_dilated(  # noqa: E731
+      x, w, (kw.get("stride", 1),) * (x.ndim - 2), pads,
+      rhs_dilation=(kw.get("dilation", 1),) * (x.ndim - 2),
+      dimension_numbers=("NWC", "WIO", "NWC") if x.ndim == 3 else ("NHWC", "HWIO", "NHWC"),
+      feature_group_count=kw.get("groups", 1))
+  auto = jax.jit(lambda x, w: ops.conv(x, w, impl="auto", **kw))
+  np.testing.assert_allclose(auto(x, w), ref(x, w), rtol=1e-4, atol=1e-4)
+  g_auto = jax.grad(lambda x, w: jnp.sum(jnp.sin(auto(x, w))), (0, 1))(x, w)
+  g_ref = jax.grad(lambda x, w: jnp.sum(jnp.sin(ref(x, w))), (0, 1))(x, w)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4), g_auto, g_ref)
+
+
+def test_bad_cache_version_raises(cache):
+  cache.write_text(json.dumps({"version": 99, "entries": {}}))
+  with pytest.raises(ValueError, match="version"):
+    conv_auto.load_cache()

@@ -1,0 +1,100 @@
+"""Sweeps: declarations, the local and submitit executors, resume after a kill, failures."""
+
+import csv
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from cnnlab import sweep
+from cnnlab.sweep import runner
+from conftest import REPO
+
+CONFIG = str(REPO / "configs" / "mlp_digits.py")
+SIX = sweep.product(sweep.grid("optimizer.learning_rate", [1e-3, 3e-3]), sweep.grid("seed", [0, 1, 2]))
+
+
+def test_declarations():
+  a, b = [1, 2], ["x", "y", "z"]
+  assert sweep.product(sweep.grid("a", a), sweep.grid("b", b)) == [
+      {"a": i, "b": j} for i, j in itertools.product(a, b)]
+  assert sweep.zip_(sweep.grid("a", a), sweep.grid("b", b[:2])) == [{"a": 1, "b": "x"},
+                                                                    {"a": 2, "b": "y"}]
+  assert len(sweep.chain(sweep.grid("a", a), sweep.grid("b", b))) == 5
+  r = sweep.log_uniform("lr", 1e-4, 1e-1, 50, seed=3)
+  assert len(r) == 50 and all(1e-4 <= p["lr"] <= 1e-1 for p in r)
+  assert r == sweep.log_uniform("lr", 1e-4, 1e-1, 50, seed=3)
+  with pytest.raises(ValueError, match="equal length"):
+    sweep.zip_(sweep.grid("a", a), sweep.grid("b", b))
+
+
+def _results(workdir):
+  with open(workdir / "results.csv") as f:
+    return list(csv.DictReader(f))
+
+
+@pytest.mark.parametrize("executor", ["local", "submitit_local"])
+def test_six_points_run_and_are_collected(tmp_path, executor, capsys):
+  """Six good points and one that fails: the failure is reported with its log, the rest finish."""
+  points = SIX + [{"optimizer.name": "adm"}]
+  rows = runner.run_sweep(CONFIG, points, str(tmp_path), arg="smoke", executor=executor,
+                          parallel=2)
+  assert [r["status"] for r in rows] == ["done"] * 6 + ["failed"]
+  assert "optimizer.name='adm'" in rows[-1]["log_tail"]
+  assert "FAILED" in capsys.readouterr().out
+  got = {(float(r["optimizer.learning_rate"]), int(r["seed"])) for r in _results(tmp_path)
+         if r["status"] == "done"}
+  assert got == {(p["optimizer.learning_rate"], p["seed"]) for p in SIX}
+  md = (tmp_path / "results.md").read_text()
+  assert md.count("| 3 |") == 2  # one row per learning rate, each over 3 seeds
+  assert (tmp_path / "results.png").stat().st_size > 1000
+  for r in rows[:6]:  # each point trained with its own overrides, in its own workdir
+    cfg = json.loads((tmp_path / r["point"] / "config.json").read_text())
+    assert cfg["seed"] == r["seed"]
+    assert cfg["optimizer"]["learning_rate"] == r["optimizer.learning_rate"]
+
+
+def test_killed_sweep_resumes_skipping_finished_points(tmp_path):
+  cmd = [sys.executable, "scripts/sweep.py", f"--config={CONFIG}:smoke",
+         f"--workdir={tmp_path}", "--parallel=2"]
+  proc = subprocess.Popen(cmd, cwd=REPO, start_new_session=True, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+  deadline = time.time() + 240
+  while len(list(tmp_path.glob("*/result.json"))) < 2 and time.time() < deadline:
+    time.sleep(0.2)
+  os.killpg(proc.pid, signal.SIGKILL)
+  proc.wait()
+  finished = {p.parent.name: p.stat().st_mtime_ns for p in tmp_path.glob("*/result.json")}
+  assert 2 <= len(finished) < 4
+  out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+  assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+  assert f"{len(finished)} already finished" in out.stdout
+  for name, mtime in finished.items():  # not re-run
+    assert (tmp_path / name / "result.json").stat().st_mtime_ns == mtime
+  assert len(list(tmp_path.glob("*/result.json"))) == 4
+
+
+def test_a_different_sweep_does_not_reuse_the_workdir(tmp_path):
+  runner._prepare(CONFIG, "smoke", SIX, tmp_path)
+  with pytest.raises(ValueError, match="records a different sweep"):
+    runner._prepare(CONFIG, "smoke", SIX[:3], tmp_path)
+  with pytest.raises(ValueError, match="executor='pbs' is not one of"):
+    runner.run_sweep(CONFIG, SIX, str(tmp_path), executor="pbs")
+
+
+def test_a_config_can_sweep_a_benchmark_instead_of_training(tmp_path):
+  """configs/bench/conv_sweep.py defines run(): each point times conv impls vs torch."""
+  config = str(REPO / "configs" / "bench" / "conv_sweep.py")
+  points = [{"k": 3, "channels": 4}, {"k": 11, "channels": 4}]
+  rows = runner.run_sweep(config, points, str(tmp_path), arg="smoke", parallel=2,
+                          metric="fft_speedup_vs_lax")
+  assert [r["status"] for r in rows] == ["done", "done"]
+  for r in rows:
+    assert r["fft_speedup_vs_lax"] == pytest.approx(r["lax_ms"] / r["fft_ms"])
+    assert r["fastest"] in ("lax", "fft") and r["torch_ms"] > 0
+  assert "| k | channels | fft_speedup_vs_lax_mean" in (tmp_path / "results.md").read_text()

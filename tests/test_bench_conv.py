@@ -1,0 +1,60 @@
+"""Smoke run of ``scripts/bench_conv.py`` (two tiny shapes): JSON, table, summary, PNG, cache."""
+
+import json
+import subprocess
+import sys
+
+import matplotlib.image
+import pytest
+
+from cnnlab.ops import conv_auto
+from cnnlab.ops.conv import make_case
+from conftest import REPO, load_config_module
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+  out = tmp_path_factory.mktemp("bench_conv")
+  cmd = [sys.executable, str(REPO / "scripts" / "bench_conv.py"),
+         f"--config={REPO / 'configs' / 'bench' / 'conv.py'}:smoke", f"--workdir={out}",
+         f"--cache={out / 'cache.json'}", f"--doc={out / 'doc.md'}"]
+  proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=REPO)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  return out
+
+
+def test_json_has_every_shape_impl_and_torch(smoke_run):
+  config = load_config_module(REPO / "configs" / "bench" / "conv.py").get_config("smoke")
+  data = json.loads((smoke_run / "conv_bench.json").read_text())
+  rows = data["rows"]
+  assert data["matmul_peak_gflops"] > 0
+  for s in config.shapes:
+    impls = {r["impl"] for r in rows if r["shape"] == s["name"]}
+    assert {"torch", "lax"} <= impls <= {"torch", *config.impls}
+  for r in rows:
+    assert r["fwd_ms"] > 0 and r["fwd_bwd_ms"] > 0
+    if r["impl"] != "torch":  # same data as torch: the outputs agree
+      assert r["max_abs_diff_vs_torch"] < 1e-3, r
+
+
+def test_markdown_and_png_written(smoke_run):
+  table = (smoke_run / "conv_bench.md").read_text()
+  assert table.startswith("| shape | cls | impl |") and "tiny_1d_k11" in table
+  doc = (smoke_run / "doc.md").read_text()
+  assert doc == (smoke_run / "conv_benchmark.md").read_text()
+  assert "# Which conv is fastest" in doc and "| conv1d_large_k |" in doc
+  assert matplotlib.image.imread(smoke_run / "conv_bench.png").ndim == 3
+
+
+def test_cache_feeds_auto(smoke_run):
+  """``impl='auto'`` picks, per shape, the impl with the smallest fwd+bwd time in the rows."""
+  config = load_config_module(REPO / "configs" / "bench" / "conv.py").get_config("smoke")
+  rows = json.loads((smoke_run / "conv_bench.json").read_text())["rows"]
+  entries = conv_auto.load_cache(smoke_run / "cache.json")
+  for s in config.shapes:
+    times = {r["impl"]: r["fwd_bwd_ms"] for r in rows if r["shape"] == s["name"]}
+    del times["torch"]
+    w_shape = (*s["window"], s["x"][-1] // s["groups"], s["c_out"])
+    case = make_case(s["x"], w_shape, "float32", "float32", stride=s["stride"],
+                     padding=s["padding"], dilation=s["dilation"], groups=s["groups"])
+    assert conv_auto.choose(case, entries) == min(times, key=times.get)
