@@ -4,8 +4,8 @@ Recipe: SGD Nesterov momentum 0.9, lr 0.1 x batch/256, 5 warm-up epochs then cos
 decay 1e-4, label smoothing 0.1, batch 1024, 100 epochs, bfloat16 compute; torchvision's
 reference reaches 76.1 % top-1 with its (similar) recipe.
 Needs: `imagenet2012` prepared by TFDS from the manually downloaded archives (TensorFlow at
-prepare time), stored at a fixed 224x224 size (the input pipeline batches fixed-size examples;
-per-example random-resized crops are not implemented yet).
+prepare time). Its images vary in size: the pipeline takes random-resized crops (train) and
+central 87.5 % crops (eval) to 224x224 per example before batching.
 Command (accelerator machine): python scripts/train.py --config=configs/imagenet_resnet50.py
   --workdir=runs/imagenet_resnet50 [--multihost]
 Here: `:smoke,local` runs the same model and optimizer on the embedded digits at 64x64 for 2

@@ -56,8 +56,8 @@ def main(argv):
   cols = ["case", "framework", "impl", "batch", "img_per_s", "ratio_to_torch", "compile_s"]
   paths = report.write(FLAGS.workdir, "bench_train", rows, cols, extra={"steps": FLAGS.steps})
   plotting.bar_chart([f"{r['case']}\n{r['framework']}\n{r['impl']}" for r in rows],
-                     [r["img_per_s"] for r in rows], "train images / s",
-                     os.path.join(FLAGS.workdir, "bench_train.png"))
+                     [r["ratio_to_torch"] for r in rows], "train throughput / torch eager's",
+                     os.path.join(FLAGS.workdir, "bench_train.png"), fmt="%.2f", hline=1.0)
   print(report.markdown_table(rows, cols))
   print("wrote", paths["json"], paths["md"])
   if FLAGS.compile_times:

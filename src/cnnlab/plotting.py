@@ -34,11 +34,14 @@ def plot_metrics(rows: list[dict], out_path: str, title: str = "") -> str:
   return out_path
 
 
-def bar_chart(labels: list[str], values: list[float], ylabel: str, out_path: str) -> str:
-  """A labelled bar chart (benchmarks); writes a PNG."""
-  fig, ax = plt.subplots(figsize=(1.6 * len(labels) + 2, 3.6))
+def bar_chart(labels: list[str], values: list[float], ylabel: str, out_path: str,
+              fmt: str = "%.0f", hline: float | None = None) -> str:
+  """A labelled bar chart (benchmarks), optionally with a reference line; writes a PNG."""
+  fig, ax = plt.subplots(figsize=(1.2 * len(labels) + 2, 3.6))
   bars = ax.bar(range(len(values)), values, color="#4878a8")
-  ax.bar_label(bars, fmt="%.0f", fontsize=8)
+  ax.bar_label(bars, fmt=fmt, fontsize=8)
+  if hline is not None:
+    ax.axhline(hline, color="k", lw=0.8, ls="--")
   ax.set_xticks(range(len(labels)), labels, fontsize=8)
   ax.set_ylabel(ylabel)
   ax.grid(axis="y", alpha=0.3)
@@ -68,6 +71,8 @@ def sweep_plot(table: list[dict], x: str | None, metric: str, out_path: str) -> 
       ax.set_xticks(pos, [str(v) for v in xs])
     elif min(xs) > 0 and max(xs) / min(xs) > 20:
       ax.set_xscale("log")
+      ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+      ax.set_xticks(xs, [f"{v:g}" for v in xs])
   ax.set_xlabel(x or "")
   ax.set_ylabel(f"{metric} (mean ± std over seeds)")
   ax.grid(alpha=0.3)

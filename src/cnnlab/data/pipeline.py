@@ -4,6 +4,11 @@ Batches are dicts: ``inputs`` float32 ``(B, *input_shape)``, ``label`` int32 ``(
 eval, ``mask`` bool ``(B,)`` (False on padding). ``B`` is the per-process batch size; each
 process reads the examples ``process_index::process_count``.
 
+Datasets whose images vary in size (``None`` in ``DataInfo.input_shape``, e.g. imagenet2012)
+first go through a per-example stage in Grain (decoded images cannot be batched before it):
+train takes an Inception-style random-resized crop (area 8-100 %, aspect 3/4-4/3), eval the
+central 87.5 % square, both resized to ``image_size`` squared (PIL, bilinear).
+
 Per batch, vectorised in numpy (no loop over examples): random crop (zero-pad by
 ``random_crop_padding``, then crop back) and horizontal flip for 2D images, seeded by Grain
 (so the iterator state alone restores the stream); uint8 scaled to [0, 1]; ``(x - mean) / std``;
@@ -12,8 +17,11 @@ optional fixed permutation of the spatial positions (``permute_features``).
 
 from __future__ import annotations
 
+import math
+
 import grain
 import numpy as np
+from PIL import Image
 
 
 def _augment(cfg):
@@ -43,7 +51,7 @@ def _finish(cfg, info):
   std = np.asarray(cfg.std, np.float32)
   perm = None
   if cfg.permute_features:
-    n = int(np.prod(info.input_shape[:-1]))
+    n = int(np.prod(example_shape(info, cfg)[:-1]))
     perm = np.random.default_rng(cfg.permute_seed).permutation(n)
 
   def fn(batch):
@@ -57,6 +65,48 @@ def _finish(cfg, info):
   return fn
 
 
+def is_variable_size(info) -> bool:
+  return any(d is None for d in info.input_shape)
+
+
+def example_shape(info, cfg) -> tuple:
+  """Per-example input shape as batched: variable spatial dims become ``cfg.image_size``."""
+  return tuple(cfg.image_size if d is None else d for d in info.input_shape)
+
+
+def _resize(img, box, size):
+  """Crops ``box`` = (left, top, right, bottom) of a uint8 ``(H, W, C)`` image, resizes to
+  ``size`` squared."""
+  pil = Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img)
+  out = np.asarray(pil.resize((size, size), Image.BILINEAR, box=box))
+  return out[..., None] if img.shape[-1] == 1 else out
+
+
+def _random_resized_crop(size):
+  def fn(r, rng: np.random.Generator):
+    img = r["inputs"]
+    h, w = img.shape[:2]
+    for _ in range(10):
+      area = h * w * rng.uniform(0.08, 1.0)
+      ratio = math.exp(rng.uniform(math.log(3 / 4), math.log(4 / 3)))
+      cw, ch = round(math.sqrt(area * ratio)), round(math.sqrt(area / ratio))
+      if 0 < cw <= w and 0 < ch <= h:
+        top, left = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+        return {**r, "inputs": _resize(img, (left, top, left + cw, top + ch), size)}
+    return _center_crop(size, 1.0)(r)
+  return fn
+
+
+def _center_crop(size, fraction=0.875):
+  def fn(r):
+    img = r["inputs"]
+    h, w = img.shape[:2]
+    c = fraction * min(h, w)
+    top, left = (h - c) / 2, (w - c) / 2
+    return {**r, "inputs": _resize(img, (left, top, left + c, top + c), size)}
+  return fn
+
+
 def _records(source, info):
   return grain.MapDataset.source(source).map(
       lambda r: {"inputs": r[info.input_key], "label": r[info.label_key]})
@@ -66,6 +116,8 @@ def train_dataset(source, info, cfg, *, batch_size: int, seed: int, process_inde
                   process_count: int = 1) -> grain.IterDataset:
   """Infinite, reshuffled each epoch, checkpointable (``get_state``/``set_state``)."""
   ds = _records(source, info)[process_index::process_count].seed(seed).shuffle().repeat(None)
+  if is_variable_size(info):
+    ds = ds.random_map(_random_resized_crop(cfg.image_size))
   ds = ds.batch(batch_size, drop_remainder=True)
   if cfg.random_crop_padding or cfg.random_flip:
     ds = ds.random_map(_augment(cfg))
@@ -84,10 +136,13 @@ def num_eval_batches(num_examples: int, batch_size: int, process_count: int = 1)
 def eval_batches(source, info, cfg, *, batch_size: int, process_index: int = 0,
                  process_count: int = 1):
   """Yields every example of ``source`` exactly once, padded to full batches with ``mask``."""
-  ds = _records(source, info)[process_index::process_count].batch(batch_size).map(
-      _finish(cfg, info))
+  ds = _records(source, info)[process_index::process_count]
+  if is_variable_size(info):
+    ds = ds.map(_center_crop(cfg.image_size))
+  ds = ds.batch(batch_size).map(_finish(cfg, info))
   n = num_eval_batches(len(source), batch_size, process_count)
-  empty = {"inputs": np.zeros((0, *info.input_shape), np.float32), "label": np.zeros(0, np.int32)}
+  empty = {"inputs": np.zeros((0, *example_shape(info, cfg)), np.float32),
+           "label": np.zeros(0, np.int32)}
   for i in range(n):
     batch = ds[i] if i < len(ds) else empty
     k = len(batch["label"])

@@ -9,7 +9,6 @@ Reads the ``results.csv`` that ``scripts/sweep.py`` collects for
 from __future__ import annotations
 
 import collections
-import csv
 import json
 import pathlib
 
@@ -20,6 +19,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib import ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
+from cnnlab.sweep import collect
+
 NORM_ORDER = ("batch", "group", "layer", "instance", "none")
 LABELS = {"batch": "BatchNorm", "group": "GroupNorm", "layer": "LayerNorm",
           "instance": "InstanceNorm", "none": "no norm"}
@@ -27,15 +28,11 @@ LABELS = {"batch": "BatchNorm", "group": "GroupNorm", "layer": "LayerNorm",
 
 def read_results(csv_path) -> list[dict]:
   """Finished points of the sweep as ``{norm, batch_size, seed, error}`` (error in %)."""
-  with open(csv_path, newline="") as f:
-    rows = list(csv.DictReader(f))
-  missing = {"model.norm", "batch_size", "status"} - set(rows[0] if rows else {})
-  if missing:
-    raise ValueError(f"{csv_path} lacks the columns {sorted(missing)}; is it the results.csv of "
-                     "the norm_batch_size sweep?")
+  rows = collect.read_finished(csv_path, {"model.norm", "batch_size", "status"},
+                              "norm_batch_size")
   return [{"norm": r["model.norm"], "batch_size": int(r["batch_size"]),
            "seed": int(r.get("seed") or 0), "error": 100.0 * (1.0 - float(r["accuracy"]))}
-          for r in rows if r["status"] == "done"]
+          for r in rows]
 
 
 def error_table(rows: list[dict]) -> dict[tuple[str, int], dict]:
@@ -97,12 +94,9 @@ def plot(table: dict, out_path, title: str = "") -> str:
   return str(out_path)
 
 
-def run(sweep_workdir, workdir) -> dict:
+def run(sweep_workdir, workdir, title: str = "") -> dict:
   """Writes ``norm_batch_size.{md,json,png}`` into ``workdir`` from the sweep's results.csv."""
   csv_path = pathlib.Path(sweep_workdir, "results.csv")
-  if not csv_path.exists():
-    raise FileNotFoundError(f"{csv_path} not found: run the sweep first (scripts/sweep.py "
-                            "--config=configs/experiments/norm_batch_size.py)")
   table = error_table(read_results(csv_path))
   if not table:
     raise ValueError(f"{csv_path} has no finished points")
@@ -112,6 +106,6 @@ def run(sweep_workdir, workdir) -> dict:
   (out / "norm_batch_size.md").write_text(md)
   (out / "norm_batch_size.json").write_text(json.dumps(
       [{"norm": n, "batch_size": b, **t} for (n, b), t in table.items()], indent=1))
-  plot(table, out / "norm_batch_size.png", title="small_cnn on mnist8k: error vs batch size")
+  plot(table, out / "norm_batch_size.png", title=title)
   print(md)
   return table

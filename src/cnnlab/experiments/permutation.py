@@ -11,7 +11,6 @@ table: logistic regression, MLP, CNN, GRU on MNIST-1D and on its "shuffle" varia
 from __future__ import annotations
 
 import collections
-import csv
 import json
 import pathlib
 
@@ -20,6 +19,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+
+from cnnlab.sweep import collect
 
 # github.com/greydanus/mnist1d README, "Comparing MNIST and MNIST-1D": test accuracy (%) on
 # MNIST-1D as given, and with the spatial dimension shuffled (a fixed permutation).
@@ -37,15 +38,11 @@ def _bool(s: str) -> bool:
 
 def read_results(csv_path) -> list[dict]:
   """Finished points as ``{model, permuted, seed, accuracy}`` (accuracy in %)."""
-  with open(csv_path, newline="") as f:
-    rows = list(csv.DictReader(f))
-  missing = {"model.name", "data.permute_features", "status"} - set(rows[0] if rows else {})
-  if missing:
-    raise ValueError(f"{csv_path} lacks the columns {sorted(missing)}; is it the results.csv of "
-                     "the permutation_mnist1d sweep?")
+  rows = collect.read_finished(csv_path, {"model.name", "data.permute_features", "status"},
+                              "permutation_mnist1d")
   return [{"model": r["model.name"], "permuted": _bool(r["data.permute_features"]),
            "seed": int(r.get("seed") or 0), "accuracy": 100.0 * float(r["accuracy"])}
-          for r in rows if r["status"] == "done"]
+          for r in rows]
 
 
 def accuracy_table(rows: list[dict]) -> dict[tuple[str, bool], dict]:
@@ -122,9 +119,6 @@ def plot(table: dict, out_path, title: str = "") -> str:
 def run(sweep_workdir, workdir) -> dict:
   """Writes ``permutation.{md,json,png}`` into ``workdir`` from the sweep's results.csv."""
   csv_path = pathlib.Path(sweep_workdir, "results.csv")
-  if not csv_path.exists():
-    raise FileNotFoundError(f"{csv_path} not found: run the sweep first (scripts/sweep.py "
-                            "--config=configs/experiments/permutation_mnist1d.py)")
   table = accuracy_table(read_results(csv_path))
   if not table:
     raise ValueError(f"{csv_path} has no finished points")

@@ -8,9 +8,10 @@ Cache: the JSON that ``scripts/bench_conv.py`` writes/merges, at ``$CNNLAB_CONV_
 Choice, at trace time (shapes only), among the registered impls that support the case:
 1. the cached impl with the smallest fwd+bwd time for this exact case; else for the same case
    with the nearest batch size;
-2. else the heuristic: ``fft`` for 1D, ``groups == 1``, stride 1 and kernel >= 11 taps;
-   ``im2col`` for ``C_in <= 3`` (few input channels: one patch matmul beats lax's direct conv);
-   else ``lax``.
+2. else the heuristic, from the CPU crossovers measured in docs/experiments/conv_impls.md and
+   docs/conv_benchmark.md: ``fft`` for 1D, ``groups == 1``, stride 1 and kernel >= 23 taps with
+   C_in <= 8, or >= 47 taps with C_in <= 32; ``im2col`` for ``C_in == 1`` and stride 1 (LeNet's
+   first conv: one patch matmul beat lax 1.9x); else ``lax``.
 """
 
 from __future__ import annotations
@@ -79,9 +80,11 @@ def _can(name: str, case: ConvCase) -> bool:
 
 def heuristic(case: ConvCase) -> str:
   """The documented fallback (module docstring, step 2)."""
-  if case.nd == 1 and case.groups == 1 and case.stride == (1,) and case.window[0] >= 11:
+  k, c_in = case.window[0], case.x_shape[-1]
+  if (case.nd == 1 and case.groups == 1 and case.stride == (1,)
+      and ((k >= 23 and c_in <= 8) or (k >= 47 and c_in <= 32))):
     preferred = "fft"
-  elif case.x_shape[-1] <= 3:
+  elif c_in == 1 and all(s == 1 for s in case.stride):
     preferred = "im2col"
   else:
     preferred = "lax"

@@ -40,6 +40,10 @@ def _setup(config, eval_info) -> _Setup:
                         **validate.model_kwargs(config, num_classes=eval_info.num_classes))
   input_shape = tuple(eval_info.input_shape)
   s = config.data.image_size
+  if pipeline.is_variable_size(eval_info) and not s:
+    raise validate.ConfigError(
+        f"config.data.image_size=0 is invalid: dataset {config.data.name!r} has images of "
+        f"varying size {input_shape}; set the size to crop and resize them to")
   if s and len(input_shape) == 3:
     input_shape = (s, s, input_shape[-1])
   validate.check_input_shape(config, model, input_shape)
@@ -150,7 +154,8 @@ def dry_run(config: ml_collections.ConfigDict) -> dict:
   setup = _setup(config, info)
   tx = optim.make_optimizer(config.optimizer, optim.make_schedule(config.optimizer, 1, 1))
   state = jax.eval_shape(lambda: state_lib.create(setup.model, tx, setup.input_shape, config.seed))
-  batch = {"inputs": jax.ShapeDtypeStruct((config.batch_size, *info.input_shape), jnp.float32),
+  shape = pipeline.example_shape(info, config.data)
+  batch = {"inputs": jax.ShapeDtypeStruct((config.batch_size, *shape), jnp.float32),
            "label": jax.ShapeDtypeStruct((config.batch_size,), jnp.int32)}
   step = functools.partial(steps.train_step, image_size=config.data.image_size,
                            label_smoothing=config.optimizer.label_smoothing)
