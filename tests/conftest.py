@@ -2,8 +2,15 @@
 
 import importlib.util
 import pathlib
+import sys
 
 import pytest
+from absl import logging as absl_logging
+
+# absl's handler binds the sys.stderr of the moment it is created, which under pytest is a
+# per-test capture stream that pytest closes afterwards; a later log line (submitit, orbax
+# threads) then writes to a closed file and brings the session down. Bind the real stderr.
+absl_logging.get_absl_handler().python_handler.stream = sys.__stderr__
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

@@ -1,6 +1,9 @@
 """The Grain pipeline's per-batch augmentation and the per-example stage for images of varying
 size, against brute force."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -59,3 +62,14 @@ def test_varying_size_needs_an_image_size(tmp_path, monkeypatch):
   config.batch_size = 4
   with pytest.raises(train.ConfigError, match="image_size=0 is invalid: .*varying size"):
     train.train_and_evaluate(config, str(tmp_path))
+
+
+def test_parallel_jobs_prepare_a_dataset_once(tmp_path):
+  """Sweep jobs start together on a fresh data_dir: one prepares, the others wait and reuse."""
+  code = ("from cnnlab import data; s, _ = data.load('digits', 'test', data_dir=%r); "
+          "print(len(s))" % str(tmp_path))
+  procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True) for _ in range(4)]
+  outs = [p.communicate(timeout=300) for p in procs]
+  assert [p.returncode for p in procs] == [0] * 4, [o[1][-2000:] for o in outs]
+  assert [o[0].strip().splitlines()[-1] for o in outs] == ["360"] * 4

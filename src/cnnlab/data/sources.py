@@ -18,8 +18,11 @@ Any other name goes to ``tfds.builder(name)`` (preparing those needs TensorFlow)
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import importlib.util
+import os
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -51,15 +54,33 @@ def load(name: str, split: str, *, data_dir=None, manual_dir=None):
   TensorFlow is not installed.
   """
   builder = _builder(name, data_dir, manual_dir)
-  config = tfds.download.DownloadConfig(manual_dir=manual_dir, force_checksums_validation=True)
   if not builder.is_prepared():
     if name not in BUILTIN and importlib.util.find_spec("tensorflow") is None:
       raise ImportError(
           f"dataset {name!r} is not prepared in {builder.data_dir} and preparing TFDS's own "
           f"builders needs TensorFlow, which is not installed; the builtin datasets {BUILTIN} "
           "need no TensorFlow (or `pip install tensorflow`).")
-    builder.download_and_prepare(download_config=config, file_format="array_record")
+    with _prepare_lock(builder):  # parallel jobs (sweeps) may share a data_dir
+      builder = _builder(name, data_dir, manual_dir)
+      if not builder.is_prepared():
+        config = tfds.download.DownloadConfig(manual_dir=manual_dir,
+                                              force_checksums_validation=True)
+        builder.download_and_prepare(download_config=config, file_format="array_record")
+    builder = _builder(name, data_dir, manual_dir)
   return builder.as_data_source(split=split), data_info(builder.info)
+
+
+@contextlib.contextmanager
+def _prepare_lock(builder):
+  """An exclusive ``flock`` on ``<dataset dir>/.prepare.lock`` while one process prepares."""
+  lock_dir = os.path.dirname(os.path.dirname(os.fspath(builder.data_dir)))
+  os.makedirs(lock_dir, exist_ok=True)
+  with open(os.path.join(lock_dir, ".prepare.lock"), "w") as f:
+    fcntl.flock(f, fcntl.LOCK_EX)
+    try:
+      yield
+    finally:
+      fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def data_info(info: tfds.core.DatasetInfo) -> DataInfo:
