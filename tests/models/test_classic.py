@@ -177,7 +177,7 @@ def test_allcnn_c_param_count_from_paper_table():
 
 
 # ---------------------------------------------------------------- numerics against torch
-def _compare_with_torch(name, tmodel, layers, shape_hw, flatten_hwc=None, **kw):
+def _assert_matches_torch(name, tmodel, layers, shape_hw, flatten_hwc=None, **kw):
   model = models.create(name, **kw)
   x = jnp.asarray(np.random.default_rng(1).standard_normal((2, *shape_hw, 3)), jnp.float32)
   variables = random_variables(model, x)
@@ -193,24 +193,24 @@ def test_squeezenet1_1_matches_torch():
   # 41x38: the ceil-mode pools keep a partial last window (floor mode would give 9x8, 4x3, 1x1).
   layers = ["conv1"] + [f"stage{i}_fire{j}/{c}" for i, n in ((1, 2), (2, 2), (3, 4))
                        for j in range(1, n + 1) for c in ("squeeze", "expand1x1", "expand3x3")]
-  _compare_with_torch("squeezenet1_1", torch_squeezenet("squeezenet1_1", 10),
-                      layers + ["head"], (41, 38), num_classes=10)
+  _assert_matches_torch("squeezenet1_1", torch_squeezenet("squeezenet1_1", 10),
+                        layers + ["head"], (41, 38), num_classes=10)
 
 
 def test_vgg11_bn_matches_torch():
   # 64x64 -> 2x2 features; adaptive pooling to 7x7 uses overlapping bins. Small classifier.
   layers = [f"block{s}/{kind}{i}" for s, n in enumerate((1, 1, 2, 2, 2), start=1)
             for i in range(n) for kind in ("conv", "norm")]
-  _compare_with_torch("vgg11_bn", torch_vgg("vgg11", True, num_classes=5, hidden=16),
-                      layers + ["fc1", "fc2", "head"], (64, 64), flatten_hwc=(7, 7, 512),
-                      num_classes=5, hidden_features=16)
+  _assert_matches_torch("vgg11_bn", torch_vgg("vgg11", True, num_classes=5, hidden=16),
+                        layers + ["fc1", "fc2", "head"], (64, 64), flatten_hwc=(7, 7, 512),
+                        num_classes=5, hidden_features=16)
 
 
 def test_alexnet_matches_torch():
   # 99x99 -> 2x2 features before adaptive pooling to 6x6.
   layers = [f"conv{i}" for i in range(1, 6)] + ["fc1", "fc2", "head"]
-  _compare_with_torch("alexnet", torch_alexnet(num_classes=5, hidden=16), layers, (99, 99),
-                      flatten_hwc=(6, 6, 256), num_classes=5, hidden_features=16)
+  _assert_matches_torch("alexnet", torch_alexnet(num_classes=5, hidden=16), layers, (99, 99),
+                        flatten_hwc=(6, 6, 256), num_classes=5, hidden_features=16)
 
 
 def test_allcnn_c_matches_torch():
@@ -221,7 +221,8 @@ def test_allcnn_c_matches_torch():
   for cin, cout, k, s, p in convs:
     layers += [tnn.Conv2d(cin, cout, k, s, p), tnn.ReLU()]
   tmodel = tnn.Sequential(*layers, tnn.AdaptiveAvgPool2d(1), tnn.Flatten())
-  _compare_with_torch("allcnn_c", tmodel, [f"conv{i}" for i in range(1, 9)] + ["head"], (32, 32))
+  _assert_matches_torch("allcnn_c", tmodel, [f"conv{i}" for i in range(1, 9)] + ["head"],
+                        (32, 32))
 
 
 # ---------------------------------------------------------------- shapes, training, features

@@ -31,7 +31,7 @@ def norm_case(draw):
   return shape, groups, draw(st.integers(0, 2**16))
 
 
-def _compare(ours, theirs, shape, seed, params_like):
+def check_torch(ours, theirs, shape, seed, params_like):
   """Forward and backward (w.r.t. x, scale, bias) of ``ours`` (channels-last, jitted) against
   ``theirs`` (torch, channels-first)."""
   rng = np.random.default_rng(seed)
@@ -62,8 +62,8 @@ def _cf(fn):
 @given(norm_case())
 def test_group_norm_matches_torch(case):
   shape, groups, seed = case
-  _compare(lambda x, w, b: ops.group_norm(x, groups, w, b),
-           _cf(lambda x, w, b: F.group_norm(x, groups, w, b, eps=1e-5)), shape, seed, shape[-1])
+  check_torch(lambda x, w, b: ops.group_norm(x, groups, w, b),
+              _cf(lambda x, w, b: F.group_norm(x, groups, w, b, eps=1e-5)), shape, seed, shape[-1])
 
 
 @settings(max_examples=5, deadline=None)
@@ -72,9 +72,9 @@ def test_instance_norm_matches_torch(case):
   shape, _, seed = case
   if np.prod(shape[1:-1]) == 1:
     shape = shape[:1] + (2,) + shape[2:]  # torch needs more than one value per channel
-  _compare(lambda x, w, b: ops.instance_norm(x, w, b),
-           _cf(lambda x, w, b: F.instance_norm(x, weight=w, bias=b, eps=1e-5)), shape, seed,
-           shape[-1])
+  check_torch(lambda x, w, b: ops.instance_norm(x, w, b),
+              _cf(lambda x, w, b: F.instance_norm(x, weight=w, bias=b, eps=1e-5)), shape, seed,
+              shape[-1])
 
 
 @settings(max_examples=5, deadline=None)
@@ -85,8 +85,8 @@ def test_layer_norm_matches_torch(case, all_axes):
   shape, _, seed = case
   axes = tuple(range(1, len(shape))) if all_axes else -1
   nshape = shape[1:] if all_axes else shape[-1:]
-  _compare(lambda x, w, b: ops.layer_norm(x, w, b, axes=axes),
-           lambda x, w, b: F.layer_norm(x, nshape, w, b, eps=1e-5), shape, seed, nshape)
+  check_torch(lambda x, w, b: ops.layer_norm(x, w, b, axes=axes),
+              lambda x, w, b: F.layer_norm(x, nshape, w, b, eps=1e-5), shape, seed, nshape)
 
 
 @settings(max_examples=5, deadline=None)
@@ -98,10 +98,10 @@ def test_batch_norm_train_and_eval_match_torch(case):
   rv = np.linspace(0.5, 2, c).astype(np.float32)
   for train in (True, False):
     rm_t, rv_t = torch.tensor(rm), torch.tensor(rv)
-    _compare(lambda x, w, b: ops.batch_norm(x, rm, rv, w, b, train=train,
-                                            convention="torch")[0],
-             _cf(lambda x, w, b: F.batch_norm(x, rm_t, rv_t, w, b, training=train,
-                                              momentum=0.1, eps=1e-5)), shape, seed, c)
+    check_torch(lambda x, w, b: ops.batch_norm(x, rm, rv, w, b, train=train,
+                                               convention="torch")[0],
+                _cf(lambda x, w, b: F.batch_norm(x, rm_t, rv_t, w, b, training=train,
+                                                 momentum=0.1, eps=1e-5)), shape, seed, c)
     new_m, new_v = ops.batch_norm(jnp.asarray(np.zeros(shape, np.float32)), rm, rv, train=False)[1]
     np.testing.assert_array_equal(new_m, rm)  # eval leaves the running stats alone
 

@@ -54,19 +54,21 @@ def load(name: str, split: str, *, data_dir=None, manual_dir=None):
   TensorFlow is not installed.
   """
   builder = _builder(name, data_dir, manual_dir)
-  if not builder.is_prepared():
-    if name not in BUILTIN and importlib.util.find_spec("tensorflow") is None:
-      raise ImportError(
-          f"dataset {name!r} is not prepared in {builder.data_dir} and preparing TFDS's own "
-          f"builders needs TensorFlow, which is not installed; the builtin datasets {BUILTIN} "
-          "need no TensorFlow (or `pip install tensorflow`).")
-    with _prepare_lock(builder):  # parallel jobs (sweeps) may share a data_dir
-      builder = _builder(name, data_dir, manual_dir)
-      if not builder.is_prepared():
-        config = tfds.download.DownloadConfig(manual_dir=manual_dir,
-                                              force_checksums_validation=True)
-        builder.download_and_prepare(download_config=config, file_format="array_record")
+  if not builder.is_prepared() and name not in BUILTIN and (
+      importlib.util.find_spec("tensorflow") is None):
+    raise ImportError(
+        f"dataset {name!r} is not prepared in {builder.data_dir} and preparing TFDS's own "
+        f"builders needs TensorFlow, which is not installed; the builtin datasets {BUILTIN} "
+        "need no TensorFlow (or `pip install tensorflow`).")
+  # Parallel jobs (sweeps) may share a data_dir: prepare, or see it prepared, under a lock so
+  # that no process reads a dataset another one is still writing.
+  with _prepare_lock(builder):
     builder = _builder(name, data_dir, manual_dir)
+    if not builder.is_prepared():
+      config = tfds.download.DownloadConfig(manual_dir=manual_dir,
+                                            force_checksums_validation=True)
+      builder.download_and_prepare(download_config=config, file_format="array_record")
+      builder = _builder(name, data_dir, manual_dir)
   return builder.as_data_source(split=split), data_info(builder.info)
 
 
