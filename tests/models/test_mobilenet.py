@@ -15,6 +15,7 @@ import torch
 from torch import nn as tnn
 
 from cnnlab import models
+from cnnlab.bench.torch_models import torch_to_flax
 from cnnlab.models import blocks
 
 # torchvision's Weights meta "num_params" (torchvision/models/mobilenetv2.py, mobilenetv3.py).
@@ -142,32 +143,6 @@ class TMobileNetV3(tnn.Module):
       x = getattr(self, f"block{i}")(x)
     x = self.head_conv(x).mean((2, 3))
     return self.classifier(self.drop(self.act(self.classifier_hidden(x))))
-
-
-def torch_to_flax(net):
-  """torch module tree -> Flax ``{'params', 'batch_stats'}`` (OIHW -> HWIO, depthwise
-  (C,1,k,k) -> (k,k,1,C); Linear (O,I) -> (I,O))."""
-  params, stats = {}, {}
-
-  def put(tree, path, t):
-    node = tree
-    for p in path[:-1]:
-      node = node.setdefault(p, {})
-    node[path[-1]] = jnp.asarray(t.detach().numpy())
-
-  for name, m in net.named_modules():
-    path = tuple(name.split(".")) if name else ()
-    if isinstance(m, tnn.Conv2d):
-      put(params, path + ("kernel",), m.weight.permute(2, 3, 1, 0))
-    elif isinstance(m, tnn.Linear):
-      put(params, path + ("kernel",), m.weight.T)
-    elif isinstance(m, tnn.BatchNorm2d):
-      put(params, path + ("scale",), m.weight)
-      put(stats, path + ("mean",), m.running_mean)
-      put(stats, path + ("var",), m.running_var)
-    if isinstance(m, (tnn.Conv2d, tnn.Linear, tnn.BatchNorm2d)) and m.bias is not None:
-      put(params, path + ("bias",), m.bias)
-  return {"params": params, "batch_stats": stats}
 
 
 def randomize_bn(net, seed=0):

@@ -38,6 +38,33 @@ def load_flax_params(module: nn.Module, params: dict) -> nn.Module:
   return module
 
 
+def torch_to_flax(net: nn.Module) -> dict:
+  """A torch module tree whose submodule names are the Flax paths -> ``{'params',
+  'batch_stats'}`` (Conv2d OIHW -> HWIO, depthwise (C,1,k,k) -> (k,k,1,C); Linear (O,I) ->
+  (I,O); BatchNorm2d weight/bias -> scale/bias, running stats -> mean/var)."""
+  params, stats = {}, {}
+
+  def put(tree, path, t):
+    node = tree
+    for p in path[:-1]:
+      node = node.setdefault(p, {})
+    node[path[-1]] = np.array(t.detach().numpy())  # a copy: torch updates BN stats in place
+
+  for name, m in net.named_modules():
+    path = tuple(name.split(".")) if name else ()
+    if isinstance(m, nn.Conv2d):
+      put(params, path + ("kernel",), m.weight.permute(2, 3, 1, 0))
+    elif isinstance(m, nn.Linear):
+      put(params, path + ("kernel",), m.weight.T)
+    elif isinstance(m, nn.BatchNorm2d):
+      put(params, path + ("scale",), m.weight)
+      put(stats, path + ("mean",), m.running_mean)
+      put(stats, path + ("var",), m.running_var)
+    if isinstance(m, (nn.Conv2d, nn.Linear, nn.BatchNorm2d)) and m.bias is not None:
+      put(params, path + ("bias",), m.bias)
+  return {"params": params, "batch_stats": stats}
+
+
 class TorchBasic(nn.Module):
   expansion = 1
 
