@@ -5,7 +5,7 @@ lr divided by 10 at epochs 82 and 123; 4-pixel random crops and horizontal flips
 normalisation. The paper reports 8.75 % test error (91.25 % accuracy).
 Needs: `cifar10` prepared by TFDS (network + `pip install tensorflow` at prepare time).
 Command (networked machine):
-  python scripts/train.py --config=configs/cifar10_resnet20.py --workdir=runs/cifar10_resnet20
+  python scripts/run.py --config=configs/cifar10_resnet20.py --workdir=runs/cifar10_resnet20
 Here (no network, no TensorFlow): `:smoke,local` runs the same model and optimizer on the
 embedded digits at 32x32 for 2 steps (the test suite does this).
 Result: not run here (needs CIFAR-10).

@@ -6,7 +6,7 @@ reference reaches 76.1 % top-1 with its (similar) recipe.
 Needs: `imagenet2012` prepared by TFDS from the manually downloaded archives (TensorFlow at
 prepare time). Its images vary in size: the pipeline takes random-resized crops (train) and
 central 87.5 % crops (eval) to 224x224 per example before batching.
-Command (accelerator machine): python scripts/train.py --config=configs/imagenet_resnet50.py
+Command (accelerator machine): python scripts/run.py --config=configs/imagenet_resnet50.py
   --workdir=runs/imagenet_resnet50 [--multihost]
 Here: `:smoke,local` runs the same model and optimizer on the embedded digits at 64x64 for 2
 steps (the test suite does this).

@@ -2,7 +2,7 @@
 
 Data: `digits` (fixed stratified 80/20 split: 1,437 train / 360 test), no network needed.
 Command:
-  python scripts/train.py --config=configs/lenet5_digits.py --workdir=runs/lenet5_digits
+  python scripts/run.py --config=configs/lenet5_digits.py --workdir=runs/lenet5_digits
 Smoke (2 steps): --config=configs/lenet5_digits.py:smoke
 Result (2-core CPU, seed 0): test accuracy 98.33 % (loss 0.075) after 30 epochs (1,320 steps,
   ~30 s of training).

@@ -1,7 +1,7 @@
 """MLP (256-128) on sklearn's 8x8 digits at their native size: the fully connected baseline.
 
 Command:
-  python scripts/train.py --config=configs/mlp_digits.py --workdir=runs/mlp_digits
+  python scripts/run.py --config=configs/mlp_digits.py --workdir=runs/mlp_digits
 Smoke (2 steps): --config=configs/mlp_digits.py:smoke
 Result (2-core CPU, seed 0): test accuracy 98.06 % (loss 0.064) after 30 epochs.
 """

@@ -6,7 +6,7 @@ import os
 from absl import app, flags
 
 from cnnlab import plotting
-from cnnlab.train import metrics
+from cnnlab.train import workdir as workdir_lib
 
 flags.DEFINE_string("out", None, "PNG path (default: WORKDIR/metrics.png).")
 FLAGS = flags.FLAGS
@@ -17,7 +17,7 @@ def main(argv):
     raise app.UsageError("usage: plot_metrics.py WORKDIR [--out=PNG]")
   workdir = argv[1]
   out = FLAGS.out or os.path.join(workdir, "metrics.png")
-  print(plotting.plot_metrics(metrics.read(workdir), out, title=os.path.basename(workdir)))
+  print(plotting.plot_metrics(workdir_lib.read_metrics(workdir), out, title=os.path.basename(workdir)))
 
 
 if __name__ == "__main__":

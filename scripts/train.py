@@ -1,15 +1,12 @@
-"""Trains a config, resuming from WORKDIR's latest checkpoint if there is one:
+"""An alias of ``scripts/run.py`` (same flags, same dispatch by ``config.experiment``):
 
   python scripts/train.py --config=configs/X.py[:arg] --workdir=DIR [--config.field=value ...]
+"""
 
-Prints the final eval metrics as a JSON line."""
-
-from absl import app
-
-from cnnlab import train
+from cnnlab import experiments
 from cnnlab.train import cli
 
 cli.define_flags()
 
 if __name__ == "__main__":
-  app.run(cli.main(train.train_and_evaluate))
+  cli.run(experiments.run)

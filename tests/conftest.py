@@ -1,6 +1,10 @@
-"""Shared test fixtures: repository paths and the shared data folder (never copied in)."""
+"""Shared test fixtures: repository paths and the shared data folder (never copied in).
+
+Under CI (``CI=true``) the shared data folder must be there: tests that read it would otherwise
+skip quietly, so its absence fails the whole session at collection."""
 
 import importlib.util
+import os
 import pathlib
 import sys
 
@@ -15,6 +19,13 @@ absl_logging.get_absl_handler().python_handler.stream = sys.__stderr__
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 MNIST8K = SHARED_DATA / "mnist8k"
+
+
+def pytest_sessionstart(session):
+  del session
+  if os.environ.get("CI") == "true" and not (MNIST8K / "images-idx3-ubyte.gz").exists():
+    raise pytest.UsageError(f"CI=true but the shared data folder {SHARED_DATA} (beside the "
+                            "repository) is missing or lacks mnist8k; CI must run with it")
 
 
 def load_config_module(path):

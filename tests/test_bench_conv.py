@@ -8,7 +8,7 @@ import matplotlib.image
 import pytest
 
 from cnnlab.ops import conv_auto
-from cnnlab.ops.conv import make_case
+from cnnlab.ops.conv_case import make_case
 from conftest import REPO, load_config_module
 
 

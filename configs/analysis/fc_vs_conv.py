@@ -5,8 +5,7 @@ same C1 x H x W input map to the same C2 x H' x W' output map has O(C1*C2*H*W*H'
 real conv layers of LeNet-5, VGG-16 and ResNet-18 at their registered input sizes, with both
 formulas checked against the parameter counts of real modules (``jax.eval_shape``).
 
-  python scripts/exp_fc_vs_conv.py --config=configs/analysis/fc_vs_conv.py \
-      --workdir=runs/fc_vs_conv
+  python scripts/run.py --config=configs/analysis/fc_vs_conv.py --workdir=runs/fc_vs_conv
   Smoke (LeNet-5 only): --config=configs/analysis/fc_vs_conv.py:smoke
 
 Result (36 conv layers; formula == module count for all, biases included): all conv layers
@@ -15,14 +14,11 @@ together vs their FC replacements — LeNet-5 50,692 vs 6,752,920 (x133); VGG-16
 LeNet-5 C5 (5x5 kernel on a 5x5 map) is a dense layer: ratio 1. Figure: docs/figures/fc_vs_conv.png.
 """
 
-import ml_collections
+from cnnlab.train import config as config_lib
 
 
 def get_config(arg=None):
-  c = ml_collections.ConfigDict()
-  c.models = ("lenet5", "vgg16", "resnet18")  # registry names; every 2D cnnlab.nn.Conv call
-  if arg == "smoke":
-    c.models = ("lenet5",)
-  elif arg:
-    raise ValueError(f"config arg {arg!r} is not one of ('smoke',)")
-  return c
+  smoke = config_lib.parse_arg(arg, ("smoke",)).get("smoke")
+  # registry names; every 2D cnnlab.nn.Conv call is counted
+  models = ("lenet5",) if smoke else ("lenet5", "vgg16", "resnet18")
+  return config_lib.analysis("fc_vs_conv", models=models)

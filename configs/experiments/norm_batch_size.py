@@ -11,7 +11,8 @@ BN is evaluated with its running averages (momentum 0.9), as usual.
 Commands:
   python scripts/sweep.py --config=configs/experiments/norm_batch_size.py \
       --workdir=runs/norm_batch_size --parallel=2
-  python scripts/exp_norm_batch_size.py --workdir=runs/norm_batch_size
+  python scripts/run.py --config=configs/experiments/norm_batch_size.py:analysis \
+      --workdir=runs/norm_batch_size/analysis
 Smoke (2 steps): --config=configs/experiments/norm_batch_size.py:smoke
 Result (2-core CPU, seeds 0 and 1, 60 runs, 27 min wall at --parallel=2 on a shared machine):
   eval error % (mean of 2 seeds) for B = 2 / 4 / 8 / 16 / 32 / 64:
@@ -40,19 +41,22 @@ def linear_lr(batch_size: int) -> float:
   return BASE_LR * batch_size / BASE_BATCH
 
 
+SWEEP_WORKDIR = "runs/norm_batch_size"
+
+
 def get_config(arg=None):
-  c = config_lib.base()
+  """The training config of one point; ``:analysis``: the table + figure from the sweep."""
+  if config_lib.parse_arg(arg, ("smoke", "analysis")).get("analysis"):
+    return config_lib.analysis(
+        "norm_batch_size", sweep_workdir=SWEEP_WORKDIR,
+        title="small_cnn on mnist8k, 2 epochs: eval error vs batch size")
+  c = config_lib.mnist8k_data(config_lib.base(), image_size=0)
+  c.data.random_crop_padding = 0
   c.model.name = "small_cnn"
   c.model.norm = "group"
   c.model.num_groups = 4  # GN: 4, 8, 16 channels per group in the 16-32-64-channel stages
   c.model.width = 16
   c.model.downsample = "maxpool"
-  c.data.name = "mnist"
-  c.data.manual_dir = "../shared/data/mnist8k"
-  c.data.train_split = "train[:6000]"
-  c.data.eval_split = "train[6000:8000]"
-  c.data.mean = (0.1307,)
-  c.data.std = (0.3081,)
   c.optimizer.name = "momentum"
   c.optimizer.momentum = 0.9
   c.optimizer.learning_rate = linear_lr(32)
@@ -64,7 +68,7 @@ def get_config(arg=None):
   c.eval_batch_size = 500
   c.num_epochs = 2
   c.log_every_steps = 100
-  return config_lib.apply_arg(c, arg)
+  return config_lib.apply_arg(c, arg, extra_switches=("analysis",))
 
 
 def _points(norms, batch_sizes, seeds):

@@ -9,8 +9,8 @@ neighbours. Training as in the MNIST-1D paper (Greydanus 2020): Adam, lr 1e-2, b
 Command:
   python scripts/sweep.py --config=configs/experiments/permutation_mnist1d.py \
       --workdir=runs/permutation_mnist1d --parallel=2
-  python scripts/exp_permutation.py --sweep_workdir=runs/permutation_mnist1d \
-      --workdir=runs/permutation_mnist1d
+  python scripts/run.py --config=configs/experiments/permutation_mnist1d.py:analysis \
+      --workdir=runs/permutation_mnist1d/analysis
 Smoke (2 steps): --config=configs/experiments/permutation_mnist1d.py:smoke
 Result (test accuracy %, mean ± std over seeds 0, 1, 2; 12 runs, 13 min 54 s wall at
 --parallel=2 on the shared 2-core CPU):
@@ -26,7 +26,13 @@ from cnnlab import sweep
 from cnnlab.train import config as config_lib
 
 
+SWEEP_WORKDIR = "runs/permutation_mnist1d"
+
+
 def get_config(arg=None):
+  """The training config of one point; ``:analysis``: the table + figure from the sweep."""
+  if config_lib.parse_arg(arg, ("smoke", "analysis")).get("analysis"):
+    return config_lib.analysis("permutation", sweep_workdir=SWEEP_WORKDIR)
   c = config_lib.base()
   c.model.name = "cnn1d"
   c.data.name = "mnist1d"
@@ -40,7 +46,7 @@ def get_config(arg=None):
   c.log_every_steps = 500
   c.eval_every_steps = 1000
   c.checkpoint_every_steps = 3000
-  return config_lib.apply_arg(c, arg)
+  return config_lib.apply_arg(c, arg, extra_switches=("analysis",))
 
 
 def get_sweep(arg=None):

@@ -1,5 +1,5 @@
 """Pooling and shift invariance: small_cnn on mnist8k with max-pool, average-pool, strided-conv
-or no downsampling (same seed, same everything else), analysed by scripts/exp_shift_invariance.py.
+or no downsampling (same seed, same everything else), analysed by ``:analysis``.
 
 Training uses NO shift augmentation (data.random_crop_padding=0), so whatever invariance the
 models show comes from the architecture and the data, not from training on shifted digits.
@@ -7,7 +7,7 @@ Native 28x28 inputs, width 16 (16/32/64 channels), BatchNorm, Adam 3e-3 cosine, 
 Commands:
   python scripts/sweep.py --config=configs/experiments/shift_invariance.py \
       --workdir=runs/shift_invariance --parallel=2
-  python scripts/exp_shift_invariance.py --sweep_workdir=runs/shift_invariance \
+  python scripts/run.py --config=configs/experiments/shift_invariance.py:analysis \
       --workdir=runs/shift_invariance/analysis
 Smoke (2 steps): --config=configs/experiments/shift_invariance.py:smoke
 Result (2-core shared CPU, seed 0; sweep 11 min 40 s wall, analysis 45-150 s): eval accuracy
@@ -21,18 +21,20 @@ from cnnlab import sweep
 from cnnlab.train import config as config_lib
 
 
+SWEEP_WORKDIR = "runs/shift_invariance"
+
+
 def get_config(arg=None):
-  c = config_lib.base()
+  """The training config of one point; ``:analysis``: shifts of the trained runs' eval digits
+  (``max_shift`` pixels right and down, the first ``limit`` digits, 0 = all 2,000)."""
+  if config_lib.parse_arg(arg, ("smoke", "analysis")).get("analysis"):
+    return config_lib.analysis("shift_invariance", sweep_workdir=SWEEP_WORKDIR, max_shift=4,
+                               limit=0)
+  c = config_lib.mnist8k_data(config_lib.base(), image_size=0)
   c.model.name = "small_cnn"
   c.model.width = 16
   c.model.norm = "batch"
   c.model.downsample = "maxpool"
-  c.data.name = "mnist"
-  c.data.manual_dir = "../shared/data/mnist8k"
-  c.data.train_split = "train[:6000]"
-  c.data.eval_split = "train[6000:8000]"
-  c.data.mean = (0.1307,)
-  c.data.std = (0.3081,)
   c.data.random_crop_padding = 0
   c.optimizer.name = "adam"
   c.optimizer.learning_rate = 3e-3
@@ -41,7 +43,7 @@ def get_config(arg=None):
   c.batch_size = 64
   c.num_epochs = 4
   c.log_every_steps = 31
-  return config_lib.apply_arg(c, arg)
+  return config_lib.apply_arg(c, arg, extra_switches=("analysis",))
 
 
 def get_sweep(arg=None):

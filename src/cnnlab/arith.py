@@ -129,8 +129,8 @@ def empirical_receptive_field(layers, size, unit=0) -> tuple[int, int] | None:
   """Inclusive range of input indices where the gradient of output ``unit`` is nonzero, for the
   stack of linear convs with all-ones kernels on a length-``size`` input (clipped to the input,
   unlike :func:`receptive_field_bounds`); ``None`` for a unit that sees only padding.
-  Each layer pads with ``jnp.pad`` and runs a VALID conv (the jaxlib 0.10.2 crash in
-  notes/conventions needs stride, dilation and conv padding in one conv)."""
+  Each layer pads with ``jnp.pad`` and runs a VALID conv (the jaxlib 0.10.2 crash of
+  docs/conventions.md, "Upstream crash", needs stride, dilation and conv padding in one conv)."""
   layers = [Layer(*layer) for layer in layers]
   n = size
   for k, s, p, d in layers:

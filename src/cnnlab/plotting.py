@@ -10,6 +10,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
+def save(fig, out_path, dpi: int = 100) -> str:
+  """Lays out ``fig``, writes it to ``out_path`` (folders made), closes it; returns the path."""
+  os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
+  fig.tight_layout()
+  fig.savefig(out_path, dpi=dpi)
+  plt.close(fig)
+  return str(out_path)
+
+
 def plot_metrics(rows: list[dict], out_path: str, title: str = "") -> str:
   """Train/eval loss and accuracy vs step from ``metrics.jsonl`` rows; writes a PNG."""
   fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
@@ -27,11 +36,7 @@ def plot_metrics(rows: list[dict], out_path: str, title: str = "") -> str:
     ax.legend()
   if title:
     fig.suptitle(title)
-  fig.tight_layout()
-  os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
-  fig.savefig(out_path, dpi=110)
-  plt.close(fig)
-  return out_path
+  return save(fig, out_path, dpi=110)
 
 
 def bar_chart(labels: list[str], values: list[float], ylabel: str, out_path: str,
@@ -45,11 +50,7 @@ def bar_chart(labels: list[str], values: list[float], ylabel: str, out_path: str
   ax.set_xticks(range(len(labels)), labels, fontsize=8)
   ax.set_ylabel(ylabel)
   ax.grid(axis="y", alpha=0.3)
-  fig.tight_layout()
-  os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
-  fig.savefig(out_path, dpi=110)
-  plt.close(fig)
-  return out_path
+  return save(fig, out_path, dpi=110)
 
 
 def sweep_plot(table: list[dict], x: str | None, metric: str, out_path: str) -> str:
@@ -77,7 +78,4 @@ def sweep_plot(table: list[dict], x: str | None, metric: str, out_path: str) -> 
   ax.set_ylabel(f"{metric} (mean ± std over seeds)")
   ax.grid(alpha=0.3)
   ax.legend(fontsize=8)
-  fig.tight_layout()
-  fig.savefig(out_path, dpi=110)
-  plt.close(fig)
-  return out_path
+  return save(fig, out_path, dpi=110)

@@ -131,11 +131,11 @@ def test_parse_other_idx_types(dtype, code):
 
 
 def test_bad_arguments(tmp_path):
-  with pytest.raises(ValueError, match="manual_dir is only used by 'mnist'"):
+  with pytest.raises(ValueError, match="dataset 'digits' takes no manual_dir"):
     data.load("digits", "train", data_dir=tmp_path, manual_dir=tmp_path)
   with pytest.raises(ValueError, match=r"unknown dataset 'no_such_dataset'.*'digits', 'mnist1d'"):
     data.load("no_such_dataset", "train", data_dir=tmp_path)
-  with pytest.raises(ValueError, match="name must be"):
+  with pytest.raises(ValueError, match="must be a dataset name"):
     data.load(None, "train", data_dir=tmp_path)
 
 

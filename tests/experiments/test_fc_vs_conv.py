@@ -58,12 +58,12 @@ def test_smoke_run_writes_outputs(tmp_path):
   assert result["rows"][2]["ratio"] == 1.0  # C5: a 5x5 conv on a 5x5 map *is* a dense layer
   for name in ("fc_vs_conv.md", "fc_vs_conv.json", "fc_vs_conv.png"):
     assert (tmp_path / name).stat().st_size > 0
-  with pytest.raises(ValueError, match="config arg"):
+  with pytest.raises(ValueError, match="config arg 'full' is invalid: allowed smoke"):
     load_config_module(CONFIG).get_config("full")
 
 
 def test_script_smoke(tmp_path):
-  out = subprocess.run([sys.executable, "scripts/exp_fc_vs_conv.py",
+  out = subprocess.run([sys.executable, "scripts/run.py",
                         f"--config={CONFIG}:smoke", f"--workdir={tmp_path}"],
                        cwd=REPO, capture_output=True, text=True, timeout=120, check=True).stdout
   assert "| lenet5 | C5 | 5x5x16 | 1x1x120 | 5x5 | 48,120 | 48,120 | 1 |" in out

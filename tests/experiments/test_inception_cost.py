@@ -9,7 +9,6 @@ import torch
 from torch import nn as tnn
 
 from cnnlab.experiments import inception_cost as ic
-from cnnlab.models import googlenet
 from conftest import REPO, load_config_module
 
 CONFIG = REPO / "configs" / "analysis" / "inception_cost.py"
@@ -47,7 +46,7 @@ def torch_cost(name, block, k, hw):
 
 @pytest.mark.parametrize("k", [5, 3])
 def test_closed_form_figure_numbers_match_torch_modules(k):
-  rows = {r["name"]: r for r in googlenet.inception_cost_table(k, 224)}
+  rows = {r["name"]: r for r in ic.inception_cost_table(k, 224)}
   for name in TABLE1:
     assert rows[name]["c_in"] == TABLE1[name][0] and rows[name]["hw"] == HW[name[0]]
     for block in ("naive", "reduced"):

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from cnnlab import models
+from cnnlab.experiments import _eval_data as eval_data
 from cnnlab.experiments import lenet_features as lf
+from cnnlab.train import workdir as workdir_lib
 from conftest import REPO, load_config_module, needs_mnist8k
 
 CONFIG = REPO / "configs" / "analysis" / "lenet_features.py"
@@ -57,7 +59,9 @@ def test_smoke_run_trains_two_steps_and_plots(tmp_path):
   config = load_config_module(CONFIG).get_config("smoke")
   out = lf.run(config, str(tmp_path))
   assert out["step"] == 2 and out["eval_accuracy"] is not None
-  _check_panels(out["panels"])
+  run_config, model, variables = workdir_lib.load(out["run_workdir"])
+  x, _ = eval_data.eval_arrays(run_config, limit=1)
+  _check_panels(lf.panels(model, variables, x[0]))
   for name in ("lenet_filters.png", "lenet_feature_maps.png", "lenet_features.json",
                "lenet_features.md"):
     assert (tmp_path / name).stat().st_size > 0

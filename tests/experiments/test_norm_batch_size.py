@@ -31,6 +31,12 @@ def _write_csv(path, rows):
                   "num_examples": 2000, **r})
 
 
+def _analysis(sweep_workdir):
+  config = CONFIG.get_config("analysis")
+  config.sweep_workdir = str(sweep_workdir)
+  return config
+
+
 def test_table_json_and_figure_from_synthetic_results(tmp_path):
   acc = {("batch", 2): [0.5, 0.7], ("batch", 64): [0.99, 0.97], ("group", 2): [0.98, 0.98],
          ("group", 64): [0.985, 0.975]}
@@ -39,7 +45,8 @@ def test_table_json_and_figure_from_synthetic_results(tmp_path):
   rows.append({"model.norm": "layer", "batch_size": 2, "seed": 0, "status": "failed",
                "accuracy": ""})
   _write_csv(tmp_path / "results.csv", rows)
-  table = nbs.run(tmp_path, tmp_path / "out")
+  rows = nbs.run(_analysis(tmp_path), str(tmp_path / "out"))["rows"]
+  table = {(r["norm"], r["batch_size"]): r for r in rows}
   # Error = 100 (1 - accuracy), mean and population std over the two seeds, by hand.
   assert table[("batch", 2)]["mean"] == pytest.approx(40.0)
   assert table[("batch", 2)]["std"] == pytest.approx(10.0)
@@ -49,17 +56,17 @@ def test_table_json_and_figure_from_synthetic_results(tmp_path):
   assert md[0] == "| eval error (%) | B = 2 | B = 64 |"
   assert md[2] == "| BatchNorm | 40.00 ± 10.00 | 2.00 ± 1.00 |"
   assert md[3] == "| GroupNorm | 2.00 ± 0.00 | 2.00 ± 0.50 |"
-  saved = json.loads((tmp_path / "out" / "norm_batch_size.json").read_text())
+  saved = json.loads((tmp_path / "out" / "norm_batch_size.json").read_text())["rows"]
   assert len(saved) == 4 and {r["seeds"] for r in saved} == {2}
   assert 1000 < (tmp_path / "out" / "norm_batch_size.png").stat().st_size < 150_000
 
 
 def test_missing_results_and_wrong_csv_are_clear_errors(tmp_path):
   with pytest.raises(FileNotFoundError, match="run the sweep first"):
-    nbs.run(tmp_path, tmp_path)
+    nbs.run(_analysis(tmp_path), str(tmp_path))
   (tmp_path / "results.csv").write_text("point,status\n000,done\n")
   with pytest.raises(ValueError, match="batch_size"):
-    nbs.run(tmp_path, tmp_path)
+    nbs.run(_analysis(tmp_path), str(tmp_path))
 
 
 def test_sweep_is_norms_times_linearly_scaled_batch_sizes():

@@ -4,7 +4,6 @@ smoke run of the table/figure code on a synthetic results.csv."""
 
 import csv
 import json
-import pathlib
 import statistics
 import subprocess
 import sys
@@ -20,7 +19,9 @@ from cnnlab.data import DataInfo, pipeline
 from cnnlab.experiments import permutation
 from cnnlab.train import config as config_lib
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
+from conftest import REPO, load_config_module
+
+CONFIG = "configs/experiments/permutation_mnist1d.py"
 
 
 class TorchConvBase(torch.nn.Module):
@@ -163,9 +164,16 @@ def _write_csv(path):
                 "seed": 9, "status": "failed"})
 
 
+def _analysis(sweep_workdir):
+  config = load_config_module(REPO / CONFIG).get_config("analysis")
+  config.sweep_workdir = str(sweep_workdir)
+  return config
+
+
 def test_table_and_figure_from_synthetic_csv(tmp_path):
   _write_csv(tmp_path / "results.csv")
-  table = permutation.run(tmp_path, tmp_path / "out")
+  rows = permutation.run(_analysis(tmp_path), str(tmp_path / "out"))["rows"]
+  table = {(r["model"], r["permuted"]): r for r in rows}
   for k, accs in ACC.items():
     pct = [100 * a for a in accs]
     assert table[k]["seeds"] == 3  # the failed point is left out
@@ -176,19 +184,20 @@ def test_table_and_figure_from_synthetic_csv(tmp_path):
       in md
   assert "| GRU | – | – | 91 | 57 |" in md
   saved = json.loads((tmp_path / "out" / "permutation.json").read_text())
-  assert len(saved["ours"]) == 4
+  assert len(saved["rows"]) == 4 and saved["published"]["cnn1d"]["true"] == 56.0
   assert (tmp_path / "out" / "permutation.png").stat().st_size > 5000
 
 
 def test_script_smoke_and_missing_csv(tmp_path):
   _write_csv(tmp_path / "results.csv")
-  out = subprocess.run([sys.executable, str(REPO / "scripts" / "exp_permutation.py"),
-                        f"--sweep_workdir={tmp_path}", f"--workdir={tmp_path / 'o'}"],
+  out = subprocess.run([sys.executable, str(REPO / "scripts" / "run.py"),
+                        f"--config={REPO / CONFIG}:analysis",
+                        f"--config.sweep_workdir={tmp_path}", f"--workdir={tmp_path / 'o'}"],
                        capture_output=True, text=True, timeout=120)
   assert out.returncode == 0, out.stderr
   assert (tmp_path / "o" / "permutation.png").exists()
   with pytest.raises(FileNotFoundError, match="run the sweep first"):
-    permutation.run(tmp_path / "nowhere", tmp_path)
+    permutation.run(_analysis(tmp_path / "nowhere"), str(tmp_path))
 
 
 def test_rejects_a_csv_of_another_sweep(tmp_path):

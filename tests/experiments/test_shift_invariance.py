@@ -103,9 +103,16 @@ def test_pooled_model_jumps_and_nan_where_undefined():
   assert np.isnan(r["right"]["aligned/stage1"][1]) and not np.isnan(r["right"]["aligned/stage1"][2])
 
 
+def _analysis(sweep_workdir, **fields):
+  config = load_config_module(REPO / "configs/experiments/shift_invariance.py").get_config(
+      "analysis")
+  config.update(sweep_workdir=str(sweep_workdir), **fields)
+  return config
+
+
 def test_missing_sweep_says_how_to_train(tmp_path):
   with pytest.raises(FileNotFoundError, match="scripts/sweep.py"):
-    si.run(str(tmp_path), str(tmp_path / "out"))
+    si.run(_analysis(tmp_path), str(tmp_path / "out"))
 
 
 def test_end_to_end_on_a_two_step_run(tmp_path):
@@ -115,7 +122,8 @@ def test_end_to_end_on_a_two_step_run(tmp_path):
   train.train_and_evaluate(config, str(point))
   (point / "point.json").write_text(json.dumps({"overrides": {"model.downsample": "maxpool"}}))
   (point / "result.json").write_text("{}")
-  r = si.run(str(tmp_path / "sweep"), str(tmp_path / "out"), max_shift=1, limit=16)
-  assert set(r) == {"maxpool"} and r["maxpool"]["down"]["unchanged"][0] == 1
+  rows = si.run(_analysis(tmp_path / "sweep", max_shift=1, limit=16), str(tmp_path / "out"))["rows"]
+  assert {r["model"] for r in rows} == {"maxpool"}
+  assert next(r for r in rows if r["direction"] == "down" and r["shift"] == 0)["unchanged"] == 1
   for ext in ("json", "md", "png"):
     assert (tmp_path / "out" / f"shift_invariance.{ext}").stat().st_size > 0

@@ -16,6 +16,8 @@ from torch.nn import functional as F
 
 from cnnlab import models
 from cnnlab import nn as cnn
+from cnnlab.experiments import inception_cost as ic
+from cnnlab.models import blocks
 from cnnlab.models import googlenet as gl
 
 # torchvision weight metadata (num_params, GFLOPS = GMACs), pytorch.org/vision/stable/models.html
@@ -228,14 +230,15 @@ def test_inception_v3_params_and_macs():
 
 # ------------------------------------------------------------ naive vs reduced Inception block
 def _block(kind, k, channels):
-  conv = functools.partial(cnn.Conv, impl="lax")
+  conv = functools.partial(cnn.Conv, use_bias=False, impl="lax")
   norm = functools.partial(cnn.BatchNorm, use_running_average=True)
-  return gl.Inception(channels, functools.partial(gl.BasicConv, conv=conv, norm=norm), kind, k)
+  block = functools.partial(blocks.ConvNormAct, conv=conv, norm=norm, padding=0, act=jax.nn.relu)
+  return gl.Inception(channels, block, kind, k)
 
 
 @pytest.mark.parametrize("kernel_5x5", [3, 5])
 def test_inception_block_cost_closed_form_matches_module(kernel_5x5):
-  for row in gl.inception_cost_table(kernel_5x5):
+  for row in ic.inception_cost_table(kernel_5x5):
     for kind in gl.INCEPTION_BLOCKS:
       block = _block(kind, kernel_5x5, gl.INCEPTION_CHANNELS[row["name"]])
       n, macs = params_and_macs(block, (row["hw"], row["hw"], row["c_in"]))
@@ -246,17 +249,17 @@ def test_inception_block_cost_closed_form_matches_module(kernel_5x5):
 def test_inception_cost_table_sums_to_torchvision_googlenet():
   """Stem + the 9 closed-form (reduced, 3x3) blocks + classifier = torchvision's 6,624,904."""
   stem = (3 * 64 * 49 + 128) + (64 * 64 + 128) + (64 * 192 * 9 + 384)
-  blocks = sum(r["reduced"]["params"] for r in gl.inception_cost_table(kernel_5x5=3))
+  blocks = sum(r["reduced"]["params"] for r in ic.inception_cost_table(kernel_5x5=3))
   assert stem + blocks + 1024 * 1000 + 1000 == TORCHVISION["googlenet"][0]
 
 
 def test_naive_googlenet_widens_and_costs_more():
-  table = gl.inception_cost_table(kernel_5x5=5)
+  table = ic.inception_cost_table(kernel_5x5=5)
   assert all(r["naive"]["macs"] > r["reduced"]["macs"] for r in table)
   # The naive network feeds each block the previous naive block's (wider) output.
   c, total = 192, 0
   for r in table:
-    cost = gl.inception_cost(c, gl.INCEPTION_CHANNELS[r["name"]], r["hw"], block="naive")
+    cost = ic.inception_cost(c, gl.INCEPTION_CHANNELS[r["name"]], r["hw"], block="naive")
     total, c = total + cost["params"], cost["c_out"]
   stem = (3 * 64 * 49 + 128) + (64 * 64 + 128) + (64 * 192 * 9 + 384)
   model = models.create("googlenet", inception_block="naive", kernel_5x5=5)
@@ -282,8 +285,8 @@ def test_googlenet_matches_torch_with_copied_weights():
 
 
 def test_torch_default_initialisers():
-  """``torch_bias_init`` against torch's ``nn.Linear`` bias: U(+-1/sqrt(fan_in))."""
-  bias = np.asarray(gl.torch_bias_init(64)(jax.random.key(0), (20_000,)))
+  """``torch_default_bias_init`` against torch's ``nn.Linear`` bias: U(+-1/sqrt(fan_in))."""
+  bias = np.asarray(blocks.torch_default_bias_init(64)(jax.random.key(0), (20_000,)))
   with torch.no_grad():
     ref = tnn.Linear(64, 20_000).bias.numpy()
   assert np.abs(bias).max() <= 1 / 8 and np.abs(ref).max() <= 1 / 8

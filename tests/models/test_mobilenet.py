@@ -302,7 +302,7 @@ def test_conv_init_matches_torch_kaiming_fan_out():
     w = torch.empty(oihw)
     tnn.init.kaiming_normal_(w, mode="fan_out")
     hwio = oihw[2:] + (oihw[1], oihw[0])
-    ours = np.asarray(blocks.torch_kaiming_fan_out(jax.random.key(0), hwio))
+    ours = np.asarray(blocks.kaiming_normal_fan_out(jax.random.key(0), hwio))
     assert abs(ours.std() / w.std().item() - 1) < 0.1
     assert abs(ours.mean()) < 0.1 * ours.std()
 

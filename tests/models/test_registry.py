@@ -1,6 +1,7 @@
 """One sweep over every registered model: parameter count (eval_shape, no memory) against the
-published reference recorded with it, and a jitted train-mode forward at a small resolution
-(finite logits of the right shape, batch statistics updated where the model has them).
+published reference recorded with it (built with ``conv_impl='im2col'``, which must reach every
+conv), and a jitted train-mode forward at a small resolution (finite logits of the right shape,
+batch statistics updated where the model has them).
 
 Compiling all ~60 models takes several CPU-minutes, so the default suite compiles one
 representative of each architecture class (below) and checks every other variant -- the same
@@ -9,12 +10,14 @@ class at another depth or width -- abstractly (``jax.eval_shape`` of the same tr
 
 import dataclasses
 
+import flax.linen
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from cnnlab import models
+from cnnlab import nn as cnn
 
 ALL = models.list_models()
 # One per architecture class / block type; the other registered variants differ in depth/width.
@@ -48,11 +51,22 @@ def test_registry_lists_and_rejects():
 
 
 @pytest.mark.parametrize("name", ALL)
-def test_parameter_count(name):
+def test_parameter_count_and_conv_impl(name):
+  """Built with ``conv_impl='im2col'`` (every registered model takes it): every ``cnn.Conv`` the
+  model calls gets ``impl='im2col'``; then the count against the published one."""
   spec = models.get_spec(name)
-  model = models.create(name)
-  shapes = jax.eval_shape(lambda: model.init(jax.random.key(0),
-                                             jnp.zeros((1, *spec.input_shape)), train=False))
+  model = models.create(name, conv_impl="im2col")
+  impls = []
+
+  def record(next_fun, args, kwargs, context):
+    if isinstance(context.module, cnn.Conv) and context.method_name == "__call__":
+      impls.append(context.module.impl)
+    return next_fun(*args, **kwargs)
+
+  with flax.linen.intercept_methods(record):
+    shapes = jax.eval_shape(lambda: model.init(jax.random.key(0),
+                                               jnp.zeros((1, *spec.input_shape)), train=False))
+  assert set(impls) == ({"im2col"} if spec.family != "mlp" else set()), set(impls)
   if spec.num_params is None:
     pytest.skip(f"{name}: no exact published count (its family test checks the derivation)")
   assert _count(shapes["params"]) == spec.num_params

@@ -10,7 +10,7 @@ from jax import lax
 
 from cnnlab import ops
 from cnnlab.ops import conv_auto
-from cnnlab.ops.conv import make_case
+from cnnlab.ops.conv_case import make_case
 
 X, W = (2, 8, 8, 4), (3, 3, 4, 5)  # 2D 3x3: every impl (winograd included) supports it
 

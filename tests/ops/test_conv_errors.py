@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import pytest
 
 from cnnlab import ops
-from cnnlab.ops.conv import supports
+from cnnlab.ops.conv_registry import supports
 
 X2, W2 = (2, 8, 8, 4), (3, 3, 4, 6)
 

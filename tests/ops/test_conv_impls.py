@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from jax import lax
 
 from cnnlab import ops
-from cnnlab.ops.conv import impls_supporting, supports
+from cnnlab.ops.conv_registry import impls_supporting, supports
 
 IMPLS = ("lax", "im2col", "shift", "fft", "matmul", "matmul_sparse", "winograd", "winograd_f4")
 WINOGRAD = ("winograd", "winograd_f4")

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cnnlab import ops
-from cnnlab.ops.conv import impls_supporting
+from cnnlab.ops.conv_registry import impls_supporting
 
 TORCH_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 IMPLS = ("lax", "im2col", "shift", "fft", "matmul", "matmul_sparse", "winograd", "winograd_f4")

@@ -1,6 +1,7 @@
 """jaxlib 0.10.2 CPU aborts the process in ``grad`` w.r.t. the input of a 2D/3D
 ``lax.conv_general_dilated`` with stride > 1, rhs_dilation > 1 and non-zero padding (XLA CHECK in
-algebraic_simplifier.cc; see notes/conventions). ``ops.conv(impl='lax')`` must not crash: the
+algebraic_simplifier.cc; docs/conventions.md, "Upstream crash: lax conv gradient with stride,
+dilation and padding"). ``ops.conv(impl='lax')`` must not crash: the
 cases run in a subprocess (an abort there fails this test instead of killing pytest) and must
 match the reference: ``jnp.pad`` then a 'VALID' conv.
 """

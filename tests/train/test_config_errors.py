@@ -49,7 +49,7 @@ def test_unknown_model_option(digits_config):
 
 
 def test_unknown_config_arg():
-  with pytest.raises(ValueError, match="'smok' is not one of"):
+  with pytest.raises(train.ConfigError, match="config arg 'smok' is invalid: allowed smoke, local"):
     train.apply_arg(train.base(), "smok")
 
 

@@ -1,9 +1,7 @@
 """The training loop: every config runs, resume is exact, 1 device == 8 devices, one compile,
 eval counts every example once."""
 
-import json
 import os
-import pathlib
 import shutil
 import subprocess
 import sys
@@ -14,16 +12,21 @@ import orbax.checkpoint as ocp
 import pytest
 
 from cnnlab import data, models, train
+from cnnlab.train import workdir as workdir_lib
 from conftest import REPO, load_config_module
 
-# Training configs: everything under configs/ except benchmark and analysis (non-training) ones.
-CONFIGS = sorted(p for p in (REPO / "configs").rglob("*.py")
-                 if not {"bench", "analysis"} & set(p.relative_to(REPO / "configs").parts))
+# Training configs: everything under configs/ except benchmark and analysis (non-training) ones,
+# each zoo family by its :arg.
+ZOO = REPO / "configs" / "zoo" / "mnist8k.py"
+CONFIGS = sorted((p, "") for p in (REPO / "configs").rglob("*.py")
+                 if not {"bench", "analysis", "zoo"} & set(p.relative_to(REPO / "configs").parts))
+CONFIGS += [(ZOO, name) for name in load_config_module(ZOO).FAMILIES]
+IDS = [p.stem + (f":{arg}" if arg else "") for p, arg in CONFIGS]
 
 
 def saved_state(workdir, step):
   """The train state saved at ``step``, restored onto this process's first device."""
-  path = pathlib.Path(workdir, "checkpoints", str(step), "state").resolve()
+  path = workdir_lib.checkpoints_dir(workdir) / str(step) / "state"
   ckptr = ocp.StandardCheckpointer()
   device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
   target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
@@ -33,14 +36,14 @@ def saved_state(workdir, step):
 
 # Configs whose 2-step run takes >= 12 s on 2 cores (compiling a large network's train step):
 # the default suite traces their first step abstractly; `pytest -m slow` runs the 2 steps.
-HEAVY = {"googlenet_mnist8k", "densenet_bc_100_mnist8k", "vgg11_bn_mnist8k", "resnet18_mnist8k",
-         "efficientnet_b0_mnist8k", "mobilenet_v2_mnist8k", "imagenet_resnet50",
-         "shufflenet_v2_x0_5_mnist8k", "squeezenet1_1_mnist8k"}
+HEAVY = {f"mnist8k:{name}" for name in ("googlenet", "densenet_bc_100", "vgg11_bn", "resnet18",
+                                         "efficientnet_b0", "mobilenet_v2", "shufflenet_v2_x0_5",
+                                         "squeezenet1_1")} | {"imagenet_resnet50"}
 
 
-def _smoke_config(path):
+def _smoke_config(path, arg=""):
   module = load_config_module(path)
-  config = module.get_config("smoke")
+  config = module.get_config(",".join(filter(None, [arg, "smoke"])))
   if config.data.name not in data.BUILTIN:  # needs a download / TensorFlow: local stand-in data
     config = module.get_config("smoke,local")
     assert config.data.name == "digits"
@@ -49,23 +52,23 @@ def _smoke_config(path):
   return config
 
 
-@pytest.mark.parametrize("path", [p if p.stem not in HEAVY else
-                                  pytest.param(p, marks=pytest.mark.slow) for p in CONFIGS],
-                         ids=[p.stem for p in CONFIGS])
-def test_every_config_runs_two_steps(path, tmp_path):
-  config = _smoke_config(path)
+@pytest.mark.parametrize("path,arg", [c if i not in HEAVY else
+                                      pytest.param(*c, marks=pytest.mark.slow)
+                                      for c, i in zip(CONFIGS, IDS)], ids=IDS)
+def test_every_config_runs_two_steps(path, arg, tmp_path):
+  config = _smoke_config(path, arg)
   result = train.train_and_evaluate(config, str(tmp_path))
   assert np.isfinite(result["loss"]) and result["num_examples"] > 0
-  rows = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+  rows = workdir_lib.read_metrics(tmp_path)
   assert [r["step"] for r in rows if r["kind"] == "train"] == [1, 2]
-  assert (tmp_path / "checkpoints" / "2").is_dir() and (tmp_path / "config.json").exists()
+  assert workdir_lib.steps(tmp_path) == [2] and workdir_lib.config_path(tmp_path).exists()
 
 
-@pytest.mark.parametrize("path", [p for p in CONFIGS if p.stem in HEAVY],
-                         ids=lambda p: p.stem)
-def test_heavy_config_first_step_traces(path):
+@pytest.mark.parametrize("path,arg", [c for c, i in zip(CONFIGS, IDS) if i in HEAVY],
+                         ids=[i for i in IDS if i in HEAVY])
+def test_heavy_config_first_step_traces(path, arg):
   """Validation, data, model and one train step, abstractly (no compile)."""
-  config = _smoke_config(path)
+  config = _smoke_config(path, arg)
   out = train.dry_run(config)
   assert out["num_params"] > 0 and out["train_examples"] > config.batch_size
 
@@ -84,7 +87,7 @@ def test_stop_and_resume_is_bit_identical(digits_config, tmp_path):
   full, resumed = tmp_path / "full", tmp_path / "resumed"
   train.train_and_evaluate(digits_config, str(full))
   shutil.copytree(full, resumed)
-  shutil.rmtree(resumed / "checkpoints" / "6")  # as if the run had stopped after step 3
+  shutil.rmtree(workdir_lib.checkpoints_dir(resumed) / "6")  # as if the run had stopped after step 3
   train.train_and_evaluate(digits_config, str(resumed))
   a, b = saved_state(full, 6), saved_state(resumed, 6)
   assert int(b["step"]) == 6

@@ -22,10 +22,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cnnlab import ops
+from cnnlab import ops, plotting
 from cnnlab.bench import report
 from cnnlab.ops import conv_auto
-from cnnlab.ops.conv import impls_supporting, make_case
+from cnnlab.ops.conv_case import make_case
+from cnnlab.ops.conv_registry import impls_supporting
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -133,10 +134,7 @@ def plot_kernel_sizes(rows, out_path):
          title="1D conv, time vs kernel size")
   ax.grid(alpha=0.3)
   ax.legend(fontsize=8)
-  fig.tight_layout()
-  fig.savefig(out_path, dpi=110)
-  plt.close(fig)
-  return out_path
+  return plotting.save(fig, out_path, dpi=110)
 
 
 def geomean(values):

@@ -44,7 +44,7 @@ def cnnlab_throughput(model_name, *, batch_size, steps, repeats=3, lr=1e-3, num_
   input_shape = tuple(input_shape or models.get_spec(model_name).input_shape)
   tx = optax.adam(lr)
   state = jax.jit(lambda: state_lib.create(model, tx, input_shape, 0))()
-  metrics = steps_lib.zero_metrics()
+  metrics = steps_lib.zero_train_metrics()
   key = jax.random.key(1)
   batches = [jax.device_put({"inputs": x, "label": y})
              for x, y in _batches(batch_size, input_shape, num_classes)]

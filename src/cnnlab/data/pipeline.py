@@ -13,15 +13,17 @@ Per batch, vectorised in numpy (no loop over examples): random crop (zero-pad by
 ``random_crop_padding``, then crop back) and horizontal flip for 2D images, seeded by Grain
 (so the iterator state alone restores the stream); uint8 scaled to [0, 1]; ``(x - mean) / std``;
 optional fixed permutation of the spatial positions (``permute_features``).
+
+Grain worker processes (``num_workers`` > 0) die with the process that started them.
 """
 
 from __future__ import annotations
 
 import math
 
-import grain
 import numpy as np
-from PIL import Image
+
+from cnnlab import procs
 
 
 def _augment(cfg):
@@ -77,6 +79,7 @@ def example_shape(info, cfg) -> tuple:
 def _resize(img, box, size):
   """Crops ``box`` = (left, top, right, bottom) of a uint8 ``(H, W, C)`` image, resizes to
   ``size`` squared."""
+  from PIL import Image  # noqa: PLC0415
   pil = Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img)
   out = np.asarray(pil.resize((size, size), Image.BILINEAR, box=box))
   return out[..., None] if img.shape[-1] == 1 else out
@@ -108,13 +111,16 @@ def _center_crop(size, fraction=0.875):
 
 
 def _records(source, info):
+  import grain  # noqa: PLC0415 - heavy; only when data is read
   return grain.MapDataset.source(source).map(
       lambda r: {"inputs": r[info.input_key], "label": r[info.label_key]})
 
 
 def train_dataset(source, info, cfg, *, batch_size: int, seed: int, process_index: int = 0,
-                  process_count: int = 1) -> grain.IterDataset:
-  """Infinite, reshuffled each epoch, checkpointable (``get_state``/``set_state``)."""
+                  process_count: int = 1):
+  """A ``grain.IterDataset``: infinite, reshuffled each epoch, checkpointable
+  (``get_state``/``set_state``)."""
+  import grain  # noqa: PLC0415
   ds = _records(source, info)[process_index::process_count].seed(seed).shuffle().repeat(None)
   if is_variable_size(info):
     ds = ds.random_map(_random_resized_crop(cfg.image_size))
@@ -123,7 +129,8 @@ def train_dataset(source, info, cfg, *, batch_size: int, seed: int, process_inde
     ds = ds.random_map(_augment(cfg))
   it = ds.map(_finish(cfg, info)).to_iter_dataset()
   if cfg.num_workers:
-    it = it.mp_prefetch(grain.MultiprocessingOptions(num_workers=cfg.num_workers))
+    it = it.mp_prefetch(grain.MultiprocessingOptions(num_workers=cfg.num_workers),
+                        worker_init_fn=procs.grain_worker_init)
   return it
 
 

@@ -14,24 +14,41 @@ Builtin names (prepared without TensorFlow on first use into ``data_dir``, then 
   split ``train`` of 8,000), prepared once per distinct file content.
 Any other name goes to ``tfds.builder(name)`` (preparing those needs TensorFlow).
 ``data_dir=None`` is TFDS's default (``~/tensorflow_datasets`` or ``$TFDS_DATA_DIR``).
+
+Every input the dataset cannot use (name, split, ``manual_dir`` and its files) raises
+:class:`DataError`, a ``ValueError`` that names the argument at fault (``field``).
+TFDS and the builders are imported on first use (importing this module is cheap).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import difflib
 import fcntl
+import importlib
 import importlib.util
 import os
 
 import numpy as np
-import tensorflow_datasets as tfds
-
-from cnnlab.data.builders import digits, mnist, mnist1d
 
 BUILTIN = ("digits", "mnist1d", "mnist")
-_BUILDERS = {"digits": digits.CnnlabDigits, "mnist1d": mnist1d.CnnlabMnist1d,
-             "mnist": mnist.CnnlabMnist}
+_BUILDERS = {"digits": "digits.CnnlabDigits", "mnist1d": "mnist1d.CnnlabMnist1d",
+             "mnist": "mnist.CnnlabMnist"}
+
+
+class DataError(ValueError):
+  """An argument of :func:`load` the dataset cannot use; ``field`` is its name (``name``,
+  ``split``, ``manual_dir``, ``data_dir``)."""
+
+  def __init__(self, field: str, message: str):
+    super().__init__(message)
+    self.field = field
+
+
+def _builder_class(name):
+  module, cls = _BUILDERS[name].split(".")
+  return getattr(importlib.import_module(f"cnnlab.data.builders.{module}"), cls)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,10 +66,11 @@ def load(name: str, split: str, *, data_dir=None, manual_dir=None):
   """``(source, DataInfo)`` for ``split`` of dataset ``name`` (see module doc).
 
   ``manual_dir``: for ``mnist``, a folder of IDX files to use instead of downloading; for a
-  non-builtin dataset, TFDS's manual download folder. Raises ValueError for an unknown name,
-  a bad split or bad IDX files, ImportError if a non-builtin dataset must be prepared and
-  TensorFlow is not installed.
+  non-builtin dataset, TFDS's manual download folder. Raises :class:`DataError` for an
+  unknown name, a bad split or bad IDX files, ImportError if a non-builtin dataset must be
+  prepared and TensorFlow is not installed.
   """
+  import tensorflow_datasets as tfds  # noqa: PLC0415 - heavy; only when data is read
   builder = _builder(name, data_dir, manual_dir)
   if not builder.is_prepared() and name not in BUILTIN and (
       importlib.util.find_spec("tensorflow") is None):
@@ -67,8 +85,22 @@ def load(name: str, split: str, *, data_dir=None, manual_dir=None):
     if not builder.is_prepared():
       config = tfds.download.DownloadConfig(manual_dir=manual_dir,
                                             force_checksums_validation=True)
-      builder.download_and_prepare(download_config=config, file_format="array_record")
+      try:
+        builder.download_and_prepare(download_config=config, file_format="array_record")
+      except DataError:
+        raise
+      except ValueError as e:  # the builders' messages name the bad file
+        raise DataError("manual_dir" if manual_dir else "name", str(e)) from e
       builder = _builder(name, data_dir, manual_dir)
+  splits = sorted(builder.info.splits)
+  syntax = (f"dataset {name!r} has splits {splits} (TFDS slicing syntax, e.g. "
+            f"'{splits[0]}[:80%]' or '{splits[0]}[100:200]')")
+  try:
+    n = builder.info.splits[split].num_examples
+  except Exception as e:  # noqa: BLE001 - TFDS raises ValueError / KeyError / AssertionError
+    raise DataError("split", f"{syntax}: {' '.join(str(e).split())}") from None
+  if not n:
+    raise DataError("split", f"selects no examples; {syntax}")
   return builder.as_data_source(split=split), data_info(builder.info)
 
 
@@ -85,8 +117,9 @@ def _prepare_lock(builder):
       fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def data_info(info: tfds.core.DatasetInfo) -> DataInfo:
+def data_info(info) -> DataInfo:
   """``DataInfo`` of a supervised classification dataset's TFDS info."""
+  import tensorflow_datasets as tfds  # noqa: PLC0415
   if not info.supervised_keys or len(info.supervised_keys) != 2:
     raise ValueError(f"dataset {info.name!r} has supervised_keys={info.supervised_keys}; "
                      "need (input_key, label_key)")
@@ -99,17 +132,27 @@ def data_info(info: tfds.core.DatasetInfo) -> DataInfo:
                   splits={k: v.num_examples for k, v in info.splits.items()})
 
 
-def _builder(name, data_dir, manual_dir) -> tfds.core.DatasetBuilder:
+def _builder(name, data_dir, manual_dir):
+  import tensorflow_datasets as tfds  # noqa: PLC0415
   if not isinstance(name, str):
-    raise ValueError(f"name must be a dataset name (str), e.g. one of {BUILTIN}; got {name!r}")
+    raise DataError("name", f"must be a dataset name (str), e.g. one of {BUILTIN}; got {name!r}")
   if name == "mnist" and manual_dir is not None:
-    return mnist.CnnlabMnist(config=mnist.manual_config(manual_dir), data_dir=data_dir)
+    from cnnlab.data.builders import mnist  # noqa: PLC0415
+    try:
+      return mnist.CnnlabMnist(config=mnist.manual_config(manual_dir), data_dir=data_dir)
+    except OSError as e:
+      raise DataError("manual_dir", f"cannot read {manual_dir}: {e}") from e
+    except ValueError as e:  # names the bad file
+      raise DataError("manual_dir", str(e)) from e
   if name in BUILTIN:
     if manual_dir is not None:
-      raise ValueError(f"manual_dir is only used by 'mnist' among {BUILTIN}; got it for {name!r}")
-    return _BUILDERS[name](data_dir=data_dir)
+      raise DataError("manual_dir", f"dataset {name!r} takes no manual_dir (among {BUILTIN} "
+                      "only 'mnist' reads one; allowed: '')")
+    return _builder_class(name)(data_dir=data_dir)
   try:
     return tfds.builder(name, data_dir=data_dir)
-  except tfds.core.registered.DatasetNotFoundError as e:
-    raise ValueError(f"unknown dataset {name!r}: not builtin {BUILTIN} and not a TFDS "
-                     "dataset") from e
+  except tfds.core.registered.DatasetNotFoundError:
+    close = difflib.get_close_matches(name, BUILTIN, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise DataError("name", f"unknown dataset {name!r}: not builtin {list(BUILTIN)} and not a "
+                    f"TFDS dataset{hint}") from None

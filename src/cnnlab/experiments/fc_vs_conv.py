@@ -13,7 +13,6 @@ layer gets a bias iff the conv has one (ResNet's convs have none: BatchNorm foll
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 
@@ -22,9 +21,9 @@ import jax
 import jax.numpy as jnp
 import matplotlib
 
-from cnnlab import models
+from cnnlab import models, plotting
 from cnnlab import nn as cnn
-from cnnlab.bench import report
+from cnnlab import report
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -162,10 +161,7 @@ def plot(rows, out_path) -> str:
   ax.set_title("Conv layer vs a dense layer between the same feature maps", fontsize=10)
   ax.grid(axis="x", alpha=0.3)
   ax.legend(fontsize=8, loc="lower right")
-  fig.tight_layout()
-  fig.savefig(out_path, dpi=100)
-  plt.close(fig)
-  return out_path
+  return plotting.save(fig, out_path, dpi=100)
 
 
 def run(cfg, workdir: str) -> dict:
@@ -173,10 +169,6 @@ def run(cfg, workdir: str) -> dict:
   rows = table(cfg.models)
   sums = totals(rows)
   md = markdown(rows, sums)
-  os.makedirs(workdir, exist_ok=True)
-  with open(os.path.join(workdir, "fc_vs_conv.md"), "w") as f:
-    f.write(md + "\n")
-  with open(os.path.join(workdir, "fc_vs_conv.json"), "w") as f:
-    json.dump({"rows": rows, "totals": sums}, f, indent=2)
+  report.write(workdir, "fc_vs_conv", rows, markdown=md, extra={"totals": sums})
   png = plot(rows, os.path.join(workdir, "fc_vs_conv.png"))
   return dict(rows=rows, totals=sums, markdown=md, png=png)

@@ -1,9 +1,9 @@
 """Naive (fig. 2a) vs 1x1-reduced (fig. 2b) Inception blocks: parameters and MACs, as a figure.
 
 Numbers per GoogLeNet block (each fed the input the reduced GoogLeNet gives it) come from the
-closed form ``cnnlab.models.googlenet.inception_cost_table`` and are cross-checked twice:
+closed form ``inception_cost_table`` (below) and are cross-checked twice:
 
-- module level: each block built alone (``googlenet.Inception`` with GoogLeNet's ``BasicConv``)
+- module level: each block built alone (``googlenet.Inception`` with GoogLeNet's conv-BN-ReLU)
   on ``(1, hw, hw, C_in)``: trainable parameters from ``jax.eval_shape`` of ``init``, MACs from
   ``cnnlab.models.summary.summarize`` (every conv tap counted, as the closed form does);
 - network level (reduced only; a naive network widens every later block's input): the
@@ -15,10 +15,10 @@ Parameters = conv kernels + BN scale/bias (no conv bias); MACs = conv multiply-a
 from __future__ import annotations
 
 import functools
-import json
 import math
 import os
 from collections.abc import Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -26,10 +26,11 @@ import jax.numpy as jnp
 import matplotlib
 import numpy as np
 
-from cnnlab import models
+from cnnlab import arith, models
 from cnnlab import nn as cnn
-from cnnlab.bench import report
-from cnnlab.models import googlenet, summary
+from cnnlab import plotting, report
+from cnnlab.models import blocks, googlenet, summary
+from cnnlab.train.errors import ConfigError
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -48,8 +49,46 @@ class _Block(nn.Module):
   @nn.compact
   def __call__(self, x_BxHxWxC, train: bool = False):
     norm = functools.partial(cnn.BatchNorm, use_running_average=not train, epsilon=1e-3)
-    conv_block = functools.partial(googlenet.BasicConv, conv=cnn.Conv, norm=norm)
+    conv = functools.partial(cnn.Conv, use_bias=False)
+    conv_block = functools.partial(blocks.ConvNormAct, conv=conv, norm=norm, padding=0, act=nn.relu)
     return googlenet.Inception(self.channels, conv_block, self.block, self.kernel_5x5)(x_BxHxWxC)
+
+
+def inception_cost(c_in: int, channels: Sequence[int], hw: int, *, block: str = "reduced",
+                   kernel_5x5: int = 5) -> dict[str, int]:
+  """Closed-form cost of one ``Inception`` block on a ``hw x hw`` map with ``c_in`` channels.
+
+  Returns ``c_out``, ``weights`` (conv kernels), ``params`` (kernels + BN scale and bias) and
+  ``macs`` (conv multiply-adds; pooling and BN not counted).
+  """
+  c1, r3, c3, r5, c5, pool_proj = channels
+  kk = kernel_5x5 * kernel_5x5
+  if block == "naive":
+    convs = [(c_in, c1, 1), (c_in, c3, 9), (c_in, c5, kk)]
+    c_out = c1 + c3 + c5 + c_in
+  else:
+    convs = [(c_in, c1, 1), (c_in, r3, 1), (r3, c3, 9), (c_in, r5, 1), (r5, c5, kk),
+             (c_in, pool_proj, 1)]
+    c_out = c1 + c3 + c5 + pool_proj
+  weights = sum(i * o * k for i, o, k in convs)
+  return {"c_out": c_out, "weights": weights, "params": weights + sum(2 * o for _, o, _ in convs),
+          "macs": weights * hw * hw}
+
+
+def inception_cost_table(kernel_5x5: int = 5, image_size: int = 224) -> list[dict[str, Any]]:
+  """Naive vs reduced cost of GoogLeNet's 9 blocks, each fed the input the (reduced) GoogLeNet
+  gives it: rows ``{name, c_in, hw, naive: {...}, reduced: {...}}``."""
+  pool = functools.partial(arith.pool_output_size, ceil_mode=True)
+  hw3 = pool(pool(arith.conv_output_size(image_size, 7, 2, 3), 3, 2), 3, 2)  # stem, as built
+  sizes = {"3": hw3, "4": pool(hw3, 3, 2), "5": pool(pool(hw3, 3, 2), 2, 2)}
+  rows, c_in = [], 192
+  for name, channels in googlenet.INCEPTION_CHANNELS.items():
+    hw = sizes[name[0]]
+    cost = {b: inception_cost(c_in, channels, hw, block=b, kernel_5x5=kernel_5x5)
+            for b in BLOCKS}
+    rows.append({"name": name, "c_in": c_in, "hw": hw, **cost})
+    c_in = cost["reduced"]["c_out"]
+  return rows
 
 
 def module_cost(c_in: int, channels, hw: int, block: str, kernel_5x5: int) -> dict[str, int]:
@@ -74,7 +113,7 @@ def table(kernel_5x5: int, image_size: int) -> list[dict]:
   """Closed-form rows plus the module- and network-level checks (``*_check``: all equal)."""
   net = network_costs(kernel_5x5, image_size)
   rows = []
-  for r in googlenet.inception_cost_table(kernel_5x5, image_size):
+  for r in inception_cost_table(kernel_5x5, image_size):
     channels = googlenet.INCEPTION_CHANNELS[r["name"]]
     mod = {b: module_cost(r["c_in"], channels, r["hw"], b, kernel_5x5) for b in BLOCKS}
     keys = ("params", "macs", "c_out")
@@ -128,25 +167,19 @@ def plot(rows, tot, kernel_5x5: int, image_size: int, out_path) -> str:
   axes[0].legend(fontsize=8, loc="upper left")
   fig.suptitle(f"Inception block cost, naive vs 1x1-reduced (k={kernel_5x5} branch, "
                f"{image_size}x{image_size} input)", fontsize=10)
-  fig.tight_layout()
-  fig.savefig(out_path, dpi=100)
-  plt.close(fig)
-  return out_path
+  return plotting.save(fig, out_path, dpi=100)
 
 
 def run(cfg, workdir: str) -> dict:
   """Writes ``inception_cost.{md,json,png}`` into ``workdir``; returns rows, totals, Markdown."""
   if cfg.kernel_5x5 not in (3, 5) or cfg.image_size < 32:
-    raise ValueError(f"kernel_5x5={cfg.kernel_5x5!r} must be 3 or 5 and image_size="
-                     f"{cfg.image_size!r} >= 32")
+    raise ConfigError(f"config.kernel_5x5={cfg.kernel_5x5!r}, config.image_size="
+                      f"{cfg.image_size!r} is invalid: kernel_5x5 must be 3 or 5 and "
+                      "image_size >= 32")
   rows = table(cfg.kernel_5x5, cfg.image_size)
   tot = totals(rows)
   md = markdown(rows, tot)
-  os.makedirs(workdir, exist_ok=True)
-  with open(os.path.join(workdir, "inception_cost.md"), "w") as f:
-    f.write(md + "\n")
-  with open(os.path.join(workdir, "inception_cost.json"), "w") as f:
-    json.dump({"kernel_5x5": cfg.kernel_5x5, "image_size": cfg.image_size, "rows": rows,
-               "totals": tot}, f, indent=2)
+  report.write(workdir, "inception_cost", rows, markdown=md, extra={
+      "kernel_5x5": cfg.kernel_5x5, "image_size": cfg.image_size, "totals": tot})
   png = plot(rows, tot, cfg.kernel_5x5, cfg.image_size, os.path.join(workdir, "inception_cost.png"))
   return dict(rows=rows, totals=tot, markdown=md, png=png)

@@ -9,18 +9,16 @@ Panels are plotted from :func:`panels` (the arrays the figures show, so tests ca
 
 from __future__ import annotations
 
-import json
 import os
-import pathlib
 import tempfile
 
 import jax.numpy as jnp
 import numpy as np
 
-from cnnlab import models, plotting, train
-from cnnlab.bench.report import markdown_table
-from cnnlab.experiments import trained_run
-from cnnlab.sweep import job
+from cnnlab import models, plotting, report, train
+from cnnlab.experiments import _eval_data as eval_data
+from cnnlab.train import workdir as workdir_lib
+from cnnlab.train.errors import ConfigError
 
 LAYERS = ("C1", "S2", "C3", "S4", "C5", "pre_logits")
 SOWN = {k: k if k == "pre_logits" else f"{k}_out" for k in LAYERS}  # names in LeNet5's sow calls
@@ -107,32 +105,27 @@ def layer_stats(p: dict) -> list[dict]:
 
 
 def run(config, workdir: str) -> dict:
-  """Loads (or, if ``config.train_if_missing``, first trains) the run, plots, writes
+  """Loads the run in ``config.run_workdir`` (first training ``config.train`` there if it has no
+  checkpoint and ``config.train_if_missing``; '' = a fresh temporary directory), plots, writes
   lenet_filters.png, lenet_feature_maps.png, lenet_features.{json,md} into ``workdir``."""
   run_dir = config.run_workdir or tempfile.mkdtemp(prefix="lenet_features_")
-  if trained_run.latest_step(run_dir) is None:
+  if workdir_lib.latest_step(run_dir) is None:
     if not config.train_if_missing:
-      raise FileNotFoundError(f"no checkpoint in {run_dir!r}/checkpoints and "
-                              "config.train_if_missing is False")
-    train_config = job.load_module(config.train_config).get_config(config.train_arg or None)
-    train_config.progress_bar = False
-    train.train_and_evaluate(train_config, run_dir)
-  run_config, model, variables = trained_run.load(run_dir)
-  x, y = trained_run.eval_arrays(run_config, limit=config.digit_index + 1)
+      raise ConfigError(f"config.run_workdir={run_dir!r} is invalid: it holds no checkpoint and "
+                        "config.train_if_missing is False")
+    train.train_and_evaluate(config.train, run_dir)
+  run_config, model, variables = workdir_lib.load(run_dir)
+  x, y = eval_data.eval_arrays(run_config, limit=config.digit_index + 1)
   p = panels(model, variables, x[config.digit_index])
   os.makedirs(workdir, exist_ok=True)
   plot_filters(p, os.path.join(workdir, "lenet_filters.png"))
   plot_feature_maps(p, os.path.join(workdir, "lenet_feature_maps.png"))
   rows = layer_stats(p)
-  metrics = [json.loads(line) for line in open(os.path.join(run_dir, "metrics.jsonl"))]
-  evals = [m for m in metrics if m["kind"] == "eval"]
-  summary = {"run_workdir": run_dir, "step": trained_run.latest_step(run_dir),
+  evals = workdir_lib.read_metrics(run_dir, "eval")
+  summary = {"run_workdir": run_dir, "step": workdir_lib.latest_step(run_dir),
              "eval_accuracy": evals[-1]["accuracy"] if evals else None,
              "digit_index": config.digit_index, "label": int(y[config.digit_index]),
              "predicted": int(np.argmax(p["logits"])), "logits": p["logits"].round(3).tolist(),
-             "layers": rows,
              "c1_kernel": p["kernel"].tolist(), "c1_bias": p["bias"].tolist()}
-  pathlib.Path(workdir, "lenet_features.json").write_text(json.dumps(summary, indent=1))
-  pathlib.Path(workdir, "lenet_features.md").write_text(
-      markdown_table(rows, list(rows[0])) + "\n")
-  return {**summary, "panels": p}
+  report.write(workdir, "lenet_features", rows, extra=summary)
+  return {k: v for k, v in summary.items() if not k.startswith("c1_")}

@@ -1,6 +1,6 @@
 """Eval error against batch size for each normalisation (Wu & He 2018, fig. 1), from a sweep.
 
-Reads the ``results.csv`` that ``scripts/sweep.py`` collects for
+Reads the ``results.csv`` that ``scripts/sweep.py`` collects in ``config.sweep_workdir`` for
 ``configs/experiments/norm_batch_size.py`` (columns ``model.norm``, ``batch_size``, ``seed``,
 ``status``, ``accuracy``) and writes ``norm_batch_size.{md,json,png}``: eval error (%) = 100 x
 (1 - accuracy), mean ± std over seeds, one row / line per norm, batch sizes on a log2 axis.
@@ -9,8 +9,7 @@ Reads the ``results.csv`` that ``scripts/sweep.py`` collects for
 from __future__ import annotations
 
 import collections
-import json
-import pathlib
+import os
 
 import matplotlib
 
@@ -19,7 +18,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib import ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
-from cnnlab.sweep import collect
+from cnnlab import plotting, report
+from cnnlab.experiments import _sweep_results
 
 NORM_ORDER = ("batch", "group", "layer", "instance", "none")
 LABELS = {"batch": "BatchNorm", "group": "GroupNorm", "layer": "LayerNorm",
@@ -28,7 +28,7 @@ LABELS = {"batch": "BatchNorm", "group": "GroupNorm", "layer": "LayerNorm",
 
 def read_results(csv_path) -> list[dict]:
   """Finished points of the sweep as ``{norm, batch_size, seed, error}`` (error in %)."""
-  rows = collect.read_finished(csv_path, {"model.norm", "batch_size", "status"},
+  rows = _sweep_results.read_finished(csv_path, {"model.norm", "batch_size", "status"},
                               "norm_batch_size")
   return [{"norm": r["model.norm"], "batch_size": int(r["batch_size"]),
            "seed": int(r.get("seed") or 0), "error": 100.0 * (1.0 - float(r["accuracy"]))}
@@ -88,24 +88,16 @@ def plot(table: dict, out_path, title: str = "") -> str:
   ax.legend(fontsize=8)
   if title:
     ax.set_title(title, fontsize=10)
-  fig.tight_layout()
-  fig.savefig(out_path, dpi=100)
-  plt.close(fig)
-  return str(out_path)
+  return plotting.save(fig, out_path, dpi=100)
 
 
-def run(sweep_workdir, workdir, title: str = "") -> dict:
-  """Writes ``norm_batch_size.{md,json,png}`` into ``workdir`` from the sweep's results.csv."""
-  csv_path = pathlib.Path(sweep_workdir, "results.csv")
-  table = error_table(read_results(csv_path))
-  if not table:
-    raise ValueError(f"{csv_path} has no finished points")
-  out = pathlib.Path(workdir)
-  out.mkdir(parents=True, exist_ok=True)
+def run(config, workdir: str) -> dict:
+  """Writes ``norm_batch_size.{md,json,png}`` into ``workdir`` from the results.csv of the sweep
+  in ``config.sweep_workdir`` (figure title ``config.title``); returns the table rows."""
+  table = _sweep_results.finished_table(config.sweep_workdir, read_results, error_table)
+  rows = [{"norm": n, "batch_size": b, **t} for (n, b), t in table.items()]
   md = markdown(table)
-  (out / "norm_batch_size.md").write_text(md)
-  (out / "norm_batch_size.json").write_text(json.dumps(
-      [{"norm": n, "batch_size": b, **t} for (n, b), t in table.items()], indent=1))
-  plot(table, out / "norm_batch_size.png", title=title)
+  report.write(workdir, "norm_batch_size", rows, markdown=md)
+  plot(table, os.path.join(workdir, "norm_batch_size.png"), title=config.title)
   print(md)
-  return table
+  return {"rows": rows}

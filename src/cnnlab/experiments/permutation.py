@@ -1,6 +1,6 @@
 """MLP vs 1D CNN on MNIST-1D with and without a fixed permutation of the positions, from a sweep.
 
-Reads the ``results.csv`` that ``scripts/sweep.py`` collects for
+Reads the ``results.csv`` that ``scripts/sweep.py`` collects in ``config.sweep_workdir`` for
 ``configs/experiments/permutation_mnist1d.py`` (columns ``model.name``,
 ``data.permute_features``, ``seed``, ``status``, ``accuracy``) and writes
 ``permutation.{md,json,png}``: test accuracy (%), mean ± std over seeds, per model x
@@ -11,8 +11,7 @@ table: logistic regression, MLP, CNN, GRU on MNIST-1D and on its "shuffle" varia
 from __future__ import annotations
 
 import collections
-import json
-import pathlib
+import os
 
 import matplotlib
 
@@ -20,7 +19,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from cnnlab.sweep import collect
+from cnnlab import plotting, report
+from cnnlab.experiments import _sweep_results
 
 # github.com/greydanus/mnist1d README, "Comparing MNIST and MNIST-1D": test accuracy (%) on
 # MNIST-1D as given, and with the spatial dimension shuffled (a fixed permutation).
@@ -38,7 +38,7 @@ def _bool(s: str) -> bool:
 
 def read_results(csv_path) -> list[dict]:
   """Finished points as ``{model, permuted, seed, accuracy}`` (accuracy in %)."""
-  rows = collect.read_finished(csv_path, {"model.name", "data.permute_features", "status"},
+  rows = _sweep_results.read_finished(csv_path, {"model.name", "data.permute_features", "status"},
                               "permutation_mnist1d")
   return [{"model": r["model.name"], "permuted": _bool(r["data.permute_features"]),
            "seed": int(r.get("seed") or 0), "accuracy": 100.0 * float(r["accuracy"])}
@@ -110,25 +110,17 @@ def plot(table: dict, out_path, title: str = "") -> str:
   ax.legend(fontsize=8, loc="upper center", ncol=2)
   if title:
     ax.set_title(title, fontsize=10)
-  fig.tight_layout()
-  fig.savefig(out_path, dpi=100)
-  plt.close(fig)
-  return str(out_path)
+  return plotting.save(fig, out_path, dpi=100)
 
 
-def run(sweep_workdir, workdir) -> dict:
-  """Writes ``permutation.{md,json,png}`` into ``workdir`` from the sweep's results.csv."""
-  csv_path = pathlib.Path(sweep_workdir, "results.csv")
-  table = accuracy_table(read_results(csv_path))
-  if not table:
-    raise ValueError(f"{csv_path} has no finished points")
-  out = pathlib.Path(workdir)
-  out.mkdir(parents=True, exist_ok=True)
+def run(config, workdir: str) -> dict:
+  """Writes ``permutation.{md,json,png}`` into ``workdir`` from the results.csv of the sweep in
+  ``config.sweep_workdir``; returns the table rows."""
+  table = _sweep_results.finished_table(config.sweep_workdir, read_results, accuracy_table)
+  rows = [{"model": m, "permuted": p, **t} for (m, p), t in table.items()]
   md = markdown(table)
-  (out / "permutation.md").write_text(md)
-  (out / "permutation.json").write_text(json.dumps(
-      {"ours": [{"model": m, "permuted": p, **t} for (m, p), t in table.items()],
-       "published": PUBLISHED}, indent=1))
-  plot(table, out / "permutation.png", title="MNIST-1D: a fixed permutation of the 40 positions")
+  report.write(workdir, "permutation", rows, markdown=md, extra={"published": PUBLISHED})
+  plot(table, os.path.join(workdir, "permutation.png"),
+       title="MNIST-1D: a fixed permutation of the 40 positions")
   print(md)
-  return table
+  return {"rows": rows}

@@ -26,9 +26,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cnnlab import models, plotting
-from cnnlab.bench.report import markdown_table
-from cnnlab.experiments import trained_run
+from cnnlab import models, plotting, report
+from cnnlab.experiments import _eval_data as eval_data
+from cnnlab.train import workdir as workdir_lib
 
 DIRECTIONS = {"right": (0, 1), "down": (1, 0)}
 
@@ -156,25 +156,20 @@ def plot(results: dict, out_path: str) -> str:
     ax.set_xticks(range(len(v)))
     ax.grid(alpha=0.3)
   axes.flat[0].legend(fontsize=8, title="solid: right, dashed: down", title_fontsize=8)
-  fig.tight_layout()
-  os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
-  fig.savefig(out_path, dpi=80)
-  plt.close(fig)
-  return out_path
+  return plotting.save(fig, out_path, dpi=80)
 
 
-def run(sweep_workdir: str, workdir: str, *, max_shift: int = 4, limit: int | None = None) -> dict:
-  """Analyses every finished run of the sweep; writes shift_invariance.{json,md,png}."""
+def run(config, workdir: str) -> dict:
+  """Analyses every finished run of the sweep in ``config.sweep_workdir`` (shifts up to
+  ``config.max_shift`` pixels, the first ``config.limit`` eval digits, 0 = all); writes
+  shift_invariance.{json,md,png}."""
   results = {}
-  for name, point in load_sweep(sweep_workdir).items():
-    config, model, variables = trained_run.load(point)
-    x, y = trained_run.eval_arrays(config, limit)
-    fill = float((0.0 - config.data.mean[0]) / config.data.std[0])  # a zero pixel, normalised
-    results[name] = analyse(model, variables, x, y, max_shift=max_shift, fill=fill)
+  for name, point in load_sweep(config.sweep_workdir).items():
+    run_config, model, variables = workdir_lib.load(point)
+    x, y = eval_data.eval_arrays(run_config, config.limit or None)
+    fill = float((0.0 - run_config.data.mean[0]) / run_config.data.std[0])  # a zero pixel
+    results[name] = analyse(model, variables, x, y, max_shift=config.max_shift, fill=fill)
   rows = table(results)
-  os.makedirs(workdir, exist_ok=True)
-  pathlib.Path(workdir, "shift_invariance.json").write_text(json.dumps(results, indent=1))
-  pathlib.Path(workdir, "shift_invariance.md").write_text(
-      markdown_table(rows, list(rows[0])) + "\n")
+  report.write(workdir, "shift_invariance", rows, extra={"results": results})
   plot(results, os.path.join(workdir, "shift_invariance.png"))
-  return results
+  return {"rows": rows}

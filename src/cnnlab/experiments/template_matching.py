@@ -15,7 +15,6 @@ the score lies in [-1, 1] (1: an exact affine copy). Shapes: image ``(H, W)``, t
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
@@ -25,10 +24,11 @@ import matplotlib
 import numpy as np
 from sklearn.datasets import load_sample_image
 
-from cnnlab import ops
-from cnnlab.bench import report
+from cnnlab import ops, plotting
+from cnnlab import report
 from cnnlab.ops import conv_auto
-from cnnlab.ops.conv import make_case, unsupported_reason
+from cnnlab.ops.conv_case import make_case
+from cnnlab.ops.conv_registry import unsupported_reason
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -132,12 +132,9 @@ def run(cfg, workdir: str) -> dict:
                 exact=tuple(found) == tuple(true), score_at_true=float(lax_map[true]),
                 runner_up_score=runner_up, all_agree=all(
                     r.get("found", found) == found for r in rows), rows=rows)
-  os.makedirs(workdir, exist_ok=True)
   md = _markdown(result)
-  with open(os.path.join(workdir, "template_matching.md"), "w") as f:
-    f.write(md + "\n")
-  with open(os.path.join(workdir, "template_matching.json"), "w") as f:
-    json.dump({"machine": report.machine(), **result}, f, indent=2)
+  report.write(workdir, "template_matching", rows, markdown=md,
+               extra={k: v for k, v in result.items() if k != "rows"})
   result["png"] = plot(image, template, lax_map, true, found,
                        os.path.join(workdir, "template_matching.png"))
   result["markdown"] = md
@@ -183,7 +180,4 @@ def plot(image, template, score, true, found, out_path) -> str:
   for ax in axes:
     ax.set_xticks([])
     ax.set_yticks([])
-  fig.tight_layout()
-  fig.savefig(out_path, dpi=100)
-  plt.close(fig)
-  return out_path
+  return plotting.save(fig, out_path, dpi=100)

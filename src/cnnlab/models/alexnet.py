@@ -22,36 +22,29 @@ the last Linear).
 from __future__ import annotations
 
 import functools
-from typing import Any
 
 import flax.linen as nn
 
 from cnnlab import nn as cnn
 from cnnlab import ops
+from cnnlab.models.blocks import Model, check_image, torch_default_kernel_init
 from cnnlab.models.registry import register
 
 MIN_INPUT = 63  # smallest input leaving one position after the third max pool
 
-# torch's default kaiming_uniform_(a=sqrt(5)): U(+-sqrt(1 / fan_in)).
-torch_default_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
 
-
-class AlexNet(nn.Module):
+class AlexNet(Model):
   num_classes: int = 1000
   hidden_features: int = 4096
   dropout_rate: float = 0.5
   pool_size: int = 6
-  dtype: Any = None
-  conv_impl: str = "lax"
 
   @nn.compact
   def __call__(self, x_BxHxWxC, train: bool = False):
-    if x_BxHxWxC.ndim != 4 or min(x_BxHxWxC.shape[1:3]) < MIN_INPUT:
-      raise ValueError(f"AlexNet: x must be (N, H, W, C) with H, W >= {MIN_INPUT}, "
-                       f"got shape {x_BxHxWxC.shape}")
+    check_image("AlexNet", x_BxHxWxC, MIN_INPUT)
     conv = functools.partial(cnn.Conv, impl=self.conv_impl, dtype=self.dtype,
-                             kernel_init=torch_default_init)
-    dense = functools.partial(nn.Dense, dtype=self.dtype, kernel_init=torch_default_init)
+                             kernel_init=torch_default_kernel_init)
+    dense = functools.partial(nn.Dense, dtype=self.dtype, kernel_init=torch_default_kernel_init)
     pad = lambda p: ((p, p), (p, p))
 
     x = nn.relu(conv(64, (11, 11), strides=4, padding=pad(2), name="conv1")(x_BxHxWxC))

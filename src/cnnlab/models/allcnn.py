@@ -21,46 +21,39 @@ Inputs need H, W >= 9. Initialisation (not stated in the paper): He normal
 from __future__ import annotations
 
 import functools
-from typing import Any
 
 import flax.linen as nn
 
 from cnnlab import nn as cnn
 from cnnlab import ops
+from cnnlab.models.blocks import Model, check_image, kaiming_normal_fan_in
 from cnnlab.models.registry import register
 
 MIN_INPUT = 9  # the valid 3x3 conv needs 3x3 left after two stride-2 convs
 
-conv_init = nn.initializers.variance_scaling(2.0, "fan_in", "normal")
 
-
-class AllCNN(nn.Module):
+class AllCNN(Model):
   num_classes: int = 10
   width: int = 96
   input_dropout_rate: float = 0.2
   dropout_rate: float = 0.5
-  dtype: Any = None
-  conv_impl: str = "lax"
 
   @nn.compact
   def __call__(self, x_BxHxWxC, train: bool = False):
-    if x_BxHxWxC.ndim != 4 or min(x_BxHxWxC.shape[1:3]) < MIN_INPUT:
-      raise ValueError(f"AllCNN: x must be (N, H, W, C) with H, W >= {MIN_INPUT}, "
-                       f"got shape {x_BxHxWxC.shape}")
-    conv = functools.partial(cnn.Conv, impl=self.conv_impl, dtype=self.dtype,
-                             kernel_init=conv_init)
-    same = ((1, 1), (1, 1))
+    check_image("AllCNN", x_BxHxWxC, MIN_INPUT)
+    conv = functools.partial(cnn.Conv, padding=((1, 1), (1, 1)), impl=self.conv_impl,
+                             dtype=self.dtype, kernel_init=kaiming_normal_fan_in)
     w1, w2 = self.width, 2 * self.width
 
     x = nn.Dropout(self.input_dropout_rate, deterministic=not train)(x_BxHxWxC)
-    x = nn.relu(conv(w1, (3, 3), padding=same, name="conv1")(x))
-    x = nn.relu(conv(w1, (3, 3), padding=same, name="conv2")(x))
-    x = nn.relu(conv(w1, (3, 3), strides=2, padding=same, name="conv3")(x))
+    x = nn.relu(conv(w1, (3, 3), name="conv1")(x))
+    x = nn.relu(conv(w1, (3, 3), name="conv2")(x))
+    x = nn.relu(conv(w1, (3, 3), strides=2, name="conv3")(x))
     self.sow("intermediates", "stem", x)
     x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-    x = nn.relu(conv(w2, (3, 3), padding=same, name="conv4")(x))
-    x = nn.relu(conv(w2, (3, 3), padding=same, name="conv5")(x))
-    x = nn.relu(conv(w2, (3, 3), strides=2, padding=same, name="conv6")(x))
+    x = nn.relu(conv(w2, (3, 3), name="conv4")(x))
+    x = nn.relu(conv(w2, (3, 3), name="conv5")(x))
+    x = nn.relu(conv(w2, (3, 3), strides=2, name="conv6")(x))
     self.sow("intermediates", "stage1", x)
     x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
     x = nn.relu(conv(w2, (3, 3), padding="VALID", name="conv7")(x))

@@ -12,30 +12,29 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 import functools
-from typing import Any
 
 import flax.linen as nn
 
 from cnnlab import nn as cnn
+from cnnlab.models.blocks import Model
 from cnnlab.models.registry import register
 
 
-class CNN1D(nn.Module):
+class CNN1D(Model):
   num_classes: int = 10
   channels: int = 25
   kernel_sizes: Sequence[int] = (5, 3, 3)
-  conv_impl: str = "lax"
-  dtype: Any = None
 
   @nn.compact
   def __call__(self, x_BxLxC, train: bool = False):
     del train  # no dropout or batch statistics
     if x_BxLxC.ndim != 3:
       raise ValueError(f"CNN1D: x must be (N, L, C); got shape {x_BxLxC.shape}")
+    conv = functools.partial(cnn.Conv, self.channels, strides=2, padding=((1, 1),),
+                             impl=self.conv_impl, dtype=self.dtype)
     x = x_BxLxC
     for i, k in enumerate(self.kernel_sizes):
-      x = nn.relu(cnn.Conv(self.channels, (k,), strides=2, padding=((1, 1),),
-                           impl=self.conv_impl, dtype=self.dtype, name=f"conv{i}")(x))
+      x = nn.relu(conv(kernel_size=(k,), name=f"conv{i}")(x))
       self.sow("intermediates", f"stage{i + 1}", x)
     x = x.reshape(x.shape[0], -1)
     self.sow("intermediates", "pre_logits", x)

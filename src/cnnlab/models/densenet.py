@@ -22,22 +22,18 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from typing import Any
 
 import flax.linen as nn
 import jax.numpy as jnp
 
 from cnnlab import nn as cnn
 from cnnlab import ops
+from cnnlab.models.blocks import (Model, ModuleDef, batch_norm, check_image, classifier_head,
+                                  kaiming_normal_fan_in, torch_default_kernel_init)
 from cnnlab.models.registry import register
-
-ModuleDef = Any
 
 STEMS = ("imagenet", "cifar")
 MIN_INPUT = {"imagenet": 29, "cifar": 4}
-
-conv_init = nn.initializers.variance_scaling(2.0, "fan_in", "normal")
-dense_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
 
 
 class DenseLayer(nn.Module):
@@ -70,7 +66,7 @@ class Transition(nn.Module):
     return ops.avg_pool(x, 2)
 
 
-class DenseNet(nn.Module):
+class DenseNet(Model):
   block_sizes: Sequence[int] = (6, 12, 24, 16)
   growth_rate: int = 32
   num_init_features: int = 64
@@ -79,8 +75,6 @@ class DenseNet(nn.Module):
   stem: str = "imagenet"
   num_classes: int = 1000
   dropout_rate: float = 0.0
-  dtype: Any = None
-  conv_impl: str = "lax"
 
   @nn.compact
   def __call__(self, x_BxHxWxC, train: bool = False):
@@ -88,13 +82,10 @@ class DenseNet(nn.Module):
       raise ValueError(f"DenseNet: stem must be one of {STEMS}, got {self.stem!r}")
     if not 0.0 < self.compression <= 1.0:
       raise ValueError(f"DenseNet: compression must be in (0, 1], got {self.compression}")
-    if x_BxHxWxC.ndim != 4 or min(x_BxHxWxC.shape[1:3]) < MIN_INPUT[self.stem]:
-      raise ValueError(f"DenseNet: x must be (N, H, W, C) with H, W >= {MIN_INPUT[self.stem]} "
-                       f"(stem={self.stem!r}), got shape {x_BxHxWxC.shape}")
-    conv = functools.partial(cnn.Conv, impl=self.conv_impl, dtype=self.dtype, use_bias=False,
-                             kernel_init=conv_init)
-    norm = functools.partial(cnn.BatchNorm, use_running_average=not train, momentum=0.9,
-                             epsilon=1e-5, dtype=self.dtype)
+    check_image("DenseNet", x_BxHxWxC, MIN_INPUT[self.stem], f" (stem={self.stem!r})")
+    conv = functools.partial(cnn.Conv, use_bias=False, impl=self.conv_impl, dtype=self.dtype,
+                             kernel_init=kaiming_normal_fan_in)
+    norm = batch_norm(train, self.dtype)
 
     if self.stem == "imagenet":
       x = conv(self.num_init_features, (7, 7), strides=2, padding=((3, 3), (3, 3)),
@@ -114,10 +105,8 @@ class DenseNet(nn.Module):
         x = Transition(int(x.shape[-1] * self.compression), conv, norm,
                        name=f"transition{i + 1}")(x)
 
-    x = ops.global_avg_pool(nn.relu(norm(name="norm5")(x)))
-    self.sow("intermediates", "pre_logits", x)
-    return nn.Dense(self.num_classes, dtype=self.dtype, kernel_init=dense_init,
-                    name="classifier")(x)
+    dense = functools.partial(nn.Dense, dtype=self.dtype, kernel_init=torch_default_kernel_init)
+    return classifier_head(self, nn.relu(norm(name="norm5")(x)), dense, name="classifier")
 
 
 _PAPER = "Huang et al. 2017, Densely Connected Convolutional Networks"

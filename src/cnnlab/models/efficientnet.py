@@ -24,14 +24,14 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import flax.linen as nn
-import jax.numpy as jnp
 
 from cnnlab import nn as cnn
-from cnnlab.models.blocks import (ConvNormAct, InvertedResidual, check_rate, make_divisible,
-                                  stage_ends, torch_kaiming_fan_out)
+from cnnlab.models.blocks import (ConvNormAct, InvertedResidual, Model, batch_norm, check_image,
+                                  check_rates, classifier_head, kaiming_normal_fan_out,
+                                  make_divisible, stage_ends)
 from cnnlab.models.registry import register
 
 # B0 rows (expand ratio, kernel, stride, C_in, C_out, repeats) (paper Table 1 / torchvision).
@@ -74,7 +74,7 @@ def mbconv_specs(width: float, depth: float, drop_path_rate: float) -> list[MBCo
   return specs
 
 
-class EfficientNet(nn.Module):
+class EfficientNet(Model):
   """``(N, H, W, C) -> (N, num_classes)``; output stride 32. Defaults = B0."""
   width_multiplier: float = 1.0
   depth_multiplier: float = 1.0
@@ -83,22 +83,18 @@ class EfficientNet(nn.Module):
   drop_path_rate: float = 0.2
   bn_momentum: float = 0.9
   bn_epsilon: float = 1e-5
-  dtype: Any = None
-  conv_impl: str = "lax"
 
   @nn.compact
   def __call__(self, x, train: bool = False):
-    if x.ndim != 4:
-      raise ValueError(f"EfficientNet: input must be (N, H, W, C), got shape {x.shape}")
+    check_image("EfficientNet", x)
     for name in ("width_multiplier", "depth_multiplier"):
       if not getattr(self, name) > 0:
         raise ValueError(f"EfficientNet: {name} must be > 0, got {getattr(self, name)!r}")
-    check_rate("EfficientNet", "dropout_rate", self.dropout_rate)
-    check_rate("EfficientNet", "drop_path_rate", self.drop_path_rate)
+    check_rates("EfficientNet", dropout_rate=self.dropout_rate,
+                drop_path_rate=self.drop_path_rate)
     conv = functools.partial(cnn.Conv, use_bias=False, impl=self.conv_impl, dtype=self.dtype,
-                             kernel_init=torch_kaiming_fan_out)
-    norm = functools.partial(cnn.BatchNorm, use_running_average=not train,
-                             momentum=self.bn_momentum, epsilon=self.bn_epsilon, dtype=self.dtype)
+                             kernel_init=kaiming_normal_fan_out)
+    norm = batch_norm(train, self.dtype, self.bn_momentum, self.bn_epsilon)
     specs = mbconv_specs(self.width_multiplier, self.depth_multiplier, self.drop_path_rate)
     x = ConvNormAct(specs[0].in_features, 3, conv, norm, strides=2, act=nn.silu,
                     name="stem_conv")(x)
@@ -114,12 +110,11 @@ class EfficientNet(nn.Module):
       if i in ends:
         self.sow("intermediates", f"stage{ends.index(i) + 1}", x)
     x = ConvNormAct(4 * x.shape[-1], 1, conv, norm, act=nn.silu, name="head_conv")(x)
-    x = jnp.mean(x, axis=(1, 2))
-    self.sow("intermediates", "pre_logits", x)
-    x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
     # torchvision: U(-1/sqrt(fan_out), 1/sqrt(fan_out)) == variance_scaling(1/3, fan_out, uniform).
     init = nn.initializers.variance_scaling(1 / 3, "fan_out", "uniform")
-    return nn.Dense(self.num_classes, dtype=self.dtype, kernel_init=init, name="classifier")(x)
+    dense = functools.partial(nn.Dense, dtype=self.dtype, kernel_init=init)
+    return classifier_head(self, x, dense, dropout_rate=self.dropout_rate, train=train,
+                           name="classifier")
 
 
 _PAPER = "Tan & Le 2019, EfficientNet: Rethinking Model Scaling for CNNs"

@@ -1,10 +1,11 @@
 """GoogLeNet / Inception v1 (Szegedy et al. 2015), torchvision's layout, ``(N, 224, 224, 3)`` NHWC.
 
-torchvision's variant: every conv is ``BasicConv`` (conv without bias -> BatchNorm eps 1e-3 ->
-ReLU), no LRN, max pools with ``ceil_mode=True``, and the "5x5" branch uses a 3x3 kernel (a known
-torchvision bug, pytorch/vision#906, kept for weight compatibility; ``kernel_5x5=5`` gives the
-paper's). ``inception_block='naive'`` uses the paper's fig. 2a block (no 1x1 reductions; the pool
-branch passes its input through, so every block widens the network).
+torchvision's variant: every conv is a ``blocks.ConvNormAct`` (torchvision's ``BasicConv2d``:
+conv without bias -> BatchNorm eps 1e-3 -> ReLU), no LRN, max pools with ``ceil_mode=True``, and
+the "5x5" branch uses a 3x3 kernel (a known torchvision bug, pytorch/vision#906, kept for weight
+compatibility; ``kernel_5x5=5`` gives the paper's). ``inception_block='naive'`` uses the paper's
+fig. 2a block (no 1x1 reductions; the pool branch passes its input through, so every block widens
+the network).
 
 Initialisation (torchvision's): conv and dense kernels N(0, 0.01) (torchvision's
 ``trunc_normal_(std=0.01, a=-2, b=2)`` truncates at +-2 absolute = 200 sigma, i.e. a plain
@@ -25,18 +26,17 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from cnnlab import arith
 from cnnlab import nn as cnn
 from cnnlab import ops
+from cnnlab.models.blocks import (ConvNormAct, Model, ModuleDef, batch_norm, classifier_head,
+                                  torch_default_bias_init)
 from cnnlab.models.registry import register
-
-ModuleDef = Any
 
 # Output channels (ch1x1, ch3x3red, ch3x3, ch5x5red, ch5x5, pool_proj) of the 9 blocks (paper
 # Table 1, torchvision). The first digit of the name is the stage: 3 -> 28x28, 4 -> 14x14, 5 -> 7x7
@@ -51,36 +51,10 @@ INCEPTION_CHANNELS = {
 INCEPTION_BLOCKS = ("naive", "reduced")
 
 
-def torch_bias_init(fan_in: int):
-  """torch's default ``nn.Linear``/``nn.Conv2d`` bias init: U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
-  bound = fan_in ** -0.5
-
-  def init(key, shape, dtype=jnp.float32):
-    return jax.random.uniform(key, shape, dtype, -bound, bound)
-  return init
-
-
 class GoogLeNetOutputs(NamedTuple):
   logits: jax.Array
   aux_logits2: jax.Array
   aux_logits1: jax.Array
-
-
-class BasicConv(nn.Module):
-  """conv (no bias) -> norm -> ReLU (torchvision's ``BasicConv2d``). ``padding``: symmetric, an int
-  or one int per spatial dim (torch)."""
-  features: int
-  kernel_size: Sequence[int]
-  conv: ModuleDef
-  norm: ModuleDef
-  strides: int = 1
-  padding: Any = 0
-
-  @nn.compact
-  def __call__(self, x_BxHxWxC):
-    x = self.conv(self.features, tuple(self.kernel_size), strides=self.strides,
-                  padding=self.padding, use_bias=False, name="conv")(x_BxHxWxC)
-    return nn.relu(self.norm(name="bn")(x))
 
 
 class Inception(nn.Module):
@@ -126,20 +100,19 @@ class InceptionAux(nn.Module):
   def __call__(self, x_BxHxWxC, train: bool):
     x = self.conv_block(128, (1, 1), name="conv")(ops.adaptive_avg_pool(x_BxHxWxC, 4))
     x = x.reshape(x.shape[0], -1)
-    x = nn.relu(self.dense(1024, bias_init=torch_bias_init(x.shape[-1]), name="fc1")(x))
+    x = nn.relu(self.dense(1024, bias_init=torch_default_bias_init(x.shape[-1]), name="fc1")(x))
     x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-    return self.dense(self.num_classes, bias_init=torch_bias_init(x.shape[-1]), name="fc2")(x)
+    return self.dense(self.num_classes, bias_init=torch_default_bias_init(x.shape[-1]),
+                      name="fc2")(x)
 
 
-class GoogLeNet(nn.Module):
+class GoogLeNet(Model):
   num_classes: int = 1000
   aux_logits: bool = False
   inception_block: str = "reduced"
   kernel_5x5: int = 3
   dropout_rate: float = 0.2
   aux_dropout_rate: float = 0.7
-  conv_impl: str = "lax"
-  dtype: Any = None
 
   @nn.compact
   def __call__(self, x_BxHxWxC, train: bool = False):
@@ -150,11 +123,11 @@ class GoogLeNet(nn.Module):
       raise ValueError(f"GoogLeNet: kernel_5x5 must be 3 (torchvision) or 5 (paper), "
                        f"got {self.kernel_5x5!r}")
     init = nn.initializers.normal(0.01)
-    conv = functools.partial(cnn.Conv, impl=self.conv_impl, dtype=self.dtype, kernel_init=init)
-    norm = functools.partial(cnn.BatchNorm, use_running_average=not train, momentum=0.9,
-                             epsilon=1e-3, dtype=self.dtype)
+    conv = functools.partial(cnn.Conv, use_bias=False, impl=self.conv_impl, dtype=self.dtype,
+                             kernel_init=init)
     dense = functools.partial(nn.Dense, dtype=self.dtype, kernel_init=init)
-    block = functools.partial(BasicConv, conv=conv, norm=norm)
+    block = functools.partial(ConvNormAct, conv=conv, padding=0, act=nn.relu,
+                              norm=batch_norm(train, self.dtype, epsilon=1e-3))
     inception = functools.partial(Inception, conv_block=block, block=self.inception_block,
                                   kernel_5x5=self.kernel_5x5)
     aux = functools.partial(InceptionAux, num_classes=self.num_classes, conv_block=block,
@@ -182,50 +155,11 @@ class GoogLeNet(nn.Module):
     x = inception(INCEPTION_CHANNELS["5a"], name="inception5a")(x)
     x = inception(INCEPTION_CHANNELS["5b"], name="inception5b")(x)
     self.sow("intermediates", "stage3", x)
-    x = ops.global_avg_pool(x)
-    self.sow("intermediates", "pre_logits", x)
-    x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-    logits = dense(self.num_classes, bias_init=torch_bias_init(x.shape[-1]), name="fc")(x)
+    fc = functools.partial(dense, bias_init=torch_default_bias_init(x.shape[-1]))
+    logits = classifier_head(self, x, fc, dropout_rate=self.dropout_rate, train=train)
     if self.aux_logits and train:
       return GoogLeNetOutputs(logits, aux2, aux1)
     return logits
-
-
-def inception_cost(c_in: int, channels: Sequence[int], hw: int, *, block: str = "reduced",
-                   kernel_5x5: int = 5) -> dict[str, int]:
-  """Closed-form cost of one ``Inception`` block on a ``hw x hw`` map with ``c_in`` channels.
-
-  Returns ``c_out``, ``weights`` (conv kernels), ``params`` (kernels + BN scale and bias) and
-  ``macs`` (conv multiply-adds; pooling and BN not counted).
-  """
-  c1, r3, c3, r5, c5, pool_proj = channels
-  kk = kernel_5x5 * kernel_5x5
-  if block == "naive":
-    convs = [(c_in, c1, 1), (c_in, c3, 9), (c_in, c5, kk)]
-    c_out = c1 + c3 + c5 + c_in
-  else:
-    convs = [(c_in, c1, 1), (c_in, r3, 1), (r3, c3, 9), (c_in, r5, 1), (r5, c5, kk),
-             (c_in, pool_proj, 1)]
-    c_out = c1 + c3 + c5 + pool_proj
-  weights = sum(i * o * k for i, o, k in convs)
-  return {"c_out": c_out, "weights": weights, "params": weights + sum(2 * o for _, o, _ in convs),
-          "macs": weights * hw * hw}
-
-
-def inception_cost_table(kernel_5x5: int = 5, image_size: int = 224) -> list[dict[str, Any]]:
-  """Naive vs reduced cost of GoogLeNet's 9 blocks, each fed the input the (reduced) GoogLeNet
-  gives it: rows ``{name, c_in, hw, naive: {...}, reduced: {...}}``."""
-  pool = functools.partial(arith.pool_output_size, ceil_mode=True)
-  hw3 = pool(pool(arith.conv_output_size(image_size, 7, 2, 3), 3, 2), 3, 2)  # stem, as built
-  sizes = {"3": hw3, "4": pool(hw3, 3, 2), "5": pool(pool(hw3, 3, 2), 2, 2)}
-  rows, c_in = [], 192
-  for name, channels in INCEPTION_CHANNELS.items():
-    hw = sizes[name[0]]
-    cost = {b: inception_cost(c_in, channels, hw, block=b, kernel_5x5=kernel_5x5)
-            for b in INCEPTION_BLOCKS}
-    rows.append({"name": name, "c_in": c_in, "hw": hw, **cost})
-    c_in = cost["reduced"]["c_out"]
-  return rows
 
 
 _GOOGLENET = "Szegedy et al. 2015, Going deeper with convolutions"

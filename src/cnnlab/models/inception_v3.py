@@ -1,7 +1,8 @@
 """Inception-v3 (Szegedy et al. 2016) in torchvision's layout, ``(N, 299, 299, 3)`` NHWC.
 
 Module names follow torchvision (``Conv2d_1a_3x3`` ... ``Mixed_7c``, ``AuxLogits``, ``fc``); every
-conv is ``BasicConv`` (conv without bias -> BN eps 1e-3 -> ReLU). Pools are torch's: max 3x3 stride
+conv is a ``blocks.ConvNormAct`` (torchvision's ``BasicConv2d``: conv without bias -> BN eps 1e-3
+-> ReLU). Pools are torch's: max 3x3 stride
 2 without padding, branch avg pools 3x3 stride 1 padding 1 counting the padding. Smallest input
 75x75 in eval mode; the auxiliary head (after ``Mixed_6e``: avg pool 5/3 -> 1x1 conv 128 -> 5x5 conv
 768 -> dense) needs a 17x17 ``Mixed_6e`` map, i.e. 299x299 input, when ``train=True``. Its
@@ -19,7 +20,7 @@ Sown features: ``stem`` (after ``maxpool2``, 35x35), ``stage1`` (``Mixed_5d``, 3
 from __future__ import annotations
 
 import functools
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import flax.linen as nn
 import jax
@@ -27,10 +28,9 @@ import jax.numpy as jnp
 
 from cnnlab import nn as cnn
 from cnnlab import ops
-from cnnlab.models.googlenet import BasicConv, torch_bias_init
+from cnnlab.models.blocks import (ConvNormAct, Model, ModuleDef, batch_norm, check_image,
+                                  classifier_head, torch_default_bias_init)
 from cnnlab.models.registry import register
-
-ModuleDef = Any
 
 AUX_MIN_SIZE = 17  # Mixed_6e map size the auxiliary head needs (5/3 avg pool then a 5x5 conv).
 
@@ -136,31 +136,28 @@ class InceptionAux(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    x = BasicConv(128, (1, 1), self.conv, self.norm, name="conv0")(ops.avg_pool(x, 5, 3))
+    cna = functools.partial(ConvNormAct, norm=self.norm, padding=0, act=nn.relu)
+    x = cna(128, (1, 1), self.conv, name="conv0")(ops.avg_pool(x, 5, 3))
     conv1 = functools.partial(self.conv, kernel_init=nn.initializers.normal(0.01))
-    x = ops.global_avg_pool(BasicConv(768, (5, 5), conv1, self.norm, name="conv1")(x))
+    x = ops.global_avg_pool(cna(768, (5, 5), conv1, name="conv1")(x))
     return self.dense(self.num_classes, kernel_init=nn.initializers.normal(0.001),
-                      bias_init=torch_bias_init(x.shape[-1]), name="fc")(x)
+                      bias_init=torch_default_bias_init(x.shape[-1]), name="fc")(x)
 
 
-class InceptionV3(nn.Module):
+class InceptionV3(Model):
   num_classes: int = 1000
   aux_logits: bool = True
   dropout_rate: float = 0.5
-  conv_impl: str = "lax"
-  dtype: Any = None
 
   @nn.compact
   def __call__(self, x_BxHxWxC, train: bool = False):
-    if min(x_BxHxWxC.shape[1:3]) < 75:
-      raise ValueError(f"InceptionV3: input must be at least 75x75 (N, H, W, C), "
-                       f"got x of shape {x_BxHxWxC.shape}")
+    check_image("InceptionV3", x_BxHxWxC, 75)
     init = nn.initializers.normal(0.1)
-    conv = functools.partial(cnn.Conv, impl=self.conv_impl, dtype=self.dtype, kernel_init=init)
-    norm = functools.partial(cnn.BatchNorm, use_running_average=not train, momentum=0.9,
-                             epsilon=1e-3, dtype=self.dtype)
+    conv = functools.partial(cnn.Conv, use_bias=False, impl=self.conv_impl, dtype=self.dtype,
+                             kernel_init=init)
+    norm = batch_norm(train, self.dtype, epsilon=1e-3)
     dense = functools.partial(nn.Dense, dtype=self.dtype, kernel_init=init)
-    c = functools.partial(BasicConv, conv=conv, norm=norm)
+    c = functools.partial(ConvNormAct, conv=conv, norm=norm, padding=0, act=nn.relu)
 
     x = c(32, (3, 3), strides=2, name="Conv2d_1a_3x3")(x_BxHxWxC)
     x = c(32, (3, 3), name="Conv2d_2a_3x3")(x)
@@ -191,10 +188,8 @@ class InceptionV3(nn.Module):
     x = InceptionE(c, name="Mixed_7b")(x)
     x = InceptionE(c, name="Mixed_7c")(x)
     self.sow("intermediates", "stage3", x)
-    x = ops.global_avg_pool(x)
-    self.sow("intermediates", "pre_logits", x)
-    x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-    logits = dense(self.num_classes, bias_init=torch_bias_init(x.shape[-1]), name="fc")(x)
+    fc = functools.partial(dense, bias_init=torch_default_bias_init(x.shape[-1]))
+    logits = classifier_head(self, x, fc, dropout_rate=self.dropout_rate, train=train)
     if self.aux_logits and train:
       return InceptionOutputs(logits, aux)
     return logits

@@ -25,13 +25,13 @@ layer, 84*10+10 = 850):
 from __future__ import annotations
 
 import functools
-from typing import Any
 
 import flax.linen as nn
 import jax.numpy as jnp
 
 from cnnlab import nn as cnn
 from cnnlab import ops
+from cnnlab.models.blocks import Model
 from cnnlab.models.registry import register
 
 # Paper Table I: the S2 maps each C3 map is connected to.
@@ -57,12 +57,10 @@ class Subsample(nn.Module):
     return jnp.tanh(4.0 * ops.avg_pool(x_BxHxWxC, 2) * coef + bias)
 
 
-class LeNet5(nn.Module):
+class LeNet5(Model):
   num_classes: int = 10
   c3_table: str = "full"
   subsampling: str = "avg"
-  conv_impl: str = "lax"
-  dtype: Any = None
 
   @nn.compact
   def __call__(self, x_BxHxWxC, train: bool = False):
@@ -70,22 +68,22 @@ class LeNet5(nn.Module):
     if self.c3_table not in ("full", "lecun") or self.subsampling not in ("avg", "trainable"):
       raise ValueError("LeNet5: c3_table must be 'full' or 'lecun', subsampling 'avg' or "
                        f"'trainable'; got {self.c3_table!r}, {self.subsampling!r}")
-    conv = lambda f, name: cnn.Conv(f, (5, 5), padding="VALID", impl=self.conv_impl,
-                                    dtype=self.dtype, name=name)
-    x = jnp.tanh(conv(6, "C1")(x_BxHxWxC))
+    conv = functools.partial(cnn.Conv, kernel_size=(5, 5), padding="VALID", impl=self.conv_impl,
+                             dtype=self.dtype)
+    x = jnp.tanh(conv(6, name="C1")(x_BxHxWxC))
     self.sow("intermediates", "C1_out", x)
     x = Subsample(self.subsampling, name="S2")(x)
     self.sow("intermediates", "S2_out", x)
     if self.c3_table == "full":
-      x = conv(16, "C3")(x)
+      x = conv(16, name="C3")(x)
     else:
-      x = jnp.concatenate([conv(1, f"C3_{i}")(x[..., list(src)])
+      x = jnp.concatenate([conv(1, name=f"C3_{i}")(x[..., list(src)])
                            for i, src in enumerate(LECUN_C3_TABLE)], axis=-1)
     x = jnp.tanh(x)
     self.sow("intermediates", "C3_out", x)
     x = Subsample(self.subsampling, name="S4")(x)
     self.sow("intermediates", "S4_out", x)
-    x = jnp.tanh(conv(120, "C5")(x))
+    x = jnp.tanh(conv(120, name="C5")(x))
     self.sow("intermediates", "C5_out", x)
     x = x.reshape(x.shape[0], -1)
     x = jnp.tanh(nn.Dense(84, dtype=self.dtype, name="F6")(x))

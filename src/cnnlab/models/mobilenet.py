@@ -26,14 +26,13 @@ grows linearly with block index like EfficientNet's stochastic depth.
 from __future__ import annotations
 
 import functools
-from typing import Any
 
 import flax.linen as nn
 import jax.numpy as jnp
 
 from cnnlab import nn as cnn
-from cnnlab.models.blocks import (ConvNormAct, InvertedResidual, check_rate, make_divisible,
-                                  stage_ends, torch_kaiming_fan_out)
+from cnnlab.models.blocks import (ConvNormAct, InvertedResidual, Model, batch_norm, check_image,
+                                  check_rates, kaiming_normal_fan_out, make_divisible, stage_ends)
 from cnnlab.models.registry import register
 
 # (C_out, stride) of the 13 depthwise-separable blocks (paper Table 1).
@@ -67,49 +66,44 @@ _ACT = {"RE": nn.relu, "HS": nn.hard_swish}
 _dense_init = nn.initializers.normal(0.01)  # torchvision: nn.init.normal_(w, 0, 0.01)
 
 
-def _check(owner, x, width_multiplier, **rates):
-  if x.ndim != 4:
-    raise ValueError(f"{owner}: input must be (N, H, W, C), got shape {x.shape}")
-  if not width_multiplier > 0:
-    raise ValueError(f"{owner}: width_multiplier must be > 0, got {width_multiplier!r}")
-  for name, value in rates.items():
-    check_rate(owner, name, value)
-
-
-def _layers(dtype, conv_impl, train, bn_momentum, bn_epsilon):
-  """(conv, norm, bias-conv) ModuleDefs with torchvision's initialisation."""
-  conv = functools.partial(cnn.Conv, use_bias=False, impl=conv_impl, dtype=dtype,
-                           kernel_init=torch_kaiming_fan_out)
-  norm = functools.partial(cnn.BatchNorm, use_running_average=not train, momentum=bn_momentum,
-                           epsilon=bn_epsilon, dtype=dtype)
-  return conv, norm, functools.partial(conv, use_bias=True)
-
-
-def _head(mdl, x, train, hidden=None):
-  """Global average pool (sown as ``pre_logits``) -> [Dense hidden -> hard-swish] -> dropout
-  -> Dense ``num_classes``."""
-  x = jnp.mean(x, axis=(1, 2))
-  mdl.sow("intermediates", "pre_logits", x)
-  if hidden is not None:
-    x = nn.hard_swish(nn.Dense(hidden, dtype=mdl.dtype, kernel_init=_dense_init,
-                               name="classifier_hidden")(x))
-  x = nn.Dropout(mdl.dropout_rate, deterministic=not train)(x)
-  return nn.Dense(mdl.num_classes, dtype=mdl.dtype, kernel_init=_dense_init,
-                  name="classifier")(x)
-
-
-class MobileNetV1(nn.Module):
-  """``(N, H, W, C) -> (N, num_classes)``; output stride 32."""
+class MobileNet(Model):
+  """What v1-v3 share: options, checks, the ``conv`` / ``norm`` ModuleDefs (torchvision's init;
+  BN ``bn = (momentum, epsilon)`` in Flax's convention) and the classifier head."""
   num_classes: int = 1000
   width_multiplier: float = 1.0
   dropout_rate: float = 0.0
-  dtype: Any = None
-  conv_impl: str = "lax"
+  bn = (0.9, 1e-5)  # torch's defaults (momentum 0.1); a class constant, not a field
+
+  def layers(self, x, train: bool, **rates):
+    """Checks ``x`` and the options (``rates``: beyond ``dropout_rate``); ``(conv, norm)``."""
+    owner = type(self).__name__
+    check_image(owner, x)
+    if not self.width_multiplier > 0:
+      raise ValueError(f"{owner}: width_multiplier must be > 0, got {self.width_multiplier!r}")
+    check_rates(owner, dropout_rate=self.dropout_rate, **rates)
+    conv = functools.partial(cnn.Conv, use_bias=False, impl=self.conv_impl, dtype=self.dtype,
+                             kernel_init=kaiming_normal_fan_out)
+    return conv, batch_norm(train, self.dtype, *self.bn)
+
+  def head(self, x, train: bool, hidden: int | None = None):
+    """Global average pool (sown as ``pre_logits``) -> [Dense hidden -> hard-swish] -> dropout
+    -> Dense ``num_classes``."""
+    x = jnp.mean(x, axis=(1, 2))
+    self.sow("intermediates", "pre_logits", x)
+    if hidden is not None:
+      x = nn.hard_swish(nn.Dense(hidden, dtype=self.dtype, kernel_init=_dense_init,
+                                 name="classifier_hidden")(x))
+    x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+    return nn.Dense(self.num_classes, dtype=self.dtype, kernel_init=_dense_init,
+                    name="classifier")(x)
+
+
+class MobileNetV1(MobileNet):
+  """``(N, H, W, C) -> (N, num_classes)``; output stride 32."""
 
   @nn.compact
   def __call__(self, x, train: bool = False):
-    _check("MobileNetV1", x, self.width_multiplier, dropout_rate=self.dropout_rate)
-    conv, norm, _ = _layers(self.dtype, self.conv_impl, train, 0.9, 1e-5)
+    conv, norm = self.layers(x, train)
     ch = lambda c: make_divisible(c * self.width_multiplier, 8)
     cna = functools.partial(ConvNormAct, conv=conv, norm=norm, act=nn.relu)
     x = cna(ch(32), 3, strides=2, name="stem_conv")(x)
@@ -120,23 +114,17 @@ class MobileNetV1(nn.Module):
       x = cna(ch(c), 1, name=f"block{i}_pointwise")(x)
       if i in ends:
         self.sow("intermediates", f"stage{ends.index(i) + 1}", x)
-    return _head(self, x, train)
+    return self.head(x, train)
 
 
-class MobileNetV2(nn.Module):
+class MobileNetV2(MobileNet):
   """torchvision ``mobilenet_v2``: ``(N, H, W, C) -> (N, num_classes)``; output stride 32."""
-  num_classes: int = 1000
-  width_multiplier: float = 1.0
   dropout_rate: float = 0.2
   drop_path_rate: float = 0.0
-  dtype: Any = None
-  conv_impl: str = "lax"
 
   @nn.compact
   def __call__(self, x, train: bool = False):
-    _check("MobileNetV2", x, self.width_multiplier, dropout_rate=self.dropout_rate,
-           drop_path_rate=self.drop_path_rate)
-    conv, norm, _ = _layers(self.dtype, self.conv_impl, train, 0.9, 1e-5)
+    conv, norm = self.layers(x, train, drop_path_rate=self.drop_path_rate)
     w = self.width_multiplier
     x = ConvNormAct(make_divisible(32 * w), 3, conv, norm, strides=2, act=nn.relu6,
                     name="stem_conv")(x)
@@ -152,27 +140,22 @@ class MobileNetV2(nn.Module):
         self.sow("intermediates", f"stage{ends.index(i) + 1}", x)
     x = ConvNormAct(make_divisible(1280 * max(1.0, w)), 1, conv, norm, act=nn.relu6,
                     name="head_conv")(x)
-    return _head(self, x, train)
+    return self.head(x, train)
 
 
-class MobileNetV3(nn.Module):
+class MobileNetV3(MobileNet):
   """torchvision ``mobilenet_v3_{large,small}``: ``(N, H, W, C) -> (N, num_classes)``."""
   variant: str = "large"
-  num_classes: int = 1000
-  width_multiplier: float = 1.0
   dropout_rate: float = 0.2
   drop_path_rate: float = 0.0
-  dtype: Any = None
-  conv_impl: str = "lax"
+  bn = (0.99, 1e-3)  # torch momentum 0.01, eps 1e-3 (torchvision)
 
   @nn.compact
   def __call__(self, x, train: bool = False):
     if self.variant not in V3_BLOCKS:
       raise ValueError(f"MobileNetV3: variant must be one of {sorted(V3_BLOCKS)}, "
                        f"got {self.variant!r}")
-    _check("MobileNetV3", x, self.width_multiplier, dropout_rate=self.dropout_rate,
-           drop_path_rate=self.drop_path_rate)
-    conv, norm, se_conv = _layers(self.dtype, self.conv_impl, train, 0.99, 1e-3)
+    conv, norm = self.layers(x, train, drop_path_rate=self.drop_path_rate)
     ch = lambda c: make_divisible(c * self.width_multiplier)
     rows = V3_BLOCKS[self.variant]
     x = ConvNormAct(ch(rows[0][0]), 3, conv, norm, strides=2, act=nn.hard_swish,
@@ -182,13 +165,14 @@ class MobileNetV3(nn.Module):
     for i, (_, k, e, c, se, act, s) in enumerate(rows):
       x = InvertedResidual(ch(c), ch(e), k, s, conv, norm, act=_ACT[act],
                            se_features=make_divisible(ch(e) // 4) if se else 0,
-                           se_conv=se_conv, se_act=nn.relu, se_gate=nn.hard_sigmoid,
+                           se_conv=functools.partial(conv, use_bias=True), se_act=nn.relu,
+                           se_gate=nn.hard_sigmoid,
                            drop_path_rate=self.drop_path_rate * i / len(rows),
                            name=f"block{i}")(x, train)
       if i in ends:
         self.sow("intermediates", f"stage{ends.index(i) + 1}", x)
     x = ConvNormAct(6 * x.shape[-1], 1, conv, norm, act=nn.hard_swish, name="head_conv")(x)
-    return _head(self, x, train, hidden=ch(V3_LAST_CHANNEL[self.variant]))
+    return self.head(x, train, hidden=ch(V3_LAST_CHANNEL[self.variant]))
 
 
 _V1 = "Howard et al. 2017, MobileNets: Efficient CNNs for Mobile Vision Applications"

@@ -16,74 +16,22 @@ Sown intermediates: ``stem``, ``stage1``...``stage4``, ``pre_logits``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 import functools
-from typing import Any
+from collections.abc import Sequence
 
 import flax.linen as nn
-import jax
-import jax.numpy as jnp
 
 from cnnlab import nn as cnn
 from cnnlab import ops
+from cnnlab.models.blocks import (BasicBlock, Model, ModuleDef, ResidualBlock, batch_norm,
+                                  check_rates, classifier_head, kaiming_normal_fan_out,
+                                  torch_linear)
 from cnnlab.models.registry import register
 
-ModuleDef = Any
 
-kaiming_fan_out = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
-
-
-def torch_linear_init(fan_in: int):
-  """torch.nn.Linear's default: weight and bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
-  bound = fan_in ** -0.5
-  def bias_init(key, shape, dtype=jnp.float32):
-    return jax.random.uniform(key, shape, dtype, -bound, bound)
-  return nn.initializers.variance_scaling(1 / 3, "fan_in", "uniform"), bias_init
-
-
-def drop_path(x, rate: float, module: nn.Module, deterministic: bool):
-  """Stochastic depth (Huang et al. 2016): zeroes whole examples of a residual branch with
-  probability ``rate`` and rescales the rest by ``1/(1-rate)``; uses the 'dropout' rng."""
-  if deterministic or rate == 0.0:
-    return x
-  keep = jax.random.bernoulli(module.make_rng("dropout"), 1.0 - rate, (x.shape[0],))
-  return jnp.where(keep.reshape((-1,) + (1,) * (x.ndim - 1)), x / (1.0 - rate), 0.0)
-
-
-def check_options(name: str, **rates):
-  for k, v in rates.items():
-    if not 0.0 <= v < 1.0:
-      raise ValueError(f"{name}: {k}={v!r} must be in [0, 1)")
-
-
-class BasicBlock(nn.Module):
-  """Two 3x3 convs (stride on the first); projection shortcut when the shape changes."""
-  planes: int
-  strides: int
-  conv: ModuleDef
-  norm: ModuleDef
-  drop_path_rate: float = 0.0
-  zero_init_last: bool = False
-
-  @nn.compact
-  def __call__(self, x, train: bool = False):
-    y = nn.relu(self.norm(name="bn1")(self.conv(self.planes, (3, 3), self.strides,
-                                                padding=((1, 1), (1, 1)), name="conv1")(x)))
-    y = self.conv(self.planes, (3, 3), padding=((1, 1), (1, 1)), name="conv2")(y)
-    y = self.norm(name="bn2", scale_init=last_scale_init(self))(y)
-    return nn.relu(shortcut(self, x, y.shape[-1]) + drop_path(y, self.drop_path_rate, self,
-                                                              not train))
-
-
-class Bottleneck(nn.Module):
-  """1x1 reduce, 3x3 (stride, ``groups``), 1x1 expand to ``4*planes``;
+class Bottleneck(ResidualBlock):
+  """1x1 reduce, 3x3 (stride, ``groups``), 1x1 expand to ``4*planes``, each + norm;
   ``width = planes * base_width / 64 * groups``."""
-  planes: int
-  strides: int
-  conv: ModuleDef
-  norm: ModuleDef
-  drop_path_rate: float = 0.0
-  zero_init_last: bool = False
   groups: int = 1
   base_width: int = 64
 
@@ -95,25 +43,11 @@ class Bottleneck(nn.Module):
                   feature_group_count=self.groups, name="conv2")(y)
     y = nn.relu(self.norm(name="bn2")(y))
     y = self.conv(self.planes * 4, (1, 1), name="conv3")(y)
-    y = self.norm(name="bn3", scale_init=last_scale_init(self))(y)
-    return nn.relu(shortcut(self, x, y.shape[-1]) + drop_path(y, self.drop_path_rate, self,
-                                                              not train))
+    y = self.norm(name="bn3", scale_init=self.last_scale_init())(y)
+    return self.residual(x, y, train)
 
 
-def last_scale_init(block: nn.Module):
-  """Init of a block's last BN scale: zeros with ``zero_init_last`` (Goyal et al. 2017)."""
-  return nn.initializers.zeros_init() if block.zero_init_last else nn.initializers.ones_init()
-
-
-def shortcut(block: nn.Module, x, features: int):
-  """Identity, or torchvision's ``downsample``: 1x1 conv (block stride) + BN."""
-  if x.shape[-1] == features and block.strides == 1:
-    return x
-  x = block.conv(features, (1, 1), block.strides, name="downsample_conv")(x)
-  return block.norm(name="downsample_bn")(x)
-
-
-class ResNet(nn.Module):
+class ResNet(Model):
   """ResNet / ResNeXt / Wide ResNet; ``block_cls`` and ``stage_sizes`` choose the variant."""
   stage_sizes: Sequence[int]
   block_cls: ModuleDef
@@ -124,19 +58,16 @@ class ResNet(nn.Module):
   zero_init_residual: bool = False
   dropout_rate: float = 0.0
   drop_path_rate: float = 0.0
-  conv_impl: str = "lax"
-  dtype: Any = None
 
   @nn.compact
   def __call__(self, x_BxHxWxC, train: bool = False):
-    check_options("ResNet", dropout_rate=self.dropout_rate, drop_path_rate=self.drop_path_rate)
+    check_rates("ResNet", dropout_rate=self.dropout_rate, drop_path_rate=self.drop_path_rate)
     if self.block_cls is BasicBlock and (self.groups, self.width_per_group) != (1, 64):
       raise ValueError("ResNet: BasicBlock supports only groups=1 and width_per_group=64 (as "
                        f"torchvision), got {self.groups} and {self.width_per_group}")
     conv = functools.partial(cnn.Conv, use_bias=False, impl=self.conv_impl, dtype=self.dtype,
-                             kernel_init=kaiming_fan_out)
-    norm = functools.partial(cnn.BatchNorm, use_running_average=not train, momentum=0.9,
-                             epsilon=1e-5, dtype=self.dtype)
+                             kernel_init=kaiming_normal_fan_out)
+    norm = batch_norm(train, self.dtype)
     if self.small_stem:
       x = conv(64, (3, 3), padding=((1, 1), (1, 1)), name="conv1")(x_BxHxWxC)
       x = nn.relu(norm(name="bn1")(x))
@@ -155,12 +86,8 @@ class ResNet(nn.Module):
                            **block_kw)(x, train)
         k += 1
       self.sow("intermediates", f"stage{i + 1}", x)
-    x = ops.global_avg_pool(x)
-    self.sow("intermediates", "pre_logits", x)
-    x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-    kernel_init, bias_init = torch_linear_init(x.shape[-1])
-    return nn.Dense(self.num_classes, dtype=self.dtype, kernel_init=kernel_init,
-                    bias_init=bias_init, name="fc")(x)
+    return classifier_head(self, x, torch_linear(x.shape[-1], self.dtype),
+                           dropout_rate=self.dropout_rate, train=train)
 
 
 _HE16 = "He, Zhang, Ren & Sun 2016, Deep residual learning for image recognition"

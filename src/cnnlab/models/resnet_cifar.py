@@ -4,7 +4,7 @@ Input ``(N, 32, 32, 3)`` -> logits ``(N, num_classes)``; every conv is 3x3 with 
 padding 1 (or 1x1 unpadded).
 
 ``CifarResNet``: depth ``6n+2``: 3x3 conv (16) + BN + ReLU, three stages of ``n`` basic blocks
-with 16, 32, 64 planes (stride 2 at the start of stages 2-3), global average pool, dense.
+(``blocks.BasicBlock``) with 16, 32, 64 planes (stride 2 at the start of stages 2-3), global average pool, dense.
 Shortcut when the shape changes: ``'A'`` (paper's CIFAR choice, parameter-free) takes every
 second pixel and zero-pads the new channels (half below, half above, as the common PyTorch
 port does); ``'B'`` is a 1x1 conv projection + BN.
@@ -20,55 +20,23 @@ Initialisation: convs kaiming-normal fan_out; dense as torch.nn.Linear. BN as to
 from __future__ import annotations
 
 import functools
-from typing import Any
 
 import flax.linen as nn
-import jax.numpy as jnp
 
 from cnnlab import nn as cnn
-from cnnlab import ops
+from cnnlab.models.blocks import (BasicBlock, Model, ModuleDef, batch_norm, check_rates,
+                                  classifier_head, kaiming_normal_fan_out, torch_linear)
 from cnnlab.models.registry import register
-from cnnlab.models.resnet import (ModuleDef, check_options, drop_path, kaiming_fan_out,
-                                  last_scale_init, torch_linear_init)
 
 _PAD1 = ((1, 1), (1, 1))
 
 
-class CifarBasicBlock(nn.Module):
-  """Two 3x3 convs + BN; shortcut option ``'A'`` (subsample + zero-pad) or ``'B'`` (1x1 conv)."""
-  planes: int
-  strides: int
-  conv: ModuleDef
-  norm: ModuleDef
-  drop_path_rate: float = 0.0
-  zero_init_last: bool = False
-  shortcut: str = "A"
-
-  @nn.compact
-  def __call__(self, x, train: bool = False):
-    y = self.conv(self.planes, (3, 3), self.strides, padding=_PAD1, name="conv1")(x)
-    y = nn.relu(self.norm(name="bn1")(y))
-    y = self.conv(self.planes, (3, 3), padding=_PAD1, name="conv2")(y)
-    y = self.norm(name="bn2", scale_init=last_scale_init(self))(y)
-    if x.shape[-1] != self.planes or self.strides != 1:
-      if self.shortcut == "A":
-        x = x[:, ::self.strides, ::self.strides, :]
-        extra = self.planes - x.shape[-1]
-        x = jnp.pad(x, ((0, 0), (0, 0), (0, 0), (extra // 2, extra - extra // 2)))
-      else:
-        x = self.conv(self.planes, (1, 1), self.strides, name="downsample_conv")(x)
-        x = self.norm(name="downsample_bn")(x)
-    return nn.relu(x + drop_path(y, self.drop_path_rate, self, not train))
-
-
-class CifarResNet(nn.Module):
+class CifarResNet(Model):
   depth: int = 20
   num_classes: int = 10
   shortcut: str = "A"
   zero_init_residual: bool = False
   drop_path_rate: float = 0.0
-  conv_impl: str = "lax"
-  dtype: Any = None
 
   @nn.compact
   def __call__(self, x_BxHxWxC, train: bool = False):
@@ -77,26 +45,21 @@ class CifarResNet(nn.Module):
                        "56, 110, ...)")
     if self.shortcut not in ("A", "B"):
       raise ValueError(f"CifarResNet: shortcut={self.shortcut!r} must be 'A' or 'B'")
-    check_options("CifarResNet", drop_path_rate=self.drop_path_rate)
+    check_rates("CifarResNet", drop_path_rate=self.drop_path_rate)
     conv = functools.partial(cnn.Conv, use_bias=False, impl=self.conv_impl, dtype=self.dtype,
-                             kernel_init=kaiming_fan_out)
-    norm = functools.partial(cnn.BatchNorm, use_running_average=not train, momentum=0.9,
-                             epsilon=1e-5, dtype=self.dtype)
+                             kernel_init=kaiming_normal_fan_out)
+    norm = batch_norm(train, self.dtype)
     x = nn.relu(norm(name="bn1")(conv(16, (3, 3), padding=_PAD1, name="conv1")(x_BxHxWxC)))
     self.sow("intermediates", "stem", x)
     n = (self.depth - 2) // 6
     for i in range(3):
       for j in range(n):
         k = i * n + j
-        x = CifarBasicBlock(16 * 2 ** i, 2 if i > 0 and j == 0 else 1, conv, norm,
-                            self.drop_path_rate * k / max(3 * n - 1, 1), self.zero_init_residual,
-                            self.shortcut, name=f"layer{i + 1}_{j}")(x, train)
+        x = BasicBlock(16 * 2 ** i, 2 if i > 0 and j == 0 else 1, conv, norm,
+                       self.drop_path_rate * k / max(3 * n - 1, 1), self.zero_init_residual,
+                       self.shortcut, name=f"layer{i + 1}_{j}")(x, train)
       self.sow("intermediates", f"stage{i + 1}", x)
-    x = ops.global_avg_pool(x)
-    self.sow("intermediates", "pre_logits", x)
-    kernel_init, bias_init = torch_linear_init(x.shape[-1])
-    return nn.Dense(self.num_classes, dtype=self.dtype, kernel_init=kernel_init,
-                    bias_init=bias_init, name="fc")(x)
+    return classifier_head(self, x, torch_linear(x.shape[-1], self.dtype))
 
 
 class WideBasicBlock(nn.Module):
@@ -120,13 +83,11 @@ class WideBasicBlock(nn.Module):
     return x + y
 
 
-class WideResNet(nn.Module):
+class WideResNet(Model):
   depth: int = 28
   widen_factor: int = 10
   num_classes: int = 10
   dropout_rate: float = 0.0
-  conv_impl: str = "lax"
-  dtype: Any = None
 
   @nn.compact
   def __call__(self, x_BxHxWxC, train: bool = False):
@@ -135,11 +96,10 @@ class WideResNet(nn.Module):
                        "40, ...)")
     if self.widen_factor < 1:
       raise ValueError(f"WideResNet: widen_factor={self.widen_factor!r} must be >= 1")
-    check_options("WideResNet", dropout_rate=self.dropout_rate)
+    check_rates("WideResNet", dropout_rate=self.dropout_rate)
     conv = functools.partial(cnn.Conv, use_bias=False, impl=self.conv_impl, dtype=self.dtype,
-                             kernel_init=kaiming_fan_out)
-    norm = functools.partial(cnn.BatchNorm, use_running_average=not train, momentum=0.9,
-                             epsilon=1e-5, dtype=self.dtype)
+                             kernel_init=kaiming_normal_fan_out)
+    norm = batch_norm(train, self.dtype)
     x = conv(16, (3, 3), padding=_PAD1, name="conv1")(x_BxHxWxC)
     self.sow("intermediates", "stem", x)
     for i in range(3):
@@ -147,11 +107,8 @@ class WideResNet(nn.Module):
         x = WideBasicBlock(16 * self.widen_factor * 2 ** i, 2 if i > 0 and j == 0 else 1, conv,
                            norm, self.dropout_rate, name=f"layer{i + 1}_{j}")(x, train)
       self.sow("intermediates", f"stage{i + 1}", x)
-    x = ops.global_avg_pool(nn.relu(norm(name="bn_final")(x)))
-    self.sow("intermediates", "pre_logits", x)
-    kernel_init, bias_init = torch_linear_init(x.shape[-1])
-    return nn.Dense(self.num_classes, dtype=self.dtype, kernel_init=kernel_init,
-                    bias_init=bias_init, name="fc")(x)
+    x = nn.relu(norm(name="bn_final")(x))
+    return classifier_head(self, x, torch_linear(x.shape[-1], self.dtype))
 
 
 _HE16 = "He, Zhang, Ren & Sun 2016, Deep residual learning for image recognition (Sec. 4.2)"

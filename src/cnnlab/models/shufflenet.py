@@ -26,20 +26,15 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from typing import Any
 
 import flax.linen as nn
 import jax.numpy as jnp
 
 from cnnlab import nn as cnn
 from cnnlab import ops
-from cnnlab.models.googlenet import torch_bias_init
+from cnnlab.models.blocks import (Model, ModuleDef, batch_norm, classifier_head,
+                                  torch_default_kernel_init, torch_linear)
 from cnnlab.models.registry import register
-
-ModuleDef = Any
-
-# torch's default conv/linear kernel init, kaiming_uniform(a=sqrt(5)): U(+-1/sqrt(fan_in)).
-TORCH_KERNEL_INIT = nn.initializers.variance_scaling(1 / 3, "fan_in", "uniform")
 
 # Paper Table 1: output channels of stages 2-4 at 1x for each group count.
 V1_STAGE_CHANNELS = {1: (144, 288, 576), 2: (200, 400, 800), 3: (240, 480, 960),
@@ -101,71 +96,62 @@ class ShuffleV2Unit(nn.Module):
     return channel_shuffle(jnp.concatenate([x1, y], axis=-1), 2)
 
 
-def _layers(conv_impl, dtype, train):
-  conv = functools.partial(cnn.Conv, use_bias=False, impl=conv_impl, dtype=dtype,
-                           kernel_init=TORCH_KERNEL_INIT)
-  norm = functools.partial(cnn.BatchNorm, use_running_average=not train, momentum=0.9,
-                           epsilon=1e-5, dtype=dtype)
-  return conv, norm
-
-
-def _head(module, x, train):
-  """Global average pool -> dropout -> dense, sowing ``pre_logits``."""
-  x = ops.global_avg_pool(x)
-  module.sow("intermediates", "pre_logits", x)
-  x = nn.Dropout(module.dropout_rate, deterministic=not train)(x)
-  return nn.Dense(module.num_classes, dtype=module.dtype, kernel_init=TORCH_KERNEL_INIT,
-                  bias_init=torch_bias_init(x.shape[-1]), name="fc")(x)
-
-
-class ShuffleNetV1(nn.Module):
-  groups: int = 3
+class ShuffleNet(Model):
+  """What v1 and v2 share: options, the ``conv`` / ``norm`` ModuleDefs, the stem (3x3/2 conv 24
+  + BN + ReLU -> 3x3/2 max pool, modules ``stem_names``) and the head (global average pool ->
+  dropout -> dense ``fc``); a version defines ``check()`` and ``stages(x, conv, norm)``."""
   num_classes: int = 1000
   dropout_rate: float = 0.0
-  conv_impl: str = "lax"
-  dtype: Any = None
+  stem_names = ("conv1", "conv1_bn")  # a class constant, not a field
 
   @nn.compact
   def __call__(self, x_BxHxWxC, train: bool = False):
+    self.check()
+    conv = functools.partial(cnn.Conv, use_bias=False, impl=self.conv_impl, dtype=self.dtype,
+                             kernel_init=torch_default_kernel_init)
+    norm = batch_norm(train, self.dtype)
+    x = conv(24, (3, 3), strides=2, padding=1, name=self.stem_names[0])(x_BxHxWxC)
+    x = ops.max_pool(nn.relu(norm(name=self.stem_names[1])(x)), 3, 2, 1)
+    self.sow("intermediates", "stem", x)
+    x = self.stages(x, conv, norm)
+    return classifier_head(self, x, torch_linear(x.shape[-1], self.dtype),
+                           dropout_rate=self.dropout_rate, train=train)
+
+
+class ShuffleNetV1(ShuffleNet):
+  groups: int = 3
+
+  def check(self):
     if self.groups not in V1_STAGE_CHANNELS:
       raise ValueError(f"ShuffleNetV1: groups must be one of {sorted(V1_STAGE_CHANNELS)}, "
                        f"got {self.groups!r}")
-    conv, norm = _layers(self.conv_impl, self.dtype, train)
-    x = conv(24, (3, 3), strides=2, padding=1, name="conv1")(x_BxHxWxC)
-    x = ops.max_pool(nn.relu(norm(name="conv1_bn")(x)), 3, 2, 1)
-    self.sow("intermediates", "stem", x)
+
+  def stages(self, x, conv, norm):
     for s, (repeats, features) in enumerate(zip(STAGE_REPEATS, V1_STAGE_CHANNELS[self.groups])):
       for i in range(repeats):
         x = ShuffleV1Unit(features, 2 if i == 0 else 1, self.groups,
                           1 if s == 0 and i == 0 else self.groups, conv, norm,
                           name=f"stage{s + 2}_{i}")(x)
       self.sow("intermediates", f"stage{s + 1}", x)
-    return _head(self, x, train)
+    return x
 
 
-class ShuffleNetV2(nn.Module):
+class ShuffleNetV2(ShuffleNet):
   stage_channels: Sequence[int] = (116, 232, 464, 1024)  # stages 2-4, conv5
-  num_classes: int = 1000
-  dropout_rate: float = 0.0
-  conv_impl: str = "lax"
-  dtype: Any = None
+  stem_names = ("conv1_0", "conv1_1")
 
-  @nn.compact
-  def __call__(self, x_BxHxWxC, train: bool = False):
+  def check(self):
     if len(self.stage_channels) != 4 or any(c % 2 for c in self.stage_channels[:3]):
       raise ValueError("ShuffleNetV2: stage_channels must be 4 ints (stages 2-4 even, conv5), "
                        f"got {self.stage_channels!r}")
-    conv, norm = _layers(self.conv_impl, self.dtype, train)
-    x = conv(24, (3, 3), strides=2, padding=1, name="conv1_0")(x_BxHxWxC)
-    x = ops.max_pool(nn.relu(norm(name="conv1_1")(x)), 3, 2, 1)
-    self.sow("intermediates", "stem", x)
+
+  def stages(self, x, conv, norm):
     for s, (repeats, features) in enumerate(zip(STAGE_REPEATS, self.stage_channels[:3])):
       for i in range(repeats):
         x = ShuffleV2Unit(features, 2 if i == 0 else 1, conv, norm, name=f"stage{s + 2}_{i}")(x)
       self.sow("intermediates", f"stage{s + 1}", x)
     x = conv(self.stage_channels[3], (1, 1), name="conv5_0")(x)
-    x = nn.relu(norm(name="conv5_1")(x))
-    return _head(self, x, train)
+    return nn.relu(norm(name="conv5_1")(x))
 
 
 _V1 = "Zhang et al. 2018, ShuffleNet: an extremely efficient CNN for mobile devices"

@@ -14,26 +14,24 @@ pooling and a dense classifier.
 from __future__ import annotations
 
 import functools
-from typing import Any
 
 import flax.linen as nn
 
 from cnnlab import nn as cnn
 from cnnlab import ops
+from cnnlab.models.blocks import Model, classifier_head
 from cnnlab.models.registry import register
 
 NORMS = ("batch", "group", "layer", "instance", "none")
 DOWNSAMPLES = ("maxpool", "avgpool", "stride", "none")
 
 
-class SmallCNN(nn.Module):
+class SmallCNN(Model):
   num_classes: int = 10
   width: int = 32
   norm: str = "batch"
   num_groups: int = 8
   downsample: str = "maxpool"
-  conv_impl: str = "lax"
-  dtype: Any = None
 
   def _norm(self, name):
     if self.norm == "batch":
@@ -47,12 +45,13 @@ class SmallCNN(nn.Module):
     if self.norm not in NORMS or self.downsample not in DOWNSAMPLES:
       raise ValueError(f"SmallCNN: norm must be one of {NORMS} and downsample one of "
                        f"{DOWNSAMPLES}; got norm={self.norm!r}, downsample={self.downsample!r}")
+    conv = functools.partial(cnn.Conv, kernel_size=(3, 3), padding=((1, 1), (1, 1)),
+                             use_bias=self.norm == "none", impl=self.conv_impl, dtype=self.dtype)
     x = x_BxHxWxC
     for i, c in enumerate((self.width, 2 * self.width, 4 * self.width)):
       down = i < 2 and self.downsample != "none"
       stride = 2 if down and self.downsample == "stride" else 1
-      x = cnn.Conv(c, (3, 3), strides=stride, padding=((1, 1), (1, 1)), use_bias=self.norm == "none",
-                   impl=self.conv_impl, dtype=self.dtype, name=f"conv{i}")(x)
+      x = conv(c, strides=stride, name=f"conv{i}")(x)
       if self.norm == "batch":
         x = self._norm(f"norm{i}")()(x, use_running_average=not train)
       elif self.norm != "none":
@@ -61,9 +60,7 @@ class SmallCNN(nn.Module):
       if down and self.downsample in ("maxpool", "avgpool"):
         x = (ops.max_pool if self.downsample == "maxpool" else ops.avg_pool)(x, 2)
       self.sow("intermediates", f"stage{i + 1}", x)
-    x = ops.global_avg_pool(x)
-    self.sow("intermediates", "pre_logits", x)
-    return nn.Dense(self.num_classes, dtype=self.dtype, name="head")(x)
+    return classifier_head(self, x, functools.partial(nn.Dense, dtype=self.dtype), name="head")
 
 
 register("small_cnn", functools.partial(SmallCNN), input_shape=(28, 28, 1), family="small_cnn",

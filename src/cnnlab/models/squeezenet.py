@@ -22,19 +22,15 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from typing import Any
 
 import flax.linen as nn
 import jax.numpy as jnp
 
 from cnnlab import nn as cnn
 from cnnlab import ops
+from cnnlab.models.blocks import Model, ModuleDef, check_image, kaiming_uniform_fan_in
 from cnnlab.models.registry import register
 
-ModuleDef = Any
-
-# torch.nn.init.kaiming_uniform_ (a=0): U(+-sqrt(6 / fan_in)).
-conv_init = nn.initializers.variance_scaling(2.0, "fan_in", "uniform")
 final_conv_init = nn.initializers.normal(0.01)
 
 
@@ -51,23 +47,19 @@ class Fire(nn.Module):
     return jnp.concatenate([e1, e3], axis=-1)
 
 
-class SqueezeNet(nn.Module):
+class SqueezeNet(Model):
   stem_features: int
   stem_kernel: int
   stages: Sequence[Sequence[tuple[int, int]]]  # (squeeze, expand) per Fire, stage by stage
   min_input: int
   num_classes: int = 1000
   dropout_rate: float = 0.5
-  dtype: Any = None
-  conv_impl: str = "lax"
 
   @nn.compact
   def __call__(self, x_BxHxWxC, train: bool = False):
-    if x_BxHxWxC.ndim != 4 or min(x_BxHxWxC.shape[1:3]) < self.min_input:
-      raise ValueError(f"SqueezeNet: x must be (N, H, W, C) with H, W >= {self.min_input}, "
-                       f"got shape {x_BxHxWxC.shape}")
+    check_image("SqueezeNet", x_BxHxWxC, self.min_input)
     conv = functools.partial(cnn.Conv, impl=self.conv_impl, dtype=self.dtype,
-                             kernel_init=conv_init)
+                             kernel_init=kaiming_uniform_fan_in)
     pool = functools.partial(ops.max_pool, window=3, stride=2, ceil_mode=True)
 
     k = self.stem_kernel

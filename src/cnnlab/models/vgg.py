@@ -22,21 +22,17 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from typing import Any
 
 import flax.linen as nn
 
 from cnnlab import nn as cnn
 from cnnlab import ops
+from cnnlab.models.blocks import Model, ModuleDef, batch_norm, check_image, kaiming_normal_fan_out
 from cnnlab.models.registry import register
-
-ModuleDef = Any
 
 STAGE_FEATURES = (64, 128, 256, 512, 512)
 MIN_INPUT = 32  # five 2x2 max pools
 
-# torch.nn.init.kaiming_normal_(mode='fan_out', nonlinearity='relu'): N(0, 2 / fan_out).
-conv_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
 dense_init = nn.initializers.normal(0.01)
 
 
@@ -57,28 +53,23 @@ class VGGStage(nn.Module):
     return ops.max_pool(x, 2)
 
 
-class VGG(nn.Module):
+class VGG(Model):
   stage_sizes: Sequence[int]
   batch_norm: bool = False
   num_classes: int = 1000
   hidden_features: int = 4096
   dropout_rate: float = 0.5
   pool_size: int = 7
-  dtype: Any = None
-  conv_impl: str = "lax"
 
   @nn.compact
   def __call__(self, x_BxHxWxC, train: bool = False):
     if len(self.stage_sizes) != len(STAGE_FEATURES):
       raise ValueError(f"VGG: stage_sizes needs {len(STAGE_FEATURES)} entries, "
                        f"got {self.stage_sizes!r}")
-    if x_BxHxWxC.ndim != 4 or min(x_BxHxWxC.shape[1:3]) < MIN_INPUT:
-      raise ValueError(f"VGG: x must be (N, H, W, C) with H, W >= {MIN_INPUT}, "
-                       f"got shape {x_BxHxWxC.shape}")
+    check_image("VGG", x_BxHxWxC, MIN_INPUT)
     conv = functools.partial(cnn.Conv, impl=self.conv_impl, dtype=self.dtype,
-                             kernel_init=conv_init)
-    norm = (functools.partial(cnn.BatchNorm, use_running_average=not train, momentum=0.9,
-                              epsilon=1e-5, dtype=self.dtype) if self.batch_norm else None)
+                             kernel_init=kaiming_normal_fan_out)
+    norm = batch_norm(train, self.dtype) if self.batch_norm else None
     dense = functools.partial(nn.Dense, dtype=self.dtype, kernel_init=dense_init)
 
     x = x_BxHxWxC

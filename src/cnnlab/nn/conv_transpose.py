@@ -23,25 +23,28 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from cnnlab import ops
+from cnnlab.nn.conv import kernel_and_bias
 
 Initializer = Any
 
 
 class ConvTranspose(nn.Module):
+  """``flax.linen.ConvTranspose``'s fields in its order (no ``mask``, ``precision``), then
+  ``output_padding`` (torch's), ``feature_group_count`` and ``impl``."""
   features: int
   kernel_size: int | Sequence[int]
   strides: int | Sequence[int] | None = None
   padding: Any = "SAME"
-  output_padding: int | Sequence[int] = 0
   kernel_dilation: int | Sequence[int] | None = None
-  feature_group_count: int = 1
   use_bias: bool = True
-  transpose_kernel: bool = False
-  impl: str = "lax"
   dtype: Any = None
   param_dtype: Any = jnp.float32
   kernel_init: Initializer = nn.initializers.lecun_normal()
   bias_init: Initializer = nn.initializers.zeros_init()
+  transpose_kernel: bool = False
+  output_padding: int | Sequence[int] = 0
+  feature_group_count: int = 1
+  impl: str = "lax"
 
   @nn.compact
   def __call__(self, x):
@@ -50,11 +53,7 @@ class ConvTranspose(nn.Module):
     if self.features % groups:
       raise ValueError(f"feature_group_count={groups} must divide features={self.features}")
     io = (x.shape[-1], self.features // groups)
-    shape = ks + (io[::-1] if self.transpose_kernel else io)
-    kernel = self.param("kernel", self.kernel_init, shape, self.param_dtype)
-    bias = (self.param("bias", self.bias_init, (self.features,), self.param_dtype)
-            if self.use_bias else None)
-    x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
+    x, kernel, bias = kernel_and_bias(self, x, ks + (io[::-1] if self.transpose_kernel else io))
     if self.transpose_kernel:
       w = jnp.swapaxes(kernel, -1, -2)
     else:

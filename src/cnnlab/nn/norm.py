@@ -6,7 +6,8 @@ feature axes), BatchNorm's ``batch_stats`` ``mean``/``var`` (float32). So Flax's
 BatchNorm ``momentum=0.99`` (``new = 0.99*old + 0.01*batch``, torch's ``momentum=0.1`` is
 ``momentum=0.9`` here) with the *biased* batch variance in ``var`` (torch stores the unbiased
 one; ``cnnlab.ops.batch_norm(..., convention='torch')`` does that); ``epsilon`` 1e-5 for
-BatchNorm, 1e-6 for the others (torch: 1e-5 for all).
+BatchNorm, 1e-6 for the others (torch: 1e-5 for all); docs/conventions.md, "Batch norm" and
+"Epsilon".
 Differences: statistics are always reduced in at least float32 (``force_float32_reductions``
 only picks the dtype of the stored running statistics).
 """

@@ -23,7 +23,8 @@ import pathlib
 
 import numpy as np
 
-from cnnlab.ops.conv import ConvCase, conv, list_impls, register_impl, unsupported_reason
+from cnnlab.ops.conv_case import ConvCase
+from cnnlab.ops.conv_registry import get_impl, list_impls, register_impl, unsupported_reason
 
 CACHE_ENV = "CNNLAB_CONV_CACHE"
 DEFAULT_CACHE = pathlib.Path("~/.cache/cnnlab/conv_cache.json")
@@ -112,5 +113,4 @@ def choose(case: ConvCase, entries: dict | None = None) -> str:
 def conv_auto(x, w, *, stride, pads, dilation, groups):
   case = ConvCase(tuple(x.shape), tuple(w.shape), tuple(stride), tuple(map(tuple, pads)),
                   tuple(dilation), groups, np.dtype(x.dtype))
-  return conv(x, w, stride=stride, padding=pads, dilation=dilation, groups=groups,
-              impl=choose(case))
+  return get_impl(choose(case))(x, w, stride=stride, pads=pads, dilation=dilation, groups=groups)

@@ -15,7 +15,9 @@ import scipy.fft
 from jax import lax
 
 from cnnlab.ops import padding as padlib
-from cnnlab.ops.conv import accum_dtype, output_spatial, register_impl, window_slice
+from cnnlab.ops.conv_case import output_spatial
+from cnnlab.ops.conv_parts import accum_dtype, window_slice
+from cnnlab.ops.conv_registry import register_impl
 
 
 def circular_conv(x, w, shape, groups=1):

@@ -18,8 +18,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import sparse
 
-from cnnlab.ops import padding as padlib
-from cnnlab.ops.conv import ConvCase, accum_dtype, make_case, output_spatial, register_impl
+from cnnlab.ops.conv_case import ConvCase, make_case, output_spatial
+from cnnlab.ops.conv_parts import accum_dtype
+from cnnlab.ops.conv_registry import register_impl
 
 MAX_DENSE_ENTRIES = 2**22  # 16 MiB in float32
 MAX_SPARSE_NNZ = 2**18  # beyond this, compile and run times reach seconds on CPU

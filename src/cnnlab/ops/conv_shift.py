@@ -11,7 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 from cnnlab.ops import padding as padlib
-from cnnlab.ops.conv import grouped_matmul, output_spatial, register_impl, window_slice
+from cnnlab.ops.conv_case import output_spatial
+from cnnlab.ops.conv_parts import grouped_matmul, window_slice
+from cnnlab.ops.conv_registry import register_impl
 
 
 @register_impl("shift")

@@ -10,14 +10,14 @@ transform points). ``winograd``: F(2x2,3x3), 16 multiplies per 4 outputs instead
 
 from __future__ import annotations
 
-import functools
-
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
 from cnnlab.ops import padding as padlib
-from cnnlab.ops.conv import accum_dtype, output_spatial, register_impl
+from cnnlab.ops.conv_case import output_spatial
+from cnnlab.ops.conv_parts import accum_dtype
+from cnnlab.ops.conv_registry import register_impl
 
 # F(2, 3): points 0, 1, -1 (and infinity).
 F2 = dict(

@@ -10,7 +10,8 @@ shape ``(C,)`` (layer_norm: the shape of the normalised axes). Reduced axes:
 - ``group_norm``: spatial and the channels of each of ``num_groups`` groups, per example.
 
 ``eps`` defaults to 1e-5 everywhere, torch's default for all four; Flax uses 1e-5 for BatchNorm
-but 1e-6 for LayerNorm/GroupNorm/InstanceNorm (``cnnlab.nn`` keeps Flax's defaults).
+but 1e-6 for LayerNorm/GroupNorm/InstanceNorm (``cnnlab.nn`` keeps Flax's defaults; see
+docs/conventions.md, "Epsilon").
 """
 
 from __future__ import annotations

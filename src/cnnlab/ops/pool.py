@@ -3,7 +3,8 @@
 ``window``/``stride``/``padding``/``dilation`` are ints or per-dim tuples; ``stride`` defaults to
 ``window`` (as in torch). ``padding`` is symmetric (torch): ``p`` on both sides of each dim, at most
 ``window // 2``. ``ceil_mode``: output size uses ceil, but a last window that would start
-inside the right padding is dropped (torch rule, see ``cnnlab.arith.pool_output_size``).
+inside the right padding is dropped (torch rule, see ``cnnlab.arith.pool_output_size`` and
+docs/conventions.md, "Pooling").
 
 Max-pool indices follow torch's ``return_indices``: for each ``(n, output position, c)`` the flat
 row-major index into the *unpadded* input spatial dims (``h * W + w`` in 2D) of the window's max.

@@ -12,7 +12,7 @@ import pathlib
 import numpy as np
 
 from cnnlab import plotting
-from cnnlab.bench.report import markdown_table
+from cnnlab.report import markdown_table
 
 
 def _rows(workdir: pathlib.Path) -> tuple[list[dict], list[str]]:
@@ -33,22 +33,6 @@ def _rows(workdir: pathlib.Path) -> tuple[list[dict], list[str]]:
       row.update(status="failed", log_tail="\n".join(tail))
     rows.append(row)
   return rows, list(fields)
-
-
-def read_finished(csv_path, required: set[str], sweep: str) -> list[dict]:
-  """The finished rows of a sweep's ``results.csv`` (strings, as written); a clear error if the
-  file is missing or lacks the ``required`` columns of the named ``sweep``."""
-  csv_path = pathlib.Path(csv_path)
-  if not csv_path.exists():
-    raise FileNotFoundError(f"{csv_path} not found: run the sweep first (scripts/sweep.py "
-                            f"--config=configs/experiments/{sweep}.py)")
-  with open(csv_path, newline="") as f:
-    rows = list(csv.DictReader(f))
-  missing = set(required) - set(rows[0] if rows else {})
-  if missing:
-    raise ValueError(f"{csv_path} lacks the columns {sorted(missing)}; is it the results.csv of "
-                     f"the {sweep} sweep?")
-  return [r for r in rows if r["status"] == "done"]
 
 
 def summarize(rows: list[dict], fields: list[str], metric: str) -> tuple[str | None, list[dict]]:

@@ -1,9 +1,10 @@
 """One sweep point as a job: ``python -m cnnlab.sweep.job POINT_DIR``.
 
-``POINT_DIR/point.json`` holds ``{"config": path, "arg": str, "overrides": {field: value}}``.
-The job calls the config module's ``run(config, workdir) -> dict`` if it defines one (e.g. a
-benchmark), else ``cnnlab.train.train_and_evaluate`` (which resumes an interrupted point from its
-checkpoints), in ``POINT_DIR``; on success it writes ``POINT_DIR/result.json`` atomically: its
+``POINT_DIR/point.json`` holds ``{"config": path, "arg": str, "overrides": {field: value}}`` (an
+override ``":arg"`` is the point's own config arg, joined with the sweep's). The job runs the
+config's experiment (``cnnlab.experiments.run``: training unless ``config.experiment`` says
+otherwise) in ``POINT_DIR``; on success it writes ``POINT_DIR/result.json`` (its result plus
+``wall_s``, the job's wall time) atomically: its
 presence is what marks a point finished.
 """
 
@@ -14,6 +15,9 @@ import json
 import os
 import pathlib
 import sys
+import time
+
+from cnnlab.sweep.spec import ARG
 
 
 def load_module(path: str):
@@ -25,7 +29,10 @@ def load_module(path: str):
 
 
 def load_config(path: str, arg: str | None, overrides: dict, module=None):
-  config = (module or load_module(path)).get_config(arg)
+  """``get_config`` of the file at ``path`` with the point's arg and field overrides."""
+  overrides = dict(overrides)
+  arg = ",".join(filter(None, [overrides.pop(ARG, None), arg]))
+  config = (module or load_module(path)).get_config(arg or None)
   # point.json is JSON: tuple values (e.g. model.hidden) come back as lists.
   config.update_from_flattened_dict(
       {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()})
@@ -33,13 +40,13 @@ def load_config(path: str, arg: str | None, overrides: dict, module=None):
 
 
 def run(point_dir: str) -> dict:
-  from cnnlab import train  # imported here so that a job's process imports JAX, not the runner
+  from cnnlab import experiments  # imported here so that a job's process imports JAX, not the runner
   point = json.loads(pathlib.Path(point_dir, "point.json").read_text())
-  module = load_module(point["config"])
-  config = load_config(point["config"], point["arg"], point["overrides"], module)
+  config = load_config(point["config"], point["arg"], point["overrides"])
   if "progress_bar" in config and "progress_bar" not in point["overrides"]:
     config.progress_bar = False  # jobs log to files
-  result = getattr(module, "run", train.train_and_evaluate)(config, point_dir)
+  t0 = time.perf_counter()
+  result = {**experiments.run(config, point_dir), "wall_s": time.perf_counter() - t0}
   tmp = pathlib.Path(point_dir, "result.json.tmp")
   tmp.write_text(json.dumps(result))
   os.replace(tmp, pathlib.Path(point_dir, "result.json"))

@@ -9,6 +9,10 @@ Executors: ``local`` (subprocesses, ``parallel`` at a time, one CPU thread each)
 AutoExecutor; set partition, GPUs per job, time limit with :class:`SlurmOptions`). Re-running a
 sweep skips finished points and resumes interrupted ones from their checkpoints; a failing point
 is reported with its log and does not stop the others.
+
+Local jobs die with the driver (``prctl(PR_SET_PDEATHSIG)``: SIGTERM, so a training job saves
+its step first), even when the driver is killed with SIGKILL; a point whose workdir lock is held
+(its job from an earlier driver still running) is not started again.
 """
 
 from __future__ import annotations
@@ -18,11 +22,14 @@ import json
 import os
 import pathlib
 import re
+import signal
 import subprocess
 import sys
 import time
 
+from cnnlab import procs
 from cnnlab.sweep import collect
+from cnnlab.train import workdir as workdir_lib
 
 EXECUTORS = ("local", "submitit_local", "slurm")
 
@@ -70,11 +77,16 @@ def _run_local(dirs, parallel: int):
       d = queue.pop(0)
       log = open(d / "log.txt", "a")
       running.append((subprocess.Popen([sys.executable, "-m", "cnnlab.sweep.job", str(d)],
-                                       stdout=log, stderr=subprocess.STDOUT, env=env), log))
+                                       stdout=log, stderr=subprocess.STDOUT, env=env,
+                                       preexec_fn=_job_init), log))
     time.sleep(0.2)
     for proc, log in [r for r in running if r[0].poll() is not None]:
       log.close()
       running.remove((proc, log))
+
+
+def _job_init():
+  procs.die_with_parent(signal.SIGTERM)
 
 
 def _run_submitit(dirs, workdir, executor: str, parallel: int, slurm: SlurmOptions):
@@ -110,15 +122,22 @@ def run_sweep(config_path: str, points: list[dict], workdir: str, *, arg: str | 
   parallel = parallel or os.cpu_count() or 1
   dirs = _prepare(config_path, arg, points, workdir)
   todo = [d for d in dirs if not (d / "result.json").exists()]
-  print(f"sweep: {len(dirs)} points, {len(dirs) - len(todo)} already finished, "
-        f"running {len(todo)} with executor={executor}")
+  busy = {d: workdir_lib.holder(d) for d in todo}
+  busy = {d: pid for d, pid in busy.items() if pid is not None}
+  for d, pid in busy.items():
+    print(f"sweep: point {d.name} is still running (pid {pid}, from an earlier sweep driver); "
+          "not starting it again")
+  todo = [d for d in todo if d not in busy]
+  print(f"sweep: {len(dirs)} points, {len(dirs) - len(todo) - len(busy)} already finished, "
+        f"{len(busy)} still running elsewhere, running {len(todo)} with executor={executor}")
   if executor == "local":
     _run_local(todo, parallel)
   elif todo:
     _run_submitit(todo, workdir, executor, parallel, slurm or SlurmOptions())
   rows = collect.collect(workdir, metric=metric)
+  running = {d.name for d in busy}
   for r in rows:
-    if r["status"] != "done":
+    if r["status"] != "done" and r["point"] not in running:
       print(f"sweep: point {r['point']} FAILED; log {pathlib.Path(workdir, r['point'], 'log.txt')}:"
             f"\n{r['log_tail']}")
   return rows

@@ -5,7 +5,8 @@
 
 ``grid`` lists values of one field; ``product`` is the Cartesian product (itertools order),
 ``zip_`` pairs sweeps of equal length, ``chain`` concatenates, ``uniform``/``log_uniform`` draw
-``n`` seeded random values.
+``n`` seeded random values; ``args`` sweeps the config file's ``:arg`` itself (for configs
+that pick e.g. a model family by arg), joined with the sweep's own arg.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 
 Point = dict
 Sweep = list
+ARG = ":arg"  # the point key that holds a config ``:arg`` (not a config field)
 
 
 def grid(field: str, values) -> Sweep:
@@ -45,3 +47,8 @@ def uniform(field: str, low: float, high: float, n: int, seed: int = 0) -> Sweep
 def log_uniform(field: str, low: float, high: float, n: int, seed: int = 0) -> Sweep:
   vals = np.random.default_rng(seed).uniform(math.log(low), math.log(high), n)
   return grid(field, [float(math.exp(v)) for v in vals])
+
+
+def args(values) -> Sweep:
+  """One point per config ``:arg`` value (``get_config(value)``)."""
+  return [{ARG: v} for v in values]

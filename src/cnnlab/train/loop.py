@@ -1,25 +1,36 @@
 """The training loop: ``train_and_evaluate(config, workdir)`` and ``evaluate(config, workdir)``.
 
 Both validate the config first (clear errors before any data is prepared or code compiled).
-Training resumes from the latest checkpoint in ``workdir`` (train state and input position), so
-a stopped run re-run with the same command ends with the same parameters as an uninterrupted one.
+Training resumes from the newest checkpoint of ``workdir`` that reads and verifies (train state
+and input position), so a stopped run re-run with the same command ends with the same parameters
+as an uninterrupted one. While it trains, the run holds the workdir's lock (one trainer per
+workdir) and guards against non-finite steps (``config.nonfinite_policy``, checked on the host
+only at log, eval and checkpoint steps). SIGTERM / SIGINT finish the current step, checkpoint it
+and end the run with :class:`~cnnlab.train.errors.Stopped` (exit code 143 / 130); a second
+signal exits at once. Multi-host runs stop at JAX's preemption sync point instead.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import os
+import signal
+import sys
+import threading
 import time
 
 import jax
 import jax.numpy as jnp
 import ml_collections
+import optax
 from tqdm import tqdm
 
 from cnnlab import data, models
 from cnnlab.data import pipeline
 from cnnlab.train import checkpoint, mesh as mesh_lib, metrics, optim, state as state_lib, steps
-from cnnlab.train import validate
+from cnnlab.train import validate, workdir as workdir_lib
+from cnnlab.train.errors import ConfigError, NonFiniteError, Stopped
 
 
 @dataclasses.dataclass
@@ -30,24 +41,39 @@ class _Setup:
   input_shape: tuple
 
 
-def _load(config, split):
-  return data.load(config.data.name, split, data_dir=config.data.data_dir or None,
-                   manual_dir=config.data.manual_dir or None)
+def _load(config, split_field: str):
+  """``data.load`` of ``config.data.<split_field>``; a bad input is a :class:`ConfigError`
+  naming the field."""
+  d = config.data
+  try:
+    return data.load(d.name, d[split_field], data_dir=d.data_dir or None,
+                     manual_dir=d.manual_dir or None)
+  except data.DataError as e:
+    field = split_field if e.field == "split" else e.field
+    raise ConfigError(f"config.data.{field}={d[field]!r} is invalid: {e}") from None
 
 
 def _setup(config, eval_info) -> _Setup:
-  model = models.create(config.model.name,
-                        **validate.model_kwargs(config, num_classes=eval_info.num_classes))
+  validate.check_data(config, eval_info)
   input_shape = tuple(eval_info.input_shape)
   s = config.data.image_size
   if pipeline.is_variable_size(eval_info) and not s:
-    raise validate.ConfigError(
+    raise ConfigError(
         f"config.data.image_size=0 is invalid: dataset {config.data.name!r} has images of "
         f"varying size {input_shape}; set the size to crop and resize them to")
   if s and len(input_shape) == 3:
     input_shape = (s, s, input_shape[-1])
+  model = models.create(config.model.name,
+                        **validate.model_kwargs(config, num_classes=eval_info.num_classes))
   validate.check_input_shape(config, model, input_shape)
   return _Setup(mesh_lib.make_mesh(), eval_info, model, input_shape)
+
+
+def _optimizer(config, schedule) -> optax.GradientTransformation:
+  tx = optim.make_optimizer(config.optimizer, schedule)
+  if config.get("nonfinite_policy", "stop") == "skip":
+    tx = optax.apply_if_finite(tx, max_consecutive_errors=config.max_nonfinite_skips)
+  return tx
 
 
 def _abstract_state(setup, tx, seed):
@@ -66,44 +92,111 @@ def run_eval(config, setup, state, source, eval_step) -> dict:
   per_process = config.eval_batch_size // jax.process_count()
   m = jax.device_put(steps.zero_metrics(), mesh_lib.replicated(setup.mesh))
   for batch in pipeline.eval_batches(source, setup.info, config.data, batch_size=per_process,
-                                          process_index=jax.process_index(),
-                                          process_count=jax.process_count()):
+                                     process_index=jax.process_index(),
+                                     process_count=jax.process_count()):
     m = eval_step(state, m, mesh_lib.shard_batch(batch, setup.mesh))
   return steps.summarize(m)
+
+
+class _SignalStop:
+  """While active, the first SIGTERM/SIGINT asks the loop to stop after the current step; a
+  second one kills the process at once (the signal's default action)."""
+
+  def __init__(self):
+    self.signum = None
+    self._old = {}
+
+  def __enter__(self):
+    if threading.current_thread() is threading.main_thread() and jax.process_count() == 1:
+      for s in (signal.SIGTERM, signal.SIGINT):
+        self._old[s] = signal.signal(s, self._handle)
+    return self
+
+  def __exit__(self, *exc):
+    for s, handler in self._old.items():
+      signal.signal(s, handler)
+
+  def _handle(self, signum, frame):
+    del frame
+    if self.signum is not None:
+      signal.signal(signum, signal.SIG_DFL)
+      os.kill(os.getpid(), signum)
+      return
+    self.signum = signum
+    print(f"\n{signal.Signals(signum).name}: stopping after this step and saving it (send it "
+          "again to exit at once)", file=sys.stderr, flush=True)
+
+  def requested(self, step: int) -> bool:
+    if jax.process_count() > 1:  # JAX's preemption notice: every host stops at the same step
+      from jax.experimental import multihost_utils  # noqa: PLC0415
+      if multihost_utils.reached_preemption_sync_point(step):
+        self.signum = signal.SIGTERM
+    return self.signum is not None
+
+
+def _check_finite(config, summary: dict, last_saved: int | None) -> None:
+  """Raises :class:`NonFiniteError` if the steps ``summary`` covers break the policy."""
+  policy, n = config.nonfinite_policy, config.max_nonfinite_skips
+  kept = (f"the last checkpoint (step {last_saved}) is the last finite state" if last_saved
+          else "no checkpoint was saved")
+  first = summary["first_nonfinite"]
+  if policy == "stop" and summary["nonfinite"]:
+    raise NonFiniteError(
+        f"step {first}: the loss or gradient norm is NaN/inf (config.nonfinite_policy='stop'); "
+        f"training stopped and {kept}. Lower config.optimizer.learning_rate "
+        f"(={config.optimizer.learning_rate}) or set config.nonfinite_policy='skip'")
+  if policy == "skip" and summary["skip_run"] >= n:
+    raise NonFiniteError(
+        f"{n} NaN/inf steps in a row (config.max_nonfinite_skips={n}, first at step {first}) "
+        f"with config.nonfinite_policy='skip'; training stopped and {kept}")
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains ``config`` in ``workdir`` (resuming if it holds checkpoints); returns final eval."""
   validate.check_static(config, jax.device_count())
-  train_src, info = _load(config, config.data.train_split)
-  eval_src, _ = _load(config, config.data.eval_split)
+  train_src, info = _load(config, "train_split")
+  eval_src, _ = _load(config, "eval_split")
   setup = _setup(config, info)
   steps_per_epoch = len(train_src) // config.batch_size
   if steps_per_epoch < 1:
-    raise validate.ConfigError(
-        f"config.batch_size={config.batch_size} is larger than the train split "
+    raise ConfigError(
+        f"config.batch_size={config.batch_size} is invalid: it is larger than the train split "
         f"{config.data.train_split!r} ({len(train_src)} examples)")
+  with workdir_lib.lock(workdir), _SignalStop() as stop:
+    return _train(config, workdir, setup, train_src, eval_src, steps_per_epoch, stop)
+
+
+def _train(config, workdir, setup, train_src, eval_src, steps_per_epoch, stop) -> dict:
   total = config.num_train_steps or int(round(config.num_epochs * steps_per_epoch))
   eval_every = config.eval_every_steps or steps_per_epoch
   ckpt_every = config.checkpoint_every_steps or steps_per_epoch
-
   schedule = optim.make_schedule(config.optimizer, total, steps_per_epoch)
-  tx = optim.make_optimizer(config.optimizer, schedule)
+  tx = _optimizer(config, schedule)
   repl = mesh_lib.replicated(setup.mesh)
+  if jax.process_index() == 0:
+    workdir_lib.set_aside_empty(workdir)
+  has_checkpoints = bool(workdir_lib.steps(workdir))
+  checkpoint.check_and_record_config(config, workdir, has_checkpoints)
   mngr = checkpoint.manager(workdir, config.keep_checkpoints)
-  checkpoint.check_and_record_config(config, workdir, mngr.latest_step() is not None)
 
-  it = iter(pipeline.train_dataset(
-      train_src, info, config.data, batch_size=config.batch_size // jax.process_count(),
-      seed=config.seed, process_index=jax.process_index(), process_count=jax.process_count()))
-  start = mngr.latest_step() or 0
-  if start:
-    state = checkpoint.restore(mngr, start, _abstract_state(setup, tx, config.seed), it)
-    if jax.process_index() == 0:
-      print(f"Resuming from step {start} of {total} (checkpoint in {workdir})")
-  else:
+  def data_iter():
+    return iter(pipeline.train_dataset(
+        train_src, setup.info, config.data, batch_size=config.batch_size // jax.process_count(),
+        seed=config.seed, process_index=jax.process_index(), process_count=jax.process_count()))
+
+  it = data_iter()
+  start, state = 0, None
+  if has_checkpoints:
+    start, state = checkpoint.restore_latest(mngr, workdir, _abstract_state(setup, tx, config.seed),
+                                             it)
+  if state is None:
+    it = data_iter() if has_checkpoints else it  # a failed restore may have moved it
     state = jax.jit(lambda: state_lib.create(setup.model, tx, setup.input_shape, config.seed),
                     out_shardings=repl)()
+  elif jax.process_index() == 0:
+    print(f"Resuming from step {start} of {total} (checkpoint in {workdir})")
+  if jax.process_index() == 0:
+    workdir_lib.cut_metrics(workdir, start)  # rows of steps after the checkpoint come again
 
   train_step = jax.jit(
       functools.partial(steps.train_step, image_size=config.data.image_size,
@@ -112,35 +205,56 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   eval_step = _eval_fn(config, setup)
   base_key = jax.device_put(jax.random.key(config.seed + 1), repl)
   writer = metrics.MetricWriter(workdir)
-  m = jax.device_put(steps.zero_metrics(), repl)
+  m = jax.device_put(steps.zero_train_metrics(), repl)
   bar = tqdm(total=total, initial=start, desc="train", unit="step",
              disable=not config.progress_bar or jax.process_index() != 0)
-  result = {}
+  result, last_saved = {}, start or None
   t0, step = time.perf_counter(), start
-  while step < total:
-    state, m = train_step(state, m, mesh_lib.shard_batch(next(it), setup.mesh), base_key)
-    step += 1
-    bar.update()
-    if step % config.log_every_steps == 0 or step == total:
-      summary = steps.summarize(m)
-      dt = time.perf_counter() - t0
-      row = {"epoch": step / steps_per_epoch, "loss": summary["loss"],
-             "accuracy": summary["accuracy"], "lr": float(schedule(step - 1)),
-             "examples_per_s": summary["num_examples"] / dt}
-      writer.write("train", step, row)
-      bar.set_postfix(loss=f"{row['loss']:.4f}", img_s=f"{row['examples_per_s']:.0f}")
-      m = jax.device_put(steps.zero_metrics(), repl)
-      t0 = time.perf_counter()
-    if step % eval_every == 0 or step == total:
-      result = run_eval(config, setup, state, eval_src, eval_step)
-      writer.write("eval", step, {"epoch": step / steps_per_epoch, **result})
-      bar.write(f"step {step}: eval {result}")
-      t0 = time.perf_counter()
-    if step % ckpt_every == 0 or step == total:
-      checkpoint.save(mngr, step, state, it)
-  bar.close()
-  mngr.wait_until_finished()
-  writer.close()
+  try:
+    while step < total:
+      state, m = train_step(state, m, mesh_lib.shard_batch(next(it), setup.mesh), base_key)
+      step += 1
+      bar.update()
+      log = step % config.log_every_steps == 0 or step == total
+      evaluate_now = step % eval_every == 0 or step == total
+      stopping = stop.requested(step)
+      save = step % ckpt_every == 0 or step == total or stopping
+      if not (log or evaluate_now or save):
+        continue
+      summary = steps.summarize(m)  # the only host fetch of the step loop, at these steps only
+      if log:
+        dt = time.perf_counter() - t0
+        row = {"epoch": step / steps_per_epoch, "loss": summary["loss"],
+               "accuracy": summary["accuracy"], "lr": float(schedule(step - 1)),
+               "examples_per_s": summary["num_examples"] / dt,
+               "nonfinite_steps": summary["nonfinite"]}
+        writer.write("train", step, row)
+        bar.set_postfix(loss=f"{row['loss']:.4f}", img_s=f"{row['examples_per_s']:.0f}")
+      _check_finite(config, summary, last_saved)
+      if log:
+        m = jax.device_put(steps.zero_train_metrics(), repl)
+        t0 = time.perf_counter()
+      best = None
+      if evaluate_now:
+        result = run_eval(config, setup, state, eval_src, eval_step)
+        writer.write("eval", step, {"epoch": step / steps_per_epoch, **result})
+        bar.write(f"step {step}: eval {result}")
+        best = {workdir_lib.BEST_METRIC: result[workdir_lib.BEST_METRIC]}
+        t0 = time.perf_counter()
+      if save:
+        checkpoint.save(mngr, step, state, it, metrics=best)
+        last_saved = step
+      if stopping:
+        mngr.wait_until_finished()
+        name = signal.Signals(stop.signum).name
+        raise Stopped(f"stopped by {name} at step {step} of {total}; its checkpoint is saved in "
+                      f"{workdir_lib.checkpoints_dir(workdir)}: run the same command to resume",
+                      stop.signum)
+  finally:
+    bar.close()
+    mngr.wait_until_finished()
+    mngr.close()
+    writer.close()
   if not result:  # resumed after the last step: evaluate what is there
     result = run_eval(config, setup, state, eval_src, eval_step)
   return result
@@ -150,29 +264,39 @@ def dry_run(config: ml_collections.ConfigDict) -> dict:
   """Everything ``train_and_evaluate`` checks before its first step, then one train step traced
   abstractly (``jax.eval_shape``: nothing is compiled or run). Returns the parameter count."""
   validate.check_static(config, jax.device_count())
-  train_src, info = _load(config, config.data.train_split)
+  train_src, info = _load(config, "train_split")
   setup = _setup(config, info)
-  tx = optim.make_optimizer(config.optimizer, optim.make_schedule(config.optimizer, 1, 1))
+  tx = _optimizer(config, optim.make_schedule(config.optimizer, 1, 1))
   state = jax.eval_shape(lambda: state_lib.create(setup.model, tx, setup.input_shape, config.seed))
   shape = pipeline.example_shape(info, config.data)
   batch = {"inputs": jax.ShapeDtypeStruct((config.batch_size, *shape), jnp.float32),
            "label": jax.ShapeDtypeStruct((config.batch_size,), jnp.int32)}
   step = functools.partial(steps.train_step, image_size=config.data.image_size,
                            label_smoothing=config.optimizer.label_smoothing)
-  jax.eval_shape(step, state, steps.zero_metrics(), batch, jax.random.key(0))
+  jax.eval_shape(step, state, steps.zero_train_metrics(), batch, jax.random.key(0))
   return {"num_params": sum(x.size for x in jax.tree.leaves(state.params)),
           "train_examples": len(train_src)}
 
 
-def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  """Restores the latest checkpoint of ``workdir`` and evaluates on ``config.data.eval_split``."""
+def evaluate(config: ml_collections.ConfigDict, workdir: str, step: int | str = "latest") -> dict:
+  """Restores ``workdir``'s checkpoint at ``step`` ('latest', 'best' or a number; verified
+  against its digest) and evaluates it on ``config.data.eval_split``. Refuses a config whose
+  model or input normalisation differs from the run's; creates nothing on disk."""
   validate.check_static(config, jax.device_count())
-  eval_src, info = _load(config, config.data.eval_split)
+  if not workdir_lib.steps(workdir):
+    raise ConfigError(f"--workdir={workdir!r} holds no checkpoint to evaluate (train it first)")
+  checkpoint.check_same_model(config, workdir)
+  step = workdir_lib.resolve_step(workdir, step)
+  eval_src, info = _load(config, "eval_split")
   setup = _setup(config, info)
-  mngr = checkpoint.manager(workdir, config.keep_checkpoints)
-  step = mngr.latest_step()
-  if step is None:
-    raise FileNotFoundError(f"no checkpoint in {workdir!r}/checkpoints to evaluate")
-  tx = optim.make_optimizer(config.optimizer, optim.make_schedule(config.optimizer, 1, 1))
-  state = checkpoint.restore(mngr, step, _abstract_state(setup, tx, config.seed))
+  mngr = checkpoint.manager(workdir, config.keep_checkpoints, read_only=True)
+  tx = _optimizer(workdir_lib.read_config(workdir), optim.make_schedule(config.optimizer, 1, 1))
+  try:
+    state = checkpoint.restore(mngr, step, _abstract_state(setup, tx, config.seed))
+  except checkpoint.CorruptCheckpoint as e:
+    raise ConfigError(f"checkpoint {workdir_lib.checkpoints_dir(workdir) / str(step)} is "
+                      f"corrupt: {e} (allowed: another --step, e.g. one of "
+                      f"{workdir_lib.steps(workdir)})") from None
+  finally:
+    mngr.close()
   return {"step": step, **run_eval(config, setup, state, eval_src, _eval_fn(config, setup))}

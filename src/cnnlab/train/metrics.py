@@ -1,13 +1,14 @@
-"""Metric sinks: ``WORKDIR/metrics.jsonl`` (one JSON object per line, ``kind`` = train/eval) and
-TensorBoard event files (tensorboardX) under ``WORKDIR/tb``. Only process 0 writes."""
+"""Metric sinks: ``WORKDIR/metrics.jsonl`` (one strict-JSON object per line, ``kind`` =
+train/eval; NaN/inf written as ``null``) and TensorBoard event files (tensorboardX) under
+``WORKDIR/tb``. Only process 0 writes."""
 
 from __future__ import annotations
 
-import json
-import os
+import math
 
 import jax
-from tensorboardX import SummaryWriter
+
+from cnnlab.train import workdir as workdir_lib
 
 
 class MetricWriter:
@@ -15,24 +16,20 @@ class MetricWriter:
   def __init__(self, workdir: str):
     self.enabled = jax.process_index() == 0
     if self.enabled:
-      os.makedirs(workdir, exist_ok=True)
-      self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a")
-      self._tb = SummaryWriter(os.path.join(workdir, "tb"))
+      from tensorboardX import SummaryWriter  # noqa: PLC0415 - imports torch if installed
+      self._jsonl = open(workdir_lib.metrics_path(workdir), "a")  # noqa: SIM115
+      self._tb = SummaryWriter(str(workdir_lib.tensorboard_dir(workdir)))
 
   def write(self, kind: str, step: int, values: dict) -> None:
     if not self.enabled:
       return
-    self._jsonl.write(json.dumps({"kind": kind, "step": step, **values}) + "\n")
+    self._jsonl.write(workdir_lib.metrics_line({"kind": kind, "step": step, **values}))
     self._jsonl.flush()
     for k, v in values.items():
-      self._tb.add_scalar(f"{kind}/{k}", v, step)
+      if isinstance(v, (int, float)) and math.isfinite(v):
+        self._tb.add_scalar(f"{kind}/{k}", v, step)
 
   def close(self) -> None:
     if self.enabled:
       self._jsonl.close()
       self._tb.close()
-
-
-def read(workdir: str) -> list[dict]:
-  with open(os.path.join(workdir, "metrics.jsonl")) as f:
-    return [json.loads(line) for line in f if line.strip()]

@@ -1,21 +1,23 @@
 """Config validation, before any data is read or anything is compiled.
 
-Every problem raises :class:`ConfigError` naming the field, its value and what is allowed.
+Every problem raises :class:`ConfigError`: one line naming the field, its value and what is
+allowed (``config.X=value is invalid: ... (allowed: ...)``). :func:`check_static` needs no data;
+:func:`check_data` checks the fields against the dataset's info; :func:`check_input_shape`
+traces the model abstractly on the data's input shape and blames the model option that breaks it.
 """
 
 from __future__ import annotations
 
+import difflib
 import functools
-
-import jax
-import jax.numpy as jnp
+import math
+import os
 
 from cnnlab import models
 from cnnlab.train import config as config_lib
+from cnnlab.train.errors import ConfigError  # noqa: F401  (re-exported)
 
-
-class ConfigError(ValueError):
-  """A config field has a value the run cannot use."""
+NONFINITE_POLICIES = ("stop", "skip")
 
 
 def _require(ok: bool, field: str, value, allowed: str):
@@ -27,62 +29,183 @@ def _get(config, dotted: str):
   return functools.reduce(getattr, dotted.split("."), config)
 
 
-def _positive(config, *fields):
+def _is_number(v) -> bool:
+  return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _one_of(config, field: str, allowed):
+  v = _get(config, field)
+  close = difflib.get_close_matches(str(v), [str(a) for a in allowed], n=1)
+  hint = f"; did you mean {close[0]!r}?" if close and v not in allowed else ""
+  _require(v in allowed, field, v, f"must be one of {list(allowed)}{hint}")
+
+
+def _number(config, field: str, low=None, high=None, low_open=False, high_open=False,
+            integer=False):
+  """A finite number (an int if ``integer``) in the given range."""
+  v = _get(config, field)
+  kind = "an integer" if integer else "a finite number"
+  ok = (isinstance(v, int) and not isinstance(v, bool)) if integer else (
+      _is_number(v) and math.isfinite(v))
+  _require(ok, field, v, f"must be {kind}")
+  if low is not None and high is not None:
+    allowed = f"must be in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+  else:
+    allowed = (f"must be {'>' if low_open else '>='} {low}" if low is not None else
+               f"must be {'<' if high_open else '<='} {high}")
+  if low is not None:
+    _require(v > low if low_open else v >= low, field, v, allowed)
+  if high is not None:
+    _require(v < high if high_open else v <= high, field, v, allowed)
+
+
+def _numbers(config, field: str, positive=False):
+  v = _get(config, field)
+  _require(isinstance(v, (tuple, list)) and len(v) > 0 and
+           all(_is_number(x) and math.isfinite(x) for x in v), field, v,
+           "must be a non-empty tuple of finite numbers, e.g. (0.5,)")
+  if positive:
+    _require(all(x > 0 for x in v), field, v, "every entry must be > 0")
+
+
+def _bool(config, *fields):
   for f in fields:
-    v = _get(config, f)
-    _require(isinstance(v, (int, float)) and v > 0, f, v, "must be > 0")
+    _require(isinstance(_get(config, f), bool), f, _get(config, f), "must be True or False")
+
+
+def check_fields(config) -> None:
+  """Names, types and ranges of every field (pure Python: needs neither JAX nor data)."""
+  opt, d = config.optimizer, config.data
+  _number(config, "seed", integer=True)
+  _require(isinstance(config.model.get("name"), str), "model.name", config.model.get("name"),
+           f"must be one of {models.list_models()}")
+  _one_of(config, "model.name", models.list_models())
+  _one_of(config, "optimizer.name", config_lib.OPTIMIZERS)
+  _one_of(config, "optimizer.schedule", config_lib.SCHEDULES)
+  _number(config, "optimizer.learning_rate", 0, low_open=True)
+  for f in ("momentum", "b1", "b2"):
+    _number(config, f"optimizer.{f}", 0, 1, high_open=True)
+  for f in ("weight_decay", "grad_clip_norm", "warmup_epochs"):
+    _number(config, f"optimizer.{f}", 0)
+  _number(config, "optimizer.decay_factor", 0, low_open=True)
+  _number(config, "optimizer.label_smoothing", 0, 1, high_open=True)
+  de = opt.decay_epochs
+  _require(isinstance(de, (tuple, list)) and all(_is_number(e) and e > 0 for e in de) and
+           list(de) == sorted(set(de)), "optimizer.decay_epochs", de,
+           "must be an increasing tuple of epochs > 0, e.g. (30, 60)")
+  for f in ("batch_size", "eval_batch_size", "log_every_steps", "keep_checkpoints"):
+    _number(config, f, 0, low_open=True, integer=True)
+  _number(config, "num_train_steps", 0, integer=True)
+  if config.num_train_steps == 0:
+    _require(_is_number(config.num_epochs) and math.isfinite(config.num_epochs) and
+             config.num_epochs > 0, "num_epochs", config.num_epochs,
+             "must be > 0 (or set num_train_steps > 0)")
+  for f in ("eval_every_steps", "checkpoint_every_steps", "data.image_size",
+            "data.random_crop_padding", "data.num_workers", "data.permute_seed"):
+    _number(config, f, 0, integer=True)
+  _bool(config, "half_precision", "progress_bar", "data.random_flip", "data.permute_features")
+  _one_of(config, "nonfinite_policy", NONFINITE_POLICIES)
+  _number(config, "max_nonfinite_skips", 0, low_open=True, integer=True)
+  for f in ("name", "train_split", "eval_split"):
+    _require(isinstance(d[f], str) and d[f], f"data.{f}", d[f], "must be a non-empty string")
+  for f in ("data_dir", "manual_dir"):
+    _require(isinstance(d[f], str), f"data.{f}", d[f], "must be a path ('' = unset)")
+  _numbers(config, "data.mean")
+  _numbers(config, "data.std", positive=True)
+  _require(len(d.mean) == len(d.std), "data.std", d.std,
+           f"needs as many entries as data.mean ({len(d.mean)})")
+  if d.manual_dir:
+    _require(os.path.isdir(d.manual_dir), "data.manual_dir", d.manual_dir,
+             "no such folder (allowed: a folder of the dataset's files, or '')")
+    _require(os.access(d.manual_dir, os.R_OK | os.X_OK), "data.manual_dir", d.manual_dir,
+             "the folder is not readable")
+  if d.data_dir:
+    _require(not os.path.exists(d.data_dir) or os.path.isdir(d.data_dir), "data.data_dir",
+             d.data_dir, "exists and is not a folder")
 
 
 def check_static(config, num_devices: int) -> None:
-  """Checks names, ranges and batch divisibility (needs no data)."""
-  _require(config.model.name in models.list_models(), "model.name", config.model.name,
-           f"must be one of {models.list_models()}")
-  opt = config.optimizer
-  _require(opt.name in config_lib.OPTIMIZERS, "optimizer.name", opt.name,
-           f"must be one of {list(config_lib.OPTIMIZERS)}")
-  _require(opt.schedule in config_lib.SCHEDULES, "optimizer.schedule", opt.schedule,
-           f"must be one of {list(config_lib.SCHEDULES)}")
-  _positive(config, "batch_size", "eval_batch_size", "optimizer.learning_rate",
-            "log_every_steps", "keep_checkpoints")
-  if config.num_train_steps <= 0:
-    _positive(config, "num_epochs")
-  for f in ("weight_decay", "grad_clip_norm", "warmup_epochs"):
-    _require(opt[f] >= 0, f"optimizer.{f}", opt[f], "must be >= 0")
-  _require(0 <= opt.label_smoothing < 1, "optimizer.label_smoothing", opt.label_smoothing,
-           "must be in [0, 1)")
-  for f in ("eval_every_steps", "checkpoint_every_steps", "data.image_size",
-            "data.random_crop_padding", "data.num_workers"):
-    v = _get(config, f)
-    _require(v >= 0, f, v, "must be >= 0")
+  """:func:`check_fields`, batch divisibility and the model's options (needs no data)."""
+  check_fields(config)
   for f in ("batch_size", "eval_batch_size"):
     _require(config[f] % num_devices == 0, f, config[f],
              f"must be divisible by the number of devices ({num_devices})")
-  _require(len(config.data.mean) == len(config.data.std), "data.std", config.data.std,
-           f"needs as many entries as data.mean ({len(config.data.mean)})")
   try:
     models.create(config.model.name, **model_kwargs(config))
-  except ValueError as e:
-    raise ConfigError(f"config.model: {e}") from None
+  except (TypeError, ValueError) as e:
+    raise ConfigError(_blame_option(config, e)) from None
+
+
+def check_data(config, info) -> None:
+  """The fields that must agree with the dataset (``info``: its :class:`cnnlab.data.DataInfo`)."""
+  d, shape = config.data, tuple(info.input_shape)
+  n = config.model.get("num_classes")
+  _require(n is None or n == info.num_classes, "model.num_classes", n,
+           f"dataset {d.name!r} has {info.num_classes} classes (allowed: {info.num_classes}, "
+           "or leave it unset)")
+  channels = shape[-1]
+  for f in ("mean", "std"):
+    _require(len(d[f]) in (1, channels), f"data.{f}", d[f],
+             f"dataset {d.name!r} has {channels} channel(s) (allowed: 1 or {channels} entries)")
+  if len(shape) != 3:
+    for f in ("random_crop_padding", "random_flip", "image_size"):
+      _require(not d[f], f"data.{f}", d[f],
+               f"dataset {d.name!r} has inputs of shape {shape}, not 2D images (H, W, C) "
+               f"(allowed: {'False' if f == 'random_flip' else 0})")
 
 
 def model_kwargs(config, num_classes: int | None = None) -> dict:
   """The ``config.model`` fields other than ``name``, plus dtype and the class count."""
   kw = {k: v for k, v in config.model.items() if k != "name"}
   if config.half_precision:
+    import jax.numpy as jnp  # noqa: PLC0415
     kw["dtype"] = jnp.bfloat16
   if num_classes is not None:
     kw.setdefault("num_classes", num_classes)
   return kw
 
 
+def _blame_option(config, err, input_shape=None) -> str:
+  """The one line for a model that cannot be built (or, given ``input_shape``, traced) with the
+  config's options: the option without which it works is blamed, with the model's message."""
+  name = config.model.name
+  kw = model_kwargs(config)
+  msg = f"{type(err).__name__}: {' '.join(str(err).split())}" if str(err) else type(err).__name__
+  for k in [k for k in kw if k not in ("num_classes", "dtype")]:
+    rest = {j: v for j, v in kw.items() if j != k}
+    try:
+      model = models.create(name, **rest)
+      if input_shape is not None:
+        _trace(model, input_shape)
+    except Exception:  # noqa: BLE001, S112 - another option (or the input) breaks it too
+      continue
+    return f"config.model.{k}={kw[k]!r} is invalid for model {name!r}: {msg}"
+  return f"config.model (model {name!r} with options {kw}) is invalid: {msg}"
+
+
+def _trace(model, input_shape):
+  import jax  # noqa: PLC0415
+  import jax.numpy as jnp  # noqa: PLC0415
+  jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, *input_shape)), train=False))
+
+
 def check_input_shape(config, model, input_shape) -> None:
-  """Abstractly evaluates ``model.init`` on the input shape the data will give (no compile)."""
+  """Abstractly evaluates ``model.init`` on the input shape the data will give (no compile);
+  blames the model option that breaks it, else the input size."""
   try:
-    jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, *input_shape)),
-                                      train=False))
-  except Exception as e:  # noqa: BLE001 - any failure here means the shape does not fit.
-    raise ConfigError(
-        f"config.data.image_size={config.data.image_size!r} gives inputs of shape {input_shape}, "
-        f"which model {config.model.name!r} cannot take (its default input is "
-        f"{models.get_spec(config.model.name).input_shape}): {type(e).__name__}: "
-        f"{str(e).splitlines()[0] if str(e) else ''}") from None
+    _trace(model, input_shape)
+  except Exception as e:  # noqa: BLE001 - any failure here means the model cannot run.
+    line = _blame_option(config, e, input_shape)
+    if not line.startswith("config.model ("):
+      raise ConfigError(line) from None
+    try:  # the model with none of the options: if it fails too, the input is at fault
+      _trace(models.create(config.model.name,
+                           **{k: v for k, v in model_kwargs(config).items()
+                              if k in ("num_classes", "dtype")}), input_shape)
+    except Exception:  # noqa: BLE001
+      raise ConfigError(
+          f"config.data.image_size={config.data.image_size!r} gives inputs of shape "
+          f"{input_shape}, which model {config.model.name!r} cannot take (its default input "
+          f"is {models.get_spec(config.model.name).input_shape}): {type(e).__name__}: "
+          f"{str(e).splitlines()[0] if str(e) else ''}") from None
+    raise ConfigError(line) from None

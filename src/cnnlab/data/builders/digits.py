@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 import tensorflow_datasets as tfds
-from sklearn import datasets, model_selection
 
 from cnnlab.data.builders import ArrayRecordBuilder
 
@@ -20,6 +19,7 @@ TEST_FRACTION = 0.2
 
 def arrays():
   """{'train'|'test': (images uint8 (N, 8, 8, 1), labels int64 (N,))}, from sklearn."""
+  from sklearn import datasets, model_selection  # noqa: PLC0415 - ~1 s; only when preparing
   d = datasets.load_digits()
   images = np.round(d.images * (255 / 16)).astype(np.uint8)[..., None]
   x_tr, x_te, y_tr, y_te = model_selection.train_test_split(

@@ -1,4 +1,5 @@
-"""``ops.conv_transpose`` / ``nn.ConvTranspose`` against torch, Flax and the vjp of ``lax`` conv."""
+"""``ops.conv_transpose`` against torch, Flax and the vjp of ``lax`` conv (the module:
+``tests/nn/test_conv_transpose.py``)."""
 
 import flax.linen
 import hypothesis.strategies as st
@@ -11,8 +12,8 @@ import torch.nn.functional as F
 from hypothesis import assume, given, settings
 from jax import lax
 
-from cnnlab import nn, ops
-from cnnlab.ops.conv_transpose import IMPLS
+from cnnlab import ops
+from cnnlab.ops.transposed_conv import IMPLS
 
 TORCH_FNS = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
 TOL = dict(rtol=1e-4, atol=1e-4)
@@ -115,38 +116,6 @@ def test_string_padding_matches_flax(padding, window, stride, dilation):
     y = ops.conv_transpose(x, jnp.flip(kernel, tuple(range(nd))), stride=stride, padding=padding,
                            dilation=dilation, impl=impl)
     np.testing.assert_allclose(y, ref, **TOL)
-
-
-@pytest.mark.parametrize("transpose_kernel", [False, True])
-@pytest.mark.parametrize("padding", ["SAME", "VALID"])
-def test_module_params_and_outputs_match_flax(transpose_kernel, padding):
-  x = np.random.default_rng(0).standard_normal((2, 6, 5, 3), np.float32)
-  kw = dict(features=4, kernel_size=(3, 2), strides=(2, 1), padding=padding,
-            transpose_kernel=transpose_kernel, bias_init=flax.linen.initializers.normal(1.0))
-  ref_layer = flax.linen.ConvTranspose(**kw)
-  params = ref_layer.init(jax.random.key(0), x)
-  for impl in IMPLS:
-    ours = nn.ConvTranspose(**kw, impl=impl)
-    mine = ours.init(jax.random.key(0), x)
-    assert jax.tree.map(jnp.shape, mine) == jax.tree.map(jnp.shape, params)
-    np.testing.assert_allclose(ours.apply(params, x), ref_layer.apply(params, x), **TOL)
-  # the same key gives the same init (same initialisers, same shapes)
-  jax.tree.map(np.testing.assert_array_equal, mine, params)
-
-
-def test_module_explicit_padding_follows_torch():
-  x = np.random.default_rng(1).standard_normal((2, 5, 4), np.float32)
-  layer = nn.ConvTranspose(6, (3,), strides=2, padding=1, output_padding=1,
-                           feature_group_count=2, kernel_init=flax.linen.initializers.normal(1.0))
-  params = layer.init(jax.random.key(0), x)
-  kernel, bias = params["params"]["kernel"], params["params"]["bias"]
-  assert kernel.shape == (3, 4, 3)
-  ref = F.conv_transpose1d(torch.tensor(np.moveaxis(x, -1, 1)),
-                           torch.tensor(np.moveaxis(np.flip(np.asarray(kernel), 0), (1, 2), (0, 1))
-                                        .copy()),
-                           torch.tensor(np.asarray(bias)), stride=2, padding=1, output_padding=1,
-                           groups=2)
-  np.testing.assert_allclose(layer.apply(params, x), np.moveaxis(ref.numpy(), 1, -1), **TOL)
 
 
 X2, W2 = (1, 4, 4, 2), (3, 3, 2, 2)

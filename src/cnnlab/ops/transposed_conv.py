@@ -24,7 +24,9 @@ import jax.numpy as jnp
 from jax import lax
 
 from cnnlab.ops import padding as padlib
-from cnnlab.ops.conv import conv, dimension_numbers
+from cnnlab.ops.conv_case import spatial_dims
+from cnnlab.ops.conv_lax import dimension_numbers
+from cnnlab.ops.convolution import conv
 
 
 def _conv_kernel(w, groups):
@@ -76,13 +78,8 @@ def resolve(x_shape, w_shape, *, stride, padding, output_padding, dilation, grou
   ``pads`` are the ``(lo, hi)`` paddings (possibly negative: a crop) of the ``stride``-dilated
   input for the conv with the flipped kernel.
   """
-  nd = len(w_shape) - 2
-  if not 1 <= nd <= 3:
-    raise ValueError(f"w has shape {w_shape}; conv_transpose needs a kernel "
-                     "(*window, C_in, C_out/groups) with 1, 2 or 3 spatial dims")
-  if len(x_shape) != nd + 2:
-    raise ValueError(f"x has shape {x_shape}; a kernel of shape {w_shape} needs rank {nd + 2} "
-                     "input (N, *spatial, C_in)")
+  nd = spatial_dims(x_shape, w_shape, op="conv_transpose", kernel="(*window, C_in, C_out/groups)",
+                    channels="C_in")
   stride = padlib.as_tuple(stride, nd, "stride")
   dilation = padlib.as_tuple(dilation, nd, "dilation")
   if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1 or x_shape[-1] % groups:

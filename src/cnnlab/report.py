@@ -1,0 +1,49 @@
+"""Result writers shared by experiments, sweeps and benchmarks: a Markdown table, and a result
+record ``NAME.json`` (+ ``NAME.md``) in a workdir with the machine it ran on. No torch here."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+
+
+def machine() -> dict:
+  """Platform, CPU count and JAX version/backend of this process."""
+  import jax  # noqa: PLC0415 - keep importing this module cheap
+  return {"platform": platform.platform(), "cpu_count": os.cpu_count(), "jax": jax.__version__,
+          "jax_backend": jax.default_backend()}
+
+
+def fmt(v) -> str:
+  """Floats to 3 significant digits, ints whole; thousands separated above 1,000; the rest as
+  ``str``."""
+  if isinstance(v, int) and not isinstance(v, bool):
+    return f"{v:,}"
+  if isinstance(v, float):
+    if not math.isfinite(v):
+      return str(v)
+    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.3g}"
+  return str(v)
+
+
+def markdown_table(rows: list[dict], columns: list[str]) -> str:
+  lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+  lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in columns) + " |" for r in rows]
+  return "\n".join(lines)
+
+
+def write(workdir: str, name: str, rows: list[dict], columns: list[str] | None = None,
+          extra: dict | None = None, markdown: str | None = None,
+          machine_info: dict | None = None) -> dict:
+  """Writes ``workdir/name.json`` (``{"machine", "rows", **extra}``) and ``workdir/name.md``
+  (``markdown``, else the table of ``rows`` by ``columns``); returns their paths."""
+  os.makedirs(workdir, exist_ok=True)
+  paths = {"json": os.path.join(workdir, f"{name}.json"), "md": os.path.join(workdir, f"{name}.md")}
+  with open(paths["json"], "w") as f:
+    json.dump({"machine": machine_info or machine(), "rows": rows, **(extra or {})}, f, indent=2)
+  text = markdown if markdown is not None else markdown_table(rows, columns or list(rows[0]))
+  with open(paths["md"], "w") as f:
+    f.write(text.rstrip("\n") + "\n")
+  return paths
