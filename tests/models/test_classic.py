@@ -12,9 +12,9 @@ import optax
 import pytest
 import torch
 from torch import nn as tnn
-from torch.nn import functional as F
 
 from cnnlab import models
+from cnnlab.bench.torch_models import TorchFire
 
 # torchvision's weight metadata (``num_params``), https://pytorch.org/vision/stable/models.html
 TORCHVISION_NUM_PARAMS = {
@@ -44,18 +44,6 @@ SQUEEZE_FIRES = {  # torchvision: (in, squeeze, expand) per Fire, "M" = MaxPool 
 
 
 # ---------------------------------------------------------------- torch re-statements (NCHW)
-class TorchFire(tnn.Module):
-  def __init__(self, cin, s, e):
-    super().__init__()
-    self.squeeze = tnn.Conv2d(cin, s, 1)
-    self.expand1x1 = tnn.Conv2d(s, e, 1)
-    self.expand3x3 = tnn.Conv2d(s, e, 3, padding=1)
-
-  def forward(self, x):
-    x = F.relu(self.squeeze(x))
-    return torch.cat([F.relu(self.expand1x1(x)), F.relu(self.expand3x3(x))], 1)
-
-
 def torch_squeezenet(name, num_classes=1000):
   stem, k, fires = SQUEEZE_FIRES[name]
   layers = [tnn.Conv2d(3, stem, k, stride=2), tnn.ReLU(), tnn.MaxPool2d(3, 2, ceil_mode=True)]

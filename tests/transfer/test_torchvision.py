@@ -26,7 +26,7 @@ from torch import nn as tnn
 from torch.nn import functional as F
 
 from cnnlab import models, transfer
-from cnnlab.bench.torch_models import TorchResNet
+from cnnlab.bench.torch_models import TorchFire, TorchResNet
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
@@ -92,26 +92,14 @@ class TAlexNet(tnn.Module):
     return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
 
 
-class TFire(tnn.Module):
-  def __init__(self, cin, s, e):
-    super().__init__()
-    self.squeeze = tnn.Conv2d(cin, s, 1)
-    self.expand1x1 = tnn.Conv2d(s, e, 1)
-    self.expand3x3 = tnn.Conv2d(s, e, 3, padding=1)
-
-  def forward(self, x):
-    x = F.relu(self.squeeze(x))
-    return torch.cat([F.relu(self.expand1x1(x)), F.relu(self.expand3x3(x))], 1)
-
-
 class TSqueezeNet11(tnn.Module):
   def __init__(self, num_classes):
     super().__init__()
     pool = functools.partial(tnn.MaxPool2d, 3, 2, ceil_mode=True)
     self.features = tnn.Sequential(
-        tnn.Conv2d(3, 64, 3, stride=2), tnn.ReLU(), pool(), TFire(64, 16, 64),
-        TFire(128, 16, 64), pool(), TFire(128, 32, 128), TFire(256, 32, 128), pool(),
-        TFire(256, 48, 192), TFire(384, 48, 192), TFire(384, 64, 256), TFire(512, 64, 256))
+        tnn.Conv2d(3, 64, 3, stride=2), tnn.ReLU(), pool(), TorchFire(64, 16, 64),
+        TorchFire(128, 16, 64), pool(), TorchFire(128, 32, 128), TorchFire(256, 32, 128), pool(),
+        TorchFire(256, 48, 192), TorchFire(384, 48, 192), TorchFire(384, 64, 256), TorchFire(512, 64, 256))
     self.classifier = tnn.Sequential(tnn.Dropout(), tnn.Conv2d(512, num_classes, 1), tnn.ReLU(),
                                      tnn.AdaptiveAvgPool2d(1))
 

@@ -135,3 +135,17 @@ class TorchResNet(nn.Module):
     for stage in self.layers:
       x = stage(x)
     return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+
+class TorchFire(nn.Module):
+  """SqueezeNet's Fire module with torchvision's names: squeeze 1x1, then expand 1x1 | 3x3."""
+
+  def __init__(self, cin: int, s: int, e: int):
+    super().__init__()
+    self.squeeze = nn.Conv2d(cin, s, 1)
+    self.expand1x1 = nn.Conv2d(s, e, 1)
+    self.expand3x3 = nn.Conv2d(s, e, 3, padding=1)
+
+  def forward(self, x):
+    x = torch.relu(self.squeeze(x))
+    return torch.cat([torch.relu(self.expand1x1(x)), torch.relu(self.expand3x3(x))], 1)
