@@ -8,10 +8,7 @@ formulas checked against the parameter counts of real modules (``jax.eval_shape`
   python scripts/run.py --config=configs/analysis/fc_vs_conv.py --workdir=runs/fc_vs_conv
   Smoke (LeNet-5 only): --config=configs/analysis/fc_vs_conv.py:smoke
 
-Result (36 conv layers; formula == module count for all, biases included): all conv layers
-together vs their FC replacements — LeNet-5 50,692 vs 6,752,920 (x133); VGG-16 14,714,688 vs
-1.67e13 (x1.1e6; block1/conv1 alone 1.0e13, x2.8e8); ResNet-18 11,166,912 vs 3.74e11 (x3.4e4).
-LeNet-5 C5 (5x5 kernel on a 5x5 map) is a dense layer: ratio 1. Figure: docs/figures/fc_vs_conv.png.
+Result: docs/experiments/fc_vs_conv.md (regenerated 2026-12-01).
 """
 
 from cnnlab.train import config as config_lib

@@ -9,9 +9,7 @@ summary of the whole reduced GoogLeNet.
   python scripts/run.py --config=configs/analysis/inception_cost.py --workdir=runs/inception_cost
   Smoke (32x32 input): --config=configs/analysis/inception_cost.py:smoke
 
-Result (k=5, 224x224; module and network checks hold for all 9 blocks): naive / reduced =
-23,728,416 / 5,856,096 parameters (4.05x) and 3,881.2 / 1,104.0 MMACs (3.52x); per block 2.4x
-(3a) to 5.1x (5a). Figure: docs/figures/inception_cost.png.
+Result: docs/experiments/inception_cost.md (regenerated 2026-12-01).
 """
 
 from cnnlab.train import config as config_lib

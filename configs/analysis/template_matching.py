@@ -10,13 +10,7 @@ that can serve the convs gives the same map as ``lax``.
 
 The image is downscaled to 64x96 so that the dense ``matmul`` impl (conv matrix capped at 2^25
 entries) can run too.
-Result (china.jpg 64x96, 12x12 template, noise 0.1; regenerated 2026-12-01): found (18, 26) = true
-position exactly; NCC 0.662 there vs 0.535 best >= 12 px away. lax, fft, im2col, shift, auto
-(chose im2col) all find (18, 26); max |score - lax| 4.0e-4 (shift; fft 2.8e-4; flat sky, float32
-cancellation; 4.1e-4 from fft on 2026-11-24, before the ops split),
-<= 1.4e-5 where local std >= 0.02. Refused: matmul, matmul_sparse (matrix size caps), winograd,
-winograd_f4 (3x3 only). Smoke (24x36, 6x6): all 7 that can serve a 6x6 kernel incl. matmul and
-matmul_sparse find (12, 5), max diff 9.7e-5. Figure: docs/figures/template_matching.png.
+Result: docs/experiments/template_matching.md (regenerated 2026-12-01).
 """
 
 from cnnlab.train import config as config_lib

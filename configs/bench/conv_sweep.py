@@ -10,9 +10,7 @@ Command:
   python scripts/sweep.py --config=configs/bench/conv_sweep.py --workdir=runs/conv_sweep \
       --parallel=2 --metric=fft_speedup_vs_lax
 Smoke (2 points, tiny): --config=configs/bench/conv_sweep.py:smoke
-Result (quiet 2-core CPU, ~4 min): t_lax/t_fft crosses 1 at k ~ 11-23 for 8 channels (2.8x at
-  k=63), at k ~ 47 for 32 channels (1.45x at k=63), never up to k=63 for 128 (0.58x at k=63);
-  see docs/experiments/conv_impls.md.
+Result: docs/experiments/conv_impls.md (2026-11-24).
 """
 
 from cnnlab import sweep

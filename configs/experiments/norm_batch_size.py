@@ -14,18 +14,7 @@ Commands:
   python scripts/run.py --config=configs/experiments/norm_batch_size.py:analysis \
       --workdir=runs/norm_batch_size/analysis
 Smoke (2 steps): --config=configs/experiments/norm_batch_size.py:smoke
-Result (2-core CPU, seeds 0 and 1, 60 runs, 27 min wall at --parallel=2 on a shared machine):
-  eval error % (mean of 2 seeds) for B = 2 / 4 / 8 / 16 / 32 / 64:
-  BN    5.18 / 3.73 / 3.33 / 3.43 / 3.73 /  4.15
-  GN    4.65 / 4.78 / 5.53 / 6.15 / 7.77 / 19.60
-  LN    5.63 / 5.87 / 6.33 / 6.73 / 8.32 / 14.97
-  IN    5.03 / 5.35 / 5.83 / 6.07 / 7.15 / 11.58
-  none  2.90 / 3.10 / 3.30 / 3.20 / 4.30 / 21.32
-  BN is worst at B = 2 (+1.8 points over its best); GN is flat-ish at small B and beats BN only at
-  B = 2; with 2 epochs, every net without BN is undertrained at large B (fewer steps at a larger
-  lr). After 8 epochs (B = 2 / 8 / 64 only, 2 seeds; command in the doc): BN 2.22 / 1.82 / 2.42,
-  GN 2.05 / 2.12 / 3.45, LN 2.32 / 2.32 / 2.97, IN 0.87 / 0.87 / 1.20, none 1.50 / 1.57 / 3.33.
-  See docs/experiments/norm_batch_size.md.
+Result: docs/experiments/norm_batch_size.md (regenerated 2026-12-02).
 """
 
 from cnnlab import sweep

@@ -10,11 +10,7 @@ Commands:
   python scripts/run.py --config=configs/experiments/shift_invariance.py:analysis \
       --workdir=runs/shift_invariance/analysis
 Smoke (2 steps): --config=configs/experiments/shift_invariance.py:smoke
-Result (2-core shared CPU, seed 0; sweep 11 min 40 s wall, analysis 45-150 s): eval accuracy
-  maxpool 96.05 %, avgpool 96.85 %, stride 92.70 %, none 87.15 %. Predictions unchanged after a
-  4-pixel shift right / down: maxpool 97.5 / 81.7 %, avgpool 96.5 / 76.7 %, stride 92.3 / 75.5 %,
-  none 92.3 / 80.8 %; stage-1 maps change by 46-65 % (raw) at 1 pixel. See
-  docs/experiments/shift_invariance.md.
+Result: docs/experiments/shift_invariance.md (regenerated 2026-12-02).
 """
 
 from cnnlab import sweep

@@ -12,7 +12,7 @@ Every family, cheapest first, as a sweep:
 Then the table (eval accuracy, parameters, train img/s, wall time):
   python scripts/run.py --config=configs/zoo/mnist8k.py:analysis --workdir=runs/zoo/analysis
 Smoke (2 steps): --config=configs/zoo/mnist8k.py:resnet18,smoke
-Result: the table in docs/zoo_mnist8k.md (2026-12-01).
+Result: the table in docs/zoo_mnist8k.md (2026-12-01; DenseNet-BC-100 2026-12-02).
 """
 
 from cnnlab import sweep
