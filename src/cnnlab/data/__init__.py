@@ -4,6 +4,6 @@ See ``cnnlab.data.sources`` for the interface and ``cnnlab.data.builders`` for t
 builders (no TensorFlow needed for the builtin datasets).
 """
 
-from cnnlab.data.sources import BUILTIN, DataError, DataInfo, data_info, load
+from cnnlab.data.sources import BUILTIN, DataError, DataInfo, data_info, load, options
 
-__all__ = ["BUILTIN", "DataError", "DataInfo", "data_info", "load"]
+__all__ = ["BUILTIN", "DataError", "DataInfo", "data_info", "load", "options"]

@@ -14,6 +14,14 @@ Per batch, vectorised in numpy (no loop over examples): random crop (zero-pad by
 (so the iterator state alone restores the stream); uint8 scaled to [0, 1]; ``(x - mean) / std``;
 optional fixed permutation of the spatial positions (``permute_features``).
 
+Waveforms of varying length (``input_shape == (None,)``, e.g. ``fsdd``; see ``cnnlab.data.audio``)
+are cropped/padded per example to ``audio_length`` samples (train: uniform random offset, eval:
+centred), then per batch scaled by a random gain (``gain_db``) plus Gaussian noise (``noise_std``)
+in training and, with ``log_mel``, turned into ``(mel_bins, frames, 1)`` log-mel spectrograms
+(``frame_length``, ``frame_step``, ``sample_rate``); else inputs are ``(audio_length, 1)``. These
+fields are read with ``cfg.get`` (defaults in ``AUDIO_DEFAULTS``). Float labels (regression
+targets) stay float32; integer labels of any shape become int32.
+
 Grain worker processes (``num_workers`` > 0) die with the process that started them.
 """
 
@@ -24,6 +32,40 @@ import math
 import numpy as np
 
 from cnnlab import procs
+from cnnlab.data import audio
+
+AUDIO_DEFAULTS = dict(audio_length=0, gain_db=0.0, noise_std=0.0, log_mel=False, mel_bins=40,
+                      frame_length=256, frame_step=80, sample_rate=8000)
+
+
+def _audio_cfg(cfg) -> dict:
+  a = {k: cfg.get(k, v) for k, v in AUDIO_DEFAULTS.items()}
+  if a["audio_length"] <= 0:
+    raise ValueError(f"data.audio_length={a['audio_length']} is invalid: the dataset's inputs "
+                     "are waveforms of varying length; set the number of samples to crop/pad to "
+                     "(allowed: > 0, e.g. 8000 = 1 s at 8 kHz)")
+  return a
+
+
+def _audio_batches(ds, cfg, train: bool):
+  """Per batch: gain/noise augmentation (train), then the front end -> (B, L, 1) or log-mel."""
+  a = _audio_cfg(cfg)
+  if train and (a["gain_db"] or a["noise_std"]):
+    ds = ds.random_map(lambda batch, rng: {**batch, "inputs": audio.augment(
+        batch["inputs"], rng, a["gain_db"], a["noise_std"])})
+
+  def front(batch):
+    x = batch["inputs"]
+    if a["log_mel"]:
+      x = audio.log_mel(x, a["sample_rate"], a["mel_bins"], a["frame_length"], a["frame_step"])
+    return {**batch, "inputs": x[..., None]}
+
+  return ds.map(front)
+
+
+def is_audio(info) -> bool:
+  """Waveforms of varying length, cropped to ``audio_length`` by the pipeline."""
+  return tuple(info.input_shape) == (None,)
 
 
 def _augment(cfg):
@@ -62,17 +104,26 @@ def _finish(cfg, info):
     x = (x - mean) / std
     if perm is not None:
       x = x.reshape(x.shape[0], -1, x.shape[-1])[:, perm].reshape(x.shape)
-    return {**batch, "inputs": x, "label": batch["label"].astype(np.int32)}
+    y = batch["label"]
+    y = y.astype(np.float32 if np.issubdtype(y.dtype, np.floating) else np.int32)
+    return {**batch, "inputs": x, "label": y}
 
   return fn
 
 
 def is_variable_size(info) -> bool:
-  return any(d is None for d in info.input_shape)
+  """Images (H, W, C) whose size varies."""
+  return len(info.input_shape) == 3 and any(d is None for d in info.input_shape)
 
 
 def example_shape(info, cfg) -> tuple:
-  """Per-example input shape as batched: variable spatial dims become ``cfg.image_size``."""
+  """Per-example input shape as batched: variable spatial dims become ``cfg.image_size``;
+  waveforms ``(audio_length, 1)`` or, with ``log_mel``, ``(mel_bins, frames, 1)``."""
+  if is_audio(info):
+    a = _audio_cfg(cfg)
+    if a["log_mel"]:
+      return (a["mel_bins"], audio.num_frames(a["audio_length"], a["frame_step"]), 1)
+    return (a["audio_length"], 1)
   return tuple(cfg.image_size if d is None else d for d in info.input_shape)
 
 
@@ -119,15 +170,22 @@ def _records(source, info):
 def train_dataset(source, info, cfg, *, batch_size: int, seed: int, process_index: int = 0,
                   process_count: int = 1):
   """A ``grain.IterDataset``: infinite, reshuffled each epoch, checkpointable
-  (``get_state``/``set_state``)."""
+  (``get_state``/``set_state``). ``batch_size`` is the per-process batch: process ``i`` of ``P``
+  gets rows ``i*B:(i+1)*B`` of each global batch of ``P*B``: the examples of every global batch
+  are the same whatever ``P`` (the batch-level augmentation draws are not); each process reads
+  only its own rows."""
   import grain  # noqa: PLC0415
-  ds = _records(source, info)[process_index::process_count].seed(seed).shuffle().repeat(None)
+  ds = _records(source, info).seed(seed).shuffle().repeat(None)
   if is_variable_size(info):
     ds = ds.random_map(_random_resized_crop(cfg.image_size))
+  if is_audio(info):
+    ds = ds.random_map(audio.random_crop("inputs", _audio_cfg(cfg)["audio_length"]))
   ds = ds.batch(batch_size, drop_remainder=True)
   if cfg.random_crop_padding or cfg.random_flip:
     ds = ds.random_map(_augment(cfg))
-  it = ds.map(_finish(cfg, info)).to_iter_dataset()
+  if is_audio(info):
+    ds = _audio_batches(ds, cfg, train=True)
+  it = ds[process_index::process_count].map(_finish(cfg, info)).to_iter_dataset()
   if cfg.num_workers:
     it = it.mp_prefetch(grain.MultiprocessingOptions(num_workers=cfg.num_workers),
                         worker_init_fn=procs.grain_worker_init)
@@ -146,7 +204,12 @@ def eval_batches(source, info, cfg, *, batch_size: int, process_index: int = 0,
   ds = _records(source, info)[process_index::process_count]
   if is_variable_size(info):
     ds = ds.map(_center_crop(cfg.image_size))
-  ds = ds.batch(batch_size).map(_finish(cfg, info))
+  if is_audio(info):
+    ds = ds.map(audio.center_crop("inputs", _audio_cfg(cfg)["audio_length"]))
+  ds = ds.batch(batch_size)
+  if is_audio(info):
+    ds = _audio_batches(ds, cfg, train=False)
+  ds = ds.map(_finish(cfg, info))
   n = num_eval_batches(len(source), batch_size, process_count)
   empty = {"inputs": np.zeros((0, *example_shape(info, cfg)), np.float32),
            "label": np.zeros(0, np.int32)}

@@ -12,6 +12,11 @@ Builtin names (prepared without TensorFlow on first use into ``data_dir``, then 
 - ``mnist``: ``image`` uint8 (28, 28, 1); downloaded and sha256-checked (60,000 / 10,000) or,
   with ``manual_dir``, read from a folder of IDX files (e.g. ``../shared/data/mnist8k`` -> one
   split ``train`` of 8,000), prepared once per distinct file content.
+- ``fsdd``, ``mr``, ``sequential_mnist``, ``permuted_mnist``, ``adding``, ``copy_memory``,
+  ``co2``, ``sunspots``: sequence data (audio, sentences, generated tasks, forecasting), each
+  with dataset options passed as keyword arguments (``load(name, split, **options)``; the
+  defaults are the module's ``OPTIONS``, :func:`options` reads them from a config); see
+  ``docs/data.md`` and each module of ``cnnlab.data.builders``.
 Any other name goes to ``tfds.builder(name)`` (preparing those needs TensorFlow).
 ``data_dir=None`` is TFDS's default (``~/tensorflow_datasets`` or ``$TFDS_DATA_DIR``).
 
@@ -32,9 +37,17 @@ import os
 
 import numpy as np
 
-BUILTIN = ("digits", "mnist1d", "mnist")
+BUILTIN = ("digits", "mnist1d", "mnist", "fsdd", "mr", "sequential_mnist", "permuted_mnist",
+           "adding", "copy_memory", "co2", "sunspots")
 _BUILDERS = {"digits": "digits.CnnlabDigits", "mnist1d": "mnist1d.CnnlabMnist1d",
-             "mnist": "mnist.CnnlabMnist"}
+             "mnist": "mnist.CnnlabMnist", "fsdd": "fsdd.CnnlabFsdd", "mr": "mr.CnnlabMr"}
+# Datasets read from a folder (``manual_dir``) by their module's ``manual_config(folder)``.
+_MANUAL = ("mnist", "fsdd", "mr")
+# Datasets that are views of another's prepared data, generated or built in memory: their
+# module's ``load(name, split, data_dir=, manual_dir=, **options)`` replaces the TFDS path.
+_VIEWS = {"sequential_mnist": "sequences", "permuted_mnist": "sequences",
+          "adding": "sequences", "copy_memory": "sequences", "co2": "forecast",
+          "sunspots": "forecast"}
 
 
 class DataError(ValueError):
@@ -51,6 +64,42 @@ def _builder_class(name):
   return getattr(importlib.import_module(f"cnnlab.data.builders.{module}"), cls)
 
 
+def _module(name):
+  """The builder module of builtin dataset ``name`` (None for other names)."""
+  module = _VIEWS.get(name) or _BUILDERS.get(name, "").split(".")[0]
+  return importlib.import_module(f"cnnlab.data.builders.{module}") if module else None
+
+
+def _defaults(name) -> dict:
+  """Dataset ``name``'s options and their defaults: its module's ``OPTIONS`` or, for a module
+  of several datasets, ``DATASET_OPTIONS[name]``."""
+  module = _module(name)
+  return dict(getattr(module, "DATASET_OPTIONS", {}).get(name, getattr(module, "OPTIONS", {})))
+
+
+def _options(name, given: dict) -> dict:
+  """``given`` completed with the dataset's defaults."""
+  defaults = _defaults(name)
+  for k in given:
+    if k not in defaults:
+      raise DataError(k, f"dataset {name!r} takes no option {k!r} (allowed: "
+                      f"{sorted(defaults) or 'none'})")
+  return {**defaults, **given}
+
+
+def options(name: str, cfg, workdir: str | None = None) -> dict:
+  """The options of dataset ``name`` that ``cfg`` (a config's ``data``) sets, the others left
+  at their defaults, plus ``vocab_file`` in ``workdir`` for a dataset that stores its
+  vocabulary with the run (``mr``): ``load(name, split, **options(name, config.data, workdir))``.
+  """
+  module, defaults = _module(name), _defaults(name)
+  out = {k: tuple(cfg[k]) if isinstance(defaults[k], tuple) else cfg[k]
+         for k in defaults if k in cfg}
+  if "vocab_file" in defaults and workdir:
+    out["vocab_file"] = os.path.join(workdir, module.VOCAB_FILE)
+  return out
+
+
 @dataclasses.dataclass(frozen=True)
 class DataInfo:
   """What a model and a pipeline need to know about a dataset (from its TFDS info)."""
@@ -62,15 +111,21 @@ class DataInfo:
   splits: dict            # split name -> number of examples (whole splits, not the slice).
 
 
-def load(name: str, split: str, *, data_dir=None, manual_dir=None):
+def load(name: str, split: str, *, data_dir=None, manual_dir=None, **options):
   """``(source, DataInfo)`` for ``split`` of dataset ``name`` (see module doc).
 
-  ``manual_dir``: for ``mnist``, a folder of IDX files to use instead of downloading; for a
-  non-builtin dataset, TFDS's manual download folder. Raises :class:`DataError` for an
-  unknown name, a bad split or bad IDX files, ImportError if a non-builtin dataset must be
-  prepared and TensorFlow is not installed.
+  ``manual_dir``: for ``mnist``/``fsdd``/``mr`` (and the MNIST sequence tasks), a folder of
+  files to use instead of downloading; for a non-builtin dataset, TFDS's manual download
+  folder. ``options``: the dataset's own options (see module doc). Raises :class:`DataError`
+  for an unknown name or option, a bad split or bad files, ImportError if a non-builtin
+  dataset must be prepared and TensorFlow is not installed.
   """
   import tensorflow_datasets as tfds  # noqa: PLC0415 - heavy; only when data is read
+  if not isinstance(name, str):
+    raise DataError("name", f"must be a dataset name (str), e.g. one of {BUILTIN}; got {name!r}")
+  options = _options(name, options)
+  if name in _VIEWS:
+    return _module(name).load(name, split, data_dir=data_dir, manual_dir=manual_dir, **options)
   builder = _builder(name, data_dir, manual_dir)
   if not builder.is_prepared() and name not in BUILTIN and (
       importlib.util.find_spec("tensorflow") is None):
@@ -92,6 +147,13 @@ def load(name: str, split: str, *, data_dir=None, manual_dir=None):
       except ValueError as e:  # the builders' messages name the bad file
         raise DataError("manual_dir" if manual_dir else "name", str(e)) from e
       builder = _builder(name, data_dir, manual_dir)
+  if hasattr(_module(name), "select"):
+    return _module(name).select(builder, split, **options)
+  return split_source(name, builder, split)
+
+
+def split_source(name, builder, split):
+  """``(source, DataInfo)`` of a prepared ``builder``'s ``split`` (TFDS slicing syntax)."""
   splits = sorted(builder.info.splits)
   syntax = (f"dataset {name!r} has splits {splits} (TFDS slicing syntax, e.g. "
             f"'{splits[0]}[:80%]' or '{splits[0]}[100:200]')")
@@ -136,10 +198,10 @@ def _builder(name, data_dir, manual_dir):
   import tensorflow_datasets as tfds  # noqa: PLC0415
   if not isinstance(name, str):
     raise DataError("name", f"must be a dataset name (str), e.g. one of {BUILTIN}; got {name!r}")
-  if name == "mnist" and manual_dir is not None:
-    from cnnlab.data.builders import mnist  # noqa: PLC0415
+  if name in _MANUAL and (manual_dir is not None or name == "mr"):
     try:
-      return mnist.CnnlabMnist(config=mnist.manual_config(manual_dir), data_dir=data_dir)
+      return _builder_class(name)(config=_module(name).manual_config(manual_dir),
+                                  data_dir=data_dir)
     except OSError as e:
       raise DataError("manual_dir", f"cannot read {manual_dir}: {e}") from e
     except ValueError as e:  # names the bad file
@@ -147,7 +209,7 @@ def _builder(name, data_dir, manual_dir):
   if name in BUILTIN:
     if manual_dir is not None:
       raise DataError("manual_dir", f"dataset {name!r} takes no manual_dir (among {BUILTIN} "
-                      "only 'mnist' reads one; allowed: '')")
+                      f"only {_MANUAL} and the MNIST sequence tasks read one; allowed: '')")
     return _builder_class(name)(data_dir=data_dir)
   try:
     return tfds.builder(name, data_dir=data_dir)

@@ -9,5 +9,6 @@ from cnnlab.models import resnet, resnet_cifar  # noqa: F401
 from cnnlab.models import alexnet, allcnn, densenet, squeezenet, vgg  # noqa: F401
 from cnnlab.models import googlenet, inception_v3, shufflenet  # noqa: F401
 from cnnlab.models import cnn1d  # noqa: F401
+from cnnlab.models import audio_cnn, forecast, kim_cnn, rnn, tcn, wavenet  # noqa: F401
 from cnnlab.models.features import extract_features
 from cnnlab.models.registry import ModelSpec, create, get_spec, list_models, register

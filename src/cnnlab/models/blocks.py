@@ -9,6 +9,7 @@ makes sense); no family imports another.
   defaults (BN momentum in Flax's convention); ``classifier_head``: pool -> dropout -> dense.
 - Checks: ``check_rates`` (dropout / drop-path rates), ``check_image`` (``(N, H, W, C)`` inputs).
 - Channel arithmetic: ``make_divisible`` (torchvision's ``_make_divisible``), ``stage_ends``.
+- ``causal_receptive_field``: the receptive field of a path of stride-1 causal 1D convs.
 - ``ConvNormAct``: conv -> norm -> optional activation (torch's ``Conv2dNormActivation``,
   torchvision's Inception ``BasicConv2d``).
 - ``SqueezeExcitation`` (Hu et al. 2018), ``DropPath`` (stochastic depth per example),
@@ -32,6 +33,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from cnnlab import arith
 from cnnlab import nn as cnn
 from cnnlab import ops
 
@@ -126,6 +128,14 @@ def stage_ends(strides) -> list[int]:
   resolution: block ``i`` ends one if it is the last or block ``i+1`` downsamples."""
   strides = list(strides)
   return [i for i in range(len(strides)) if i == len(strides) - 1 or strides[i + 1] > 1]
+
+
+def causal_receptive_field(kernel_dilations: Sequence[tuple[int, int]]) -> int:
+  """Inputs seen by one output of a path of stride-1 causal 1D convs given as ``(kernel,
+  dilation)`` pairs: ``1 + sum((k-1)*d)`` (``cnnlab.arith.receptive_fields``); output ``t`` sees
+  inputs ``t - r + 1 ... t``."""
+  layers = [(k, 1, ((k - 1) * d, 0), d) for k, d in kernel_dilations]
+  return arith.receptive_fields(layers)[-1].size if layers else 1
 
 
 class ConvNormAct(nn.Module):

@@ -1,8 +1,9 @@
 """Model registry: ``create(name, **overrides)``, ``list_models()``, ``get_spec(name)``.
 
 A model is registered with a builder (a Linen module class or a ``functools.partial`` of one)
-and metadata: default input shape (without batch), paper, and the reference trainable-parameter
-count where a published one exists (1,000 classes unless stated).
+and metadata: default input shape (without batch) and dtype (``int32`` for token ids / codes),
+paper, and the reference trainable-parameter count where a published one exists (1,000 classes
+unless stated).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ class ModelSpec:
   num_params: int | None = None         # reference count with the builder's defaults.
   family: str = ""
   small_input_shape: tuple[int, ...] | None = None  # smallest cheap valid input, for tests.
+  input_dtype: str = "float32"          # what the model takes: 'int32' for token ids / codes.
 
   @property
   def test_input_shape(self) -> tuple[int, ...]:
@@ -34,11 +36,12 @@ _REGISTRY: dict[str, ModelSpec] = {}
 
 
 def register(name: str, builder: Callable[..., nn.Module], *, input_shape, paper="",
-             num_params=None, family="", small_input_shape=None) -> ModelSpec:
+             num_params=None, family="", small_input_shape=None,
+             input_dtype="float32") -> ModelSpec:
   if name in _REGISTRY:
     raise ValueError(f"model {name!r} is already registered")
   spec = ModelSpec(name, builder, tuple(input_shape), paper, num_params, family,
-                   tuple(small_input_shape) if small_input_shape else None)
+                   tuple(small_input_shape) if small_input_shape else None, input_dtype)
   _REGISTRY[name] = spec
   return spec
 

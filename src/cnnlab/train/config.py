@@ -4,21 +4,37 @@ A training config in ``configs/`` builds on :func:`base` and returns it from ``g
 passing ``arg`` through :func:`apply_arg`. Fields (``config.<field>``):
 
 - ``experiment``: the ``cnnlab.experiments`` module that runs the config (default ``train``: the
-  training loop); ``seed``; ``model.name`` (registry name), ``model.conv_impl`` (the
+  training loop); ``seed``; ``task``: the loss and metrics (``cnnlab.train.steps``:
+  ``classification``, ``sequence_classification`` per step, ``regression`` MSE, ``next_step``
+  mu-law prediction; chosen by the config, not guessed from the data); ``model.name``
+  (registry name), ``model.conv_impl`` (the
   ``cnnlab.ops.conv`` impl every conv of the model uses; every model takes it) + any option of
   that model;
 - ``data``: ``name``, ``data_dir``/``manual_dir`` ('' = unset), ``train_split``/``eval_split``
   (TFDS slicing syntax), ``image_size`` (0 = native; else resized to a square on device),
   ``mean``/``std`` (after scaling uint8 to [0, 1]), ``random_crop_padding``, ``random_flip``,
-  ``permute_features`` (+ ``permute_seed``), ``num_workers`` (Grain worker processes);
-- ``optimizer``: ``name``, ``learning_rate``, ``momentum``, ``b1``/``b2``, ``weight_decay``,
-  ``schedule`` (+ ``warmup_epochs``, ``decay_epochs``, ``decay_factor``), ``grad_clip_norm``
-  (0 = off), ``label_smoothing``;
+  ``permute_features`` (+ ``permute_seed``), ``num_workers`` (Grain worker processes); a
+  sequence dataset's options and audio front end (docs/data.md: e.g. ``fold``, ``speakers``,
+  ``seq_len``, ``audio_length``) and ``eval_options`` (a ConfigDict of options that differ for
+  the eval split, e.g. fsdd's held-out ``speakers``);
+- ``optimizer``: ``name``, ``learning_rate``, ``momentum``, ``b1``/``b2``, ``rho``/``eps``
+  (Adadelta's), ``weight_decay``, ``schedule`` (+ ``warmup_epochs``, ``decay_epochs``,
+  ``decay_factor``), ``grad_clip_norm`` (0 = off), ``max_norm`` (0 = off: else each output
+  unit's weights of the output layer ``fc`` are projected to l2 norm <= it after every update,
+  Kim 2014), ``label_smoothing``;
 - ``batch_size`` (global), ``eval_batch_size``, ``num_epochs`` or ``num_train_steps`` (> 0 wins),
   ``log_every_steps``, ``eval_every_steps`` / ``checkpoint_every_steps`` (0 = once per epoch),
   ``keep_checkpoints``, ``half_precision`` (bfloat16 compute), ``progress_bar``;
+- ``profile_steps``: ``(start, stop)`` traces steps start+1..stop into ``WORKDIR/profile`` and
+  prints their input-wait / compute split (``cnnlab.train.profile``); ``(0, 0)`` = off;
 - ``nonfinite_policy``: ``stop`` (a NaN/inf loss or gradient norm ends the run, exit code 3) or
   ``skip`` (such steps are not applied; ``max_nonfinite_skips`` in a row end the run).
+- ``init_from`` (docs/transfer.md, "Init from another run"): ``workdir`` ('' = off: a training
+  workdir or a ``scripts/convert_weights.py`` folder), ``step`` (``latest``/``best``/a number),
+  ``include``/``skip`` (path patterns of the variables to load / leave fresh);
+- ``transfer`` (docs/transfer.md, "Freezing and learning-rate groups"): ``trainable``/``frozen``
+  (path patterns), ``lr_multipliers`` (``'PATTERN=M,...'``), ``cut_after`` (a feature name: cut
+  the model there and put a new head, '' = off).
 
 ``:arg`` is a comma-separated list of switches (``smoke``) and ``key=value`` pairs
 (``model=resnet18``); :func:`parse_arg` checks it against what a config declares.
@@ -33,7 +49,8 @@ import ml_collections
 from cnnlab.train.errors import ConfigError
 
 ARGS = ("smoke", "local")
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw")
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "adadelta")
+TASKS = ("classification", "sequence_classification", "regression", "next_step")
 SCHEDULES = ("constant", "cosine", "step")
 
 
@@ -88,6 +105,7 @@ def base() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.experiment = "train"
   c.seed = 0
+  c.task = "classification"
   c.model = ml_collections.ConfigDict({"name": "lenet5", "conv_impl": "lax"})
   c.data = ml_collections.ConfigDict(dict(
       name="digits", data_dir="", manual_dir="", train_split="train", eval_split="test",
@@ -96,7 +114,7 @@ def base() -> ml_collections.ConfigDict:
   c.optimizer = ml_collections.ConfigDict(dict(
       name="adam", learning_rate=1e-3, momentum=0.9, b1=0.9, b2=0.999, weight_decay=0.0,
       schedule="cosine", warmup_epochs=0.0, decay_epochs=(), decay_factor=0.1,
-      grad_clip_norm=0.0, label_smoothing=0.0))
+      grad_clip_norm=0.0, label_smoothing=0.0, rho=0.9, eps=1e-6, max_norm=0.0))
   c.batch_size = 128
   c.eval_batch_size = 256
   c.num_epochs = 10.0
@@ -109,6 +127,10 @@ def base() -> ml_collections.ConfigDict:
   c.progress_bar = True
   c.nonfinite_policy = "stop"
   c.max_nonfinite_skips = 10
+  c.profile_steps = (0, 0)
+  c.init_from = ml_collections.ConfigDict(dict(workdir="", step="latest", include="", skip=""))
+  c.transfer = ml_collections.ConfigDict(dict(trainable="", frozen="", lr_multipliers="",
+                                              cut_after=""))
   return c
 
 
@@ -162,3 +184,32 @@ def mnist8k(model_name: str, image_size: int = 32, num_epochs: float = 10,
   c.num_epochs = num_epochs
   c.log_every_steps = 94
   return c
+
+
+FSDD_SPEAKERS = ("george", "jackson", "lucas", "nicolas", "yweweler")
+
+
+def fsdd_data(config: ml_collections.ConfigDict, held_out: str = "yweweler",
+              audio_length: int = 8000) -> ml_collections.ConfigDict:
+  """FSDD (``shared/data/fsdd``), speaker-independent: train on every recording of the other
+  four speakers, evaluate on every recording of ``held_out`` (``all`` split both, selected by
+  speaker); 1 s crops (``audio_length`` samples at 8 kHz; train at a random offset, eval
+  centred), +-6 dB gain and noise std 0.003 in training."""
+  config.data.update(name="fsdd", manual_dir=shared_data("fsdd"), train_split="all",
+                     eval_split="all", audio_length=audio_length, gain_db=6.0, noise_std=0.003,
+                     log_mel=False, speakers=(), exclude_speakers=(held_out,))
+  config.data.eval_options = ml_collections.ConfigDict(
+      {"speakers": (held_out,), "exclude_speakers": ()})
+  return config
+
+
+def sequence_mnist_data(config: ml_collections.ConfigDict, dataset: str = "sequential_mnist"
+                        ) -> ml_collections.ConfigDict:
+  """mnist8k (as :func:`mnist8k_data`: images 0-5,999 train, 6,000-7,999 eval, MNIST mean/std)
+  as 784-step sequences: ``sequential_mnist`` (row-major) or ``permuted_mnist`` (permutation
+  seed 0)."""
+  config.data.update(name=dataset, manual_dir=shared_data("mnist8k"), train_split="train[:6000]",
+                     eval_split="train[6000:8000]", mean=(0.1307,), std=(0.3081,))
+  if dataset == "permuted_mnist":
+    config.data.permutation_seed = 0
+  return config

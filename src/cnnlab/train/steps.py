@@ -1,5 +1,21 @@
-"""Jittable train and eval steps. Batches: ``inputs`` ``(B, ...)``, ``label`` ``(B,)`` and, in
-eval, ``mask`` ``(B,)``. Metrics are device-side sums, fetched only when logged.
+"""Jittable train and eval steps. Batches: ``inputs`` ``(B, ...)``, ``label`` ``(B, ...)`` and,
+in eval, ``mask`` ``(B,)``. Metrics are device-side sums, fetched only when logged.
+
+The :class:`Task` (``config.task``) picks the loss and metrics; every loss is a per-example mean,
+so the padding mask weighs examples:
+
+- ``classification``: logits ``(B, K)``, labels ``(B,)``; cross entropy, accuracy.
+- ``sequence_classification``: logits ``(B, T, K)``, labels ``(B, T)``; cross entropy averaged
+  over the steps, accuracy per step (copy memory).
+- ``regression``: outputs reshaped to the targets' ``(B, ...)``; the loss is the MSE against
+  targets standardised as the inputs' channel 0 (``(y - target_mean) / target_std``: the model
+  works in normalised units); ``mse`` and ``mae`` are reported in the targets' own units; no
+  accuracy (adding problem, forecasting).
+- ``next_step``: waveforms ``(B, L, 1)`` in [-1, 1] are mu-law encoded to codes ``(B, L)``; the
+  model sees ``codes[:, :-1]`` and predicts ``codes[:, 1:]`` (generative WaveNet); metrics as
+  ``sequence_classification``.
+
+Inputs are cast to the model's ``input_dtype`` (its registry spec: int32 for token ids and codes).
 
 Train metrics also carry the non-finite guard: ``nonfinite`` (steps whose loss or gradient norm
 was NaN/inf; their loss is left out of the sums), ``first_nonfinite`` (the first such step
@@ -8,22 +24,47 @@ updates under ``optax.apply_if_finite``; 0 without it)."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import optax
 
+from cnnlab.models.wavenet import mu_law_encode
 from cnnlab.train import state as state_lib
+from cnnlab.train.config import TASKS  # noqa: F401  (re-exported)
 
 METRICS = ("loss_sum", "correct", "count")
+REGRESSION_METRICS = ("loss_sum", "sq_sum", "abs_sum", "count")
 NO_STEP = jnp.iinfo(jnp.int32).max
 
 
-def zero_metrics():
-  return {k: jnp.zeros((), jnp.float32) for k in METRICS}
+@dataclasses.dataclass(frozen=True)
+class Task:
+  """``name``: one of :data:`TASKS` (module doc); ``input_dtype``: the model's input dtype;
+  ``quantization_levels``: the mu-law levels of ``next_step``; ``target_mean``/``target_std``:
+  the standardisation of regression targets."""
+  name: str = "classification"
+  input_dtype: str = "float32"
+  quantization_levels: int = 256
+  target_mean: float = 0.0
+  target_std: float = 1.0
 
 
-def zero_train_metrics():
-  return {**zero_metrics(), "nonfinite": jnp.zeros((), jnp.int32),
+CLASSIFICATION = Task()
+
+
+def metric_keys(task: Task = CLASSIFICATION) -> tuple:
+  return REGRESSION_METRICS if task.name == "regression" else METRICS
+
+
+def zero_metrics(task: Task = CLASSIFICATION):
+  return {k: jnp.zeros((), jnp.float32) for k in metric_keys(task)}
+
+
+def zero_train_metrics(task: Task = CLASSIFICATION):
+  return {**zero_metrics(task), "nonfinite": jnp.zeros((), jnp.int32),
           "first_nonfinite": jnp.full((), NO_STEP, jnp.int32),
           "skip_run": jnp.zeros((), jnp.int32)}
 
@@ -35,34 +76,72 @@ def preprocess(x, image_size: int):
   return x
 
 
-def _sums(logits, labels, loss, weights):
+def inputs_and_targets(batch, image_size: int, task: Task = CLASSIFICATION):
+  """The model's inputs and the targets of a batch (module doc)."""
+  x = preprocess(batch["inputs"], image_size)
+  if task.name == "next_step":
+    codes = mu_law_encode(x.reshape(x.shape[0], -1), task.quantization_levels)
+    return codes[:, :-1], codes[:, 1:]
+  if x.dtype != jnp.dtype(task.input_dtype):
+    x = x.astype(task.input_dtype)
+  return x, batch["label"]
+
+
+def _example_mean(x):
+  """``(B, ...)`` -> ``(B,)``: the mean over every axis but the first."""
+  return jnp.mean(x, axis=tuple(range(1, x.ndim))) if x.ndim > 1 else x
+
+
+def _losses(task: Task, logits, labels, label_smoothing: float = 0.0, integer_labels=False):
+  """Per-example loss ``(B,)`` and the per-example quantities the metrics also sum: ``correct``
+  (the fraction of correct steps) or, for regression, ``sq_sum`` / ``abs_sum`` (squared and
+  absolute error in the targets' units)."""
+  if task.name == "regression":
+    err = logits.reshape(labels.shape) - (labels - task.target_mean) / task.target_std
+    loss = _example_mean(jnp.square(err))
+    return loss, {"sq_sum": loss * task.target_std ** 2,
+                  "abs_sum": _example_mean(jnp.abs(err)) * task.target_std}
+  if integer_labels:
+    loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+  else:
+    targets = optax.smooth_labels(jax.nn.one_hot(labels, logits.shape[-1]), label_smoothing)
+    loss = optax.softmax_cross_entropy(logits, targets)
   correct = (jnp.argmax(logits, -1) == labels).astype(jnp.float32)
-  return {"loss_sum": jnp.sum(loss * weights), "correct": jnp.sum(correct * weights),
+  return _example_mean(loss), {"correct": _example_mean(correct)}
+
+
+def _sums(per_example: dict, loss, weights):
+  return {"loss_sum": jnp.sum(loss * weights),
+          **{k: jnp.sum(v * weights) for k, v in per_example.items()},
           "count": jnp.sum(weights)}
 
 
-def train_step(state, metrics, batch, base_key, *, image_size: int, label_smoothing: float):
-  """One optimizer step; returns the new state and ``metrics`` plus this batch's sums."""
-  x = preprocess(batch["inputs"], image_size)
+def train_step(state, metrics, batch, base_key, *, image_size: int, label_smoothing: float,
+               frozen=None, task: Task = CLASSIFICATION):
+  """One optimizer step; returns the new state and ``metrics`` plus this batch's sums.
+  ``frozen`` (a ``cnnlab.train.freeze.Frozen``): its parameters get no gradient and its
+  BatchNorms run in inference mode."""
+  x, labels = inputs_and_targets(batch, image_size, task)
   key = jax.random.fold_in(base_key, state.step)
 
   def loss_fn(params):
+    if frozen is not None:
+      params = frozen.stop_gradient(params)
     v = state_lib.variables(state.replace(params=params))
     mutable = ["batch_stats"] if state.batch_stats is not None else []
-    logits, updates = state.apply_fn(v, x, train=True, mutable=mutable, rngs={"dropout": key})
+    with frozen.batch_norm_inference() if frozen is not None else contextlib.nullcontext():
+      logits, updates = state.apply_fn(v, x, train=True, mutable=mutable, rngs={"dropout": key})
     logits = logits.astype(jnp.float32)
-    targets = optax.smooth_labels(jax.nn.one_hot(batch["label"], logits.shape[-1]),
-                                  label_smoothing)
-    loss = optax.softmax_cross_entropy(logits, targets)
-    return jnp.mean(loss), (logits, loss, updates)
+    loss, per_example = _losses(task, logits, labels, label_smoothing)
+    return jnp.mean(loss), (per_example, loss, updates)
 
-  grads, (logits, loss, updates) = jax.grad(loss_fn, has_aux=True)(state.params)
+  grads, (per_example, loss, updates) = jax.grad(loss_fn, has_aux=True)(state.params)
   finite = jnp.isfinite(jnp.mean(loss)) & jnp.isfinite(optax.global_norm(grads))
   step = state.step + 1
   state = state.apply_gradients(grads=grads, batch_stats=updates.get("batch_stats"))
-  sums = _sums(logits, batch["label"], jnp.where(finite, loss, 0.0),
+  sums = _sums(per_example, jnp.where(finite, loss, 0.0),
                jnp.full_like(loss, finite.astype(jnp.float32)))
-  out = {k: metrics[k] + sums[k] for k in METRICS}
+  out = {k: metrics[k] + sums[k] for k in metric_keys(task)}
   run = getattr(state.opt_state, "notfinite_count", jnp.zeros((), jnp.int32))
   return state, {**out, "nonfinite": metrics["nonfinite"] + (~finite).astype(jnp.int32),
                  "first_nonfinite": jnp.where(finite, metrics["first_nonfinite"],
@@ -70,20 +149,27 @@ def train_step(state, metrics, batch, base_key, *, image_size: int, label_smooth
                  "skip_run": jnp.maximum(metrics["skip_run"], run.astype(jnp.int32))}
 
 
-def eval_step(state, metrics, batch, *, image_size: int):
-  """Adds the masked sums of loss / correct / count of one padded eval batch to ``metrics``."""
-  logits = state.apply_fn(state_lib.variables(state), preprocess(batch["inputs"], image_size),
-                          train=False).astype(jnp.float32)
-  loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"])
-  sums = _sums(logits, batch["label"], loss, batch["mask"].astype(jnp.float32))
+def eval_step(state, metrics, batch, *, image_size: int, task: Task = CLASSIFICATION):
+  """Adds the masked sums of loss / correct (abs error) / count of one padded eval batch to
+  ``metrics``."""
+  x, labels = inputs_and_targets(batch, image_size, task)
+  logits = state.apply_fn(state_lib.variables(state), x, train=False).astype(jnp.float32)
+  loss, per_example = _losses(task, logits, labels, integer_labels=True)
+  sums = _sums(per_example, loss, batch["mask"].astype(jnp.float32))
   return jax.tree.map(jnp.add, metrics, sums)
 
 
 def summarize(metrics) -> dict:
-  """Host dict ``{loss, accuracy, num_examples}`` (+ the guard's fields for train metrics)
-  from summed metrics (one device fetch); the loss is NaN if no step was finite."""
+  """Host dict ``{loss, accuracy, num_examples}`` (regression: ``{loss, mse, mae,
+  num_examples}``; + the guard's fields for train metrics) from summed metrics (one device
+  fetch); the loss is NaN if no step was finite."""
   m = jax.device_get(metrics)
   n = float(m["count"])
-  out = {"loss": float(m["loss_sum"]) / n if n else float("nan"),
-         "accuracy": float(m["correct"]) / max(n, 1), "num_examples": int(n)}
+  loss = float(m["loss_sum"]) / n if n else float("nan")
+  if "abs_sum" in m:
+    nan = float("nan")
+    out = {"loss": loss, "mse": float(m["sq_sum"]) / n if n else nan,
+           "mae": float(m["abs_sum"]) / n if n else nan, "num_examples": int(n)}
+  else:
+    out = {"loss": loss, "accuracy": float(m["correct"]) / max(n, 1), "num_examples": int(n)}
   return {**out, **{k: int(m[k]) for k in ("nonfinite", "first_nonfinite", "skip_run") if k in m}}

@@ -1,9 +1,11 @@
 """Config validation, before any data is read or anything is compiled.
 
 Every problem raises :class:`ConfigError`: one line naming the field, its value and what is
-allowed (``config.X=value is invalid: ... (allowed: ...)``). :func:`check_static` needs no data;
-:func:`check_data` checks the fields against the dataset's info; :func:`check_input_shape`
-traces the model abstractly on the data's input shape and blames the model option that breaks it.
+allowed (``config.X=value is invalid: ... (allowed: ...)``). :func:`check_fields` is pure Python
+(it runs before JAX is imported, so a bad field is reported at once); :func:`check_static` adds
+the model (name and options) and the device count; :func:`check_data` checks the fields against
+the dataset's info; :func:`check_input_shape` traces the model abstractly on the data's input
+shape and blames the model option that breaks it.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import functools
 import math
 import os
 
-from cnnlab import models
 from cnnlab.train import config as config_lib
 from cnnlab.train.errors import ConfigError  # noqa: F401  (re-exported)
 
@@ -74,17 +75,17 @@ def _bool(config, *fields):
 
 
 def check_fields(config) -> None:
-  """Names, types and ranges of every field (pure Python: needs neither JAX nor data)."""
+  """Names, types and ranges of every field but the model's (pure Python: needs neither JAX,
+  the model registry nor data)."""
   opt, d = config.optimizer, config.data
   _number(config, "seed", integer=True)
-  _require(isinstance(config.model.get("name"), str), "model.name", config.model.get("name"),
-           f"must be one of {models.list_models()}")
-  _one_of(config, "model.name", models.list_models())
   _one_of(config, "optimizer.name", config_lib.OPTIMIZERS)
   _one_of(config, "optimizer.schedule", config_lib.SCHEDULES)
   _number(config, "optimizer.learning_rate", 0, low_open=True)
-  for f in ("momentum", "b1", "b2"):
+  for f in ("momentum", "b1", "b2", "rho"):
     _number(config, f"optimizer.{f}", 0, 1, high_open=True)
+  _number(config, "optimizer.eps", 0, low_open=True)
+  _number(config, "optimizer.max_norm", 0)
   for f in ("weight_decay", "grad_clip_norm", "warmup_epochs"):
     _number(config, f"optimizer.{f}", 0)
   _number(config, "optimizer.decay_factor", 0, low_open=True)
@@ -104,7 +105,13 @@ def check_fields(config) -> None:
             "data.random_crop_padding", "data.num_workers", "data.permute_seed"):
     _number(config, f, 0, integer=True)
   _bool(config, "half_precision", "progress_bar", "data.random_flip", "data.permute_features")
+  ps = config.get("profile_steps", (0, 0))
+  _require(isinstance(ps, (tuple, list)) and len(ps) == 2 and
+           all(isinstance(x, int) and not isinstance(x, bool) for x in ps) and
+           (tuple(ps) == (0, 0) or 0 <= ps[0] < ps[1]), "profile_steps", ps,
+           "must be (start, stop) with 0 <= start < stop, or (0, 0) = off")
   _one_of(config, "nonfinite_policy", NONFINITE_POLICIES)
+  _one_of(config, "task", config_lib.TASKS)
   _number(config, "max_nonfinite_skips", 0, low_open=True, integer=True)
   for f in ("name", "train_split", "eval_split"):
     _require(isinstance(d[f], str) and d[f], f"data.{f}", d[f], "must be a non-empty string")
@@ -125,8 +132,13 @@ def check_fields(config) -> None:
 
 
 def check_static(config, num_devices: int) -> None:
-  """:func:`check_fields`, batch divisibility and the model's options (needs no data)."""
+  """:func:`check_fields`, the model's name and options, batch divisibility (needs no data)."""
+  from cnnlab import models  # noqa: PLC0415 - the registry imports JAX; check_fields must not
   check_fields(config)
+  check_transfer(config)
+  _require(isinstance(config.model.get("name"), str), "model.name", config.model.get("name"),
+           f"must be one of {models.list_models()}")
+  _one_of(config, "model.name", models.list_models())
   for f in ("batch_size", "eval_batch_size"):
     _require(config[f] % num_devices == 0, f, config[f],
              f"must be divisible by the number of devices ({num_devices})")
@@ -136,11 +148,45 @@ def check_static(config, num_devices: int) -> None:
     raise ConfigError(_blame_option(config, e)) from None
 
 
+def check_transfer(config) -> None:
+  """``config.init_from`` and ``config.transfer`` (docs/transfer.md): field names and types,
+  path-pattern syntax, the step. Their fit to the model and the source is checked at the start."""
+  from cnnlab.train import patterns  # noqa: PLC0415
+  parsers = {"include": patterns.parse, "skip": patterns.parse, "trainable": patterns.parse,
+             "frozen": patterns.parse, "lr_multipliers": patterns.parse_multipliers}
+  defaults = config_lib.base()
+  for group in ("init_from", "transfer"):
+    for f, v in (config.get(group) or {}).items():
+      _require(f in defaults[group], f"{group}.{f}", v,
+               f"unknown field (allowed: {', '.join(defaults[group])})")
+      if f == "step":
+        _require(v in ("latest", "best") or (isinstance(v, str) and v.isdigit()) or (
+            isinstance(v, int) and not isinstance(v, bool) and v >= 0), "init_from.step", v,
+            "must be 'latest', 'best' or a checkpointed step number")
+        continue
+      _require(isinstance(v, str), f"{group}.{f}", v, "must be a string ('' = unset)")
+      try:
+        parsers.get(f, str)(v)
+      except ValueError as e:
+        raise ConfigError(f"config.{group}.{f}={v!r} is invalid: {e}") from None
+  init = config.get("init_from") or {}
+  for f in ("include", "skip"):
+    _require(not init.get(f) or init.get("workdir"), f"init_from.{f}", init.get(f),
+             "is set but config.init_from.workdir is '' (allowed: '', or set the workdir)")
+
+
 def check_data(config, info) -> None:
   """The fields that must agree with the dataset (``info``: its :class:`cnnlab.data.DataInfo`)."""
   d, shape = config.data, tuple(info.input_shape)
+  task = config.get("task", "classification")
+  targets = f"{info.num_classes} classes" if info.num_classes else "float targets"
+  _require(task == "next_step" or (task == "regression") == (not info.num_classes), "task",
+           task, f"dataset {d.name!r} has {targets} (allowed: "
+           f"{'regression' if not info.num_classes else 'classification, sequence_classification'}"
+           f"{'' if not info.num_classes else ' or next_step'})")
   n = config.model.get("num_classes")
-  _require(n is None or n == info.num_classes, "model.num_classes", n,
+  _require(n is None or not info.num_classes or task == "next_step" or n == info.num_classes,
+           "model.num_classes", n,
            f"dataset {d.name!r} has {info.num_classes} classes (allowed: {info.num_classes}, "
            "or leave it unset)")
   channels = shape[-1]
@@ -165,9 +211,10 @@ def model_kwargs(config, num_classes: int | None = None) -> dict:
   return kw
 
 
-def _blame_option(config, err, input_shape=None) -> str:
+def _blame_option(config, err, input_shape=None, dtype="float32") -> str:
   """The one line for a model that cannot be built (or, given ``input_shape``, traced) with the
   config's options: the option without which it works is blamed, with the model's message."""
+  from cnnlab import models  # noqa: PLC0415
   name = config.model.name
   kw = model_kwargs(config)
   msg = f"{type(err).__name__}: {' '.join(str(err).split())}" if str(err) else type(err).__name__
@@ -176,32 +223,34 @@ def _blame_option(config, err, input_shape=None) -> str:
     try:
       model = models.create(name, **rest)
       if input_shape is not None:
-        _trace(model, input_shape)
+        _trace(model, input_shape, dtype)
     except Exception:  # noqa: BLE001, S112 - another option (or the input) breaks it too
       continue
     return f"config.model.{k}={kw[k]!r} is invalid for model {name!r}: {msg}"
   return f"config.model (model {name!r} with options {kw}) is invalid: {msg}"
 
 
-def _trace(model, input_shape):
+def _trace(model, input_shape, dtype="float32"):
   import jax  # noqa: PLC0415
   import jax.numpy as jnp  # noqa: PLC0415
-  jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, *input_shape)), train=False))
+  jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, *input_shape), dtype),
+                                    train=False))
 
 
-def check_input_shape(config, model, input_shape) -> None:
-  """Abstractly evaluates ``model.init`` on the input shape the data will give (no compile);
-  blames the model option that breaks it, else the input size."""
+def check_input_shape(config, model, input_shape, dtype="float32") -> None:
+  """Abstractly evaluates ``model.init`` on the input shape (and dtype) the data will give (no
+  compile); blames the model option that breaks it, else the input size."""
+  from cnnlab import models  # noqa: PLC0415
   try:
-    _trace(model, input_shape)
+    _trace(model, input_shape, dtype)
   except Exception as e:  # noqa: BLE001 - any failure here means the model cannot run.
-    line = _blame_option(config, e, input_shape)
+    line = _blame_option(config, e, input_shape, dtype)
     if not line.startswith("config.model ("):
       raise ConfigError(line) from None
     try:  # the model with none of the options: if it fails too, the input is at fault
       _trace(models.create(config.model.name,
                            **{k: v for k, v in model_kwargs(config).items()
-                              if k in ("num_classes", "dtype")}), input_shape)
+                              if k in ("num_classes", "dtype")}), input_shape, dtype)
     except Exception:  # noqa: BLE001
       raise ConfigError(
           f"config.data.image_size={config.data.image_size!r} gives inputs of shape "
