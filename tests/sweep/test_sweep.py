@@ -38,7 +38,8 @@ def _results(workdir):
     return list(csv.DictReader(f))
 
 
-@pytest.mark.parametrize("executor", ["local", "submitit_local"])
+@pytest.mark.parametrize("executor", [  # submitit's executor: the same points, 50 s more
+    "local", pytest.param("submitit_local", marks=pytest.mark.slow)])
 def test_six_points_run_and_are_collected(tmp_path, executor, capsys):
   """Six good points and one that fails: the failure is reported with its log, the rest finish."""
   points = SIX + [{"optimizer.name": "adm"}]

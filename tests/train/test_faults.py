@@ -230,3 +230,48 @@ def test_killed_sweep_driver_leaves_no_orphans(tmp_path):
   driver.kill()
   driver.wait()
   _wait(lambda: not _alive(job), 120, f"job {job} to die with its driver")
+
+
+def test_second_signal_exits_at_once():
+  """The first SIGTERM only asks the loop to stop after its step; a second one ends the process
+  at once, by the signal's default action (exit status -SIGTERM), with nothing after it run."""
+  code = ("import os, signal\nfrom cnnlab.train import loop\n"
+          "with loop._SignalStop() as stop:\n"
+          "  os.kill(os.getpid(), signal.SIGTERM)\n"
+          "  print('asked', stop.requested(1), flush=True)\n"
+          "  os.kill(os.getpid(), signal.SIGTERM)\n"
+          "  print('still running', flush=True)\n")
+  out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                       timeout=120)
+  assert out.returncode == -signal.SIGTERM, out.stderr[-2000:]
+  assert out.stdout.splitlines() == ["asked True"], out.stdout
+  assert "stopping after this step" in out.stderr
+
+
+def _children(pid):
+  kids = []
+  for stat in pathlib.Path("/proc").glob("[0-9]*/stat"):
+    try:
+      fields = stat.read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+      continue
+    if int(fields[1]) == pid:
+      kids.append(int(stat.parent.name))
+  return kids
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc (Linux only)")
+def test_killed_trainer_leaves_no_grain_workers(tmp_path):
+  w = tmp_path / "w"
+  proc = subprocess.Popen([sys.executable, "scripts/train.py", f"--config={DIGITS}:smoke",
+                           f"--workdir={w}", *LONG, "--config.num_train_steps=100000",
+                           "--config.data.num_workers=2"], cwd=REPO,
+                          stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+  _wait(lambda: len(workdir_lib.read_metrics(w)) >= 3 or proc.poll() is not None, 240,
+        "training to start")
+  workers = _children(proc.pid)
+  assert len(workers) >= 2 and proc.poll() is None, workers
+  proc.kill()
+  proc.wait()
+  _wait(lambda: not any(_alive(p) for p in workers), 60, f"Grain workers {workers} to die")

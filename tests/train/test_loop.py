@@ -38,7 +38,9 @@ def saved_state(workdir, step):
 # the default suite traces their first step abstractly; `pytest -m slow` runs the 2 steps.
 HEAVY = {f"mnist8k:{name}" for name in ("googlenet", "densenet_bc_100", "vgg11_bn", "resnet18",
                                          "efficientnet_b0", "mobilenet_v2", "shufflenet_v2_x0_5",
-                                         "squeezenet1_1")} | {"imagenet_resnet50"}
+                                         "squeezenet1_1", "allcnn_c", "resnet20", "alexnet")} | {
+                                             "imagenet_resnet50", "m5_fsdd", "wavenet_fsdd",
+                                             "kim_cnn_mr", "tcn_copy", "wavenet_generate_fsdd"}
 
 
 def _smoke_config(path, arg=""):

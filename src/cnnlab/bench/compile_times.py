@@ -14,8 +14,8 @@ from cnnlab import models
 def compile_seconds(name: str) -> dict:
   spec = models.get_spec(name)
   model = models.create(name)
-  x = jax.ShapeDtypeStruct((1, *spec.input_shape), jnp.float32)
-  variables = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros(x.shape),
+  x = jax.ShapeDtypeStruct((1, *spec.input_shape), spec.input_dtype)
+  variables = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros(x.shape, x.dtype),
                                                 train=False))
   fwd = jax.jit(lambda v, x: model.apply(v, x, train=False))
   t = time.perf_counter()

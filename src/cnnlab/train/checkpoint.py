@@ -22,18 +22,20 @@ import ml_collections
 import numpy as np
 
 from cnnlab.train import config as config_lib
+from cnnlab.train import mesh as mesh_lib
 from cnnlab.train import workdir as workdir_lib
 from cnnlab.train.errors import ConfigError
 
 # Fields that may change between a run and its resumption (they do not change the parameters).
 NON_RESULT_FIELDS = ("progress_bar", "log_every_steps", "eval_every_steps", "eval_batch_size",
-                     "checkpoint_every_steps", "keep_checkpoints", "data.eval_split")
+                     "checkpoint_every_steps", "keep_checkpoints", "data.eval_split",
+                     "profile_steps")
 # Fields that do not change the parameters but the saved input position (Grain's iterator state
 # has one entry per worker process): a resumption must keep them.
 FORMAT_FIELDS = ("data.num_workers",)
 # Fields evaluate.py must share with the run it evaluates (the model and what it was fed).
 MODEL_FIELDS = ("model.", "data.mean", "data.std", "data.image_size", "data.permute_features",
-                "data.permute_seed", "half_precision")
+                "data.permute_seed", "half_precision", "transfer.cut_after", "task")
 
 
 class CorruptCheckpoint(RuntimeError):
@@ -147,6 +149,7 @@ def check_and_record_config(config: ml_collections.ConfigDict, workdir: str,
       changes = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff)
       raise ConfigError(f"workdir {workdir!r} holds checkpoints of a run with a different config "
                         f"({changes}); use a new --workdir, or delete that one to start over")
+  mesh_lib.barrier("config record read")  # every process read it before process 0 rewrites it
   if jax.process_index() == 0:
     workdir_lib.config_path(workdir).write_text(config.to_json(indent=2))
 

@@ -1,7 +1,9 @@
 """The command line shared by ``scripts/run.py``, ``train.py`` and ``evaluate.py``:
 ``--config=configs/X.py[:arg]`` (+ ``--config.field=value`` overrides), ``--workdir``,
-``--multihost`` (``jax.distributed.initialize()`` first, for multi-host TPU/GPU), ``--verbose``
-(tracebacks of errors).
+``--multihost`` (``jax.distributed.initialize()`` first, for multi-host TPU/GPU; its
+``--coordinator_address``, ``--num_processes``, ``--process_id`` when the cluster is not
+auto-detected, as for :mod:`cnnlab.launch`'s local processes), ``--verbose`` (tracebacks of
+errors).
 
 ``run(fn)`` parses the flags, calls ``fn(config, workdir)`` and prints its result as one JSON
 line. Every known failure (a bad flag, override, ``:arg`` or config field, a bad data file, a
@@ -36,6 +38,12 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS, argv=None):
                       flag_values=flag_values)
   flags.DEFINE_bool("multihost", False, "Call jax.distributed.initialize() first (multi-host).",
                     flag_values=flag_values)
+  flags.DEFINE_string("coordinator_address", None, "With --multihost: host:port of process 0 "
+                      "(default: auto-detected, e.g. SLURM, TPU).", flag_values=flag_values)
+  flags.DEFINE_integer("num_processes", None, "With --multihost: processes in the job.",
+                       flag_values=flag_values)
+  flags.DEFINE_integer("process_id", None, "With --multihost: this process's index.",
+                       flag_values=flag_values)
   flags.DEFINE_bool("verbose", False, "Print the traceback of an error, not only its line.",
                     flag_values=flag_values)
 
@@ -125,6 +133,10 @@ def parse(argv, flag_values: flags.FlagValues = flags.FLAGS):
   if len(rest) > 1:
     raise errors.ConfigError(f"unexpected arguments {rest[1:]} (allowed: --config=FILE[:arg], "
                              "--workdir=DIR, --config.FIELD=VALUE, --multihost, --verbose)")
+  given = [f for f in ("coordinator_address", "num_processes", "process_id")
+           if flag_values[f].value is not None]
+  if given and not flag_values.multihost:
+    raise errors.ConfigError(f"--{given[0]} is only allowed with --multihost")
   for name, what in (("config", "a config file, e.g. --config=configs/lenet5_digits.py"),
                      ("workdir", "a directory for the run's outputs, e.g. --workdir=runs/x")):
     if flag_values[name].value is None:
@@ -144,14 +156,17 @@ def _strict_json(x):
 
 def call(fn, flag_values: flags.FlagValues = flags.FLAGS) -> int:
   """Runs ``fn(config, workdir)`` of parsed ``flag_values``; prints the result as a JSON line
-  (non-finite numbers as ``null``) and returns the exit code."""
+  (non-finite numbers as ``null``; process 0 only) and returns the exit code."""
   verbose = flag_values.verbose
   if "verbosity" in flag_values and not flag_values["verbosity"].present:
     logging.set_verbosity(logging.WARNING)  # Orbax's per-save INFO lines drown the progress bar
+  main_process = True
   try:
     if flag_values.multihost:
       import jax  # noqa: PLC0415 - only multi-host runs need JAX before the config is checked
-      jax.distributed.initialize()
+      jax.distributed.initialize(flag_values.coordinator_address, flag_values.num_processes,
+                                 flag_values.process_id)
+      main_process = jax.process_index() == 0
     result = fn(flag_values.config, flag_values.workdir)
   except (errors.ConfigError, FileNotFoundError) as e:
     return _fail(_line(e), errors.BAD_INPUT, verbose)
@@ -161,7 +176,8 @@ def call(fn, flag_values: flags.FlagValues = flags.FLAGS) -> int:
     return _fail(_line(e), errors.BUSY, verbose)
   except errors.Stopped as e:
     return _fail(_line(e), e.exit_code, verbose)
-  print(json.dumps(_strict_json(result), allow_nan=False), flush=True)
+  if main_process:
+    print(json.dumps(_strict_json(result), allow_nan=False), flush=True)
   return 0
 
 

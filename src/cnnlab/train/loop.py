@@ -12,6 +12,7 @@ signal exits at once. Multi-host runs stop at JAX's preemption sync point instea
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import os
@@ -23,14 +24,17 @@ import time
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 import optax
 from tqdm import tqdm
 
 from cnnlab import data, models
 from cnnlab.data import pipeline
-from cnnlab.train import checkpoint, mesh as mesh_lib, metrics, optim, state as state_lib, steps
+from cnnlab.train import checkpoint, mesh as mesh_lib, metrics, optim, profile, steps
+from cnnlab.train import state as state_lib
 from cnnlab.train import validate, workdir as workdir_lib
 from cnnlab.train.errors import ConfigError, NonFiniteError, Stopped
+from cnnlab.train import cut, freeze, init_from
 
 
 @dataclasses.dataclass
@@ -38,24 +42,60 @@ class _Setup:
   mesh: jax.sharding.Mesh
   info: data.DataInfo
   model: object
-  input_shape: tuple
+  input_shape: tuple      # the model's input, per example (after the step's preprocessing)
+  task: steps.Task
+  input_dtype: str = "float32"
 
 
-def _load(config, split_field: str):
-  """``data.load`` of ``config.data.<split_field>``; a bad input is a :class:`ConfigError`
-  naming the field."""
+def _load(config, split_field: str, workdir: str | None = None):
+  """``data.load`` of ``config.data.<split_field>`` with the dataset options the config sets
+  (``data.options``: the run's vocabulary in ``workdir``, if given, for ``mr``); a bad input is
+  a :class:`ConfigError` naming the field."""
   d = config.data
   try:
     return data.load(d.name, d[split_field], data_dir=d.data_dir or None,
-                     manual_dir=d.manual_dir or None)
+                     manual_dir=d.manual_dir or None, **_options(config, split_field, workdir))
   except data.DataError as e:
     field = split_field if e.field == "split" else e.field
-    raise ConfigError(f"config.data.{field}={d[field]!r} is invalid: {e}") from None
+    where = f"config.data.{field}={d[field]!r}" if field in d else f"the run's {field}"
+    raise ConfigError(f"{where} is invalid: {e}") from None
+
+
+def _options(config, split_field: str, workdir) -> dict:
+  """The dataset options of ``config.data`` for one split: ``data.eval_options`` (if set)
+  replace those of the eval split (e.g. fsdd's held-out speaker)."""
+  d = config.data
+  out = data.options(d.name, d, workdir)
+  extra = d.get("eval_options") or {}
+  if split_field == "eval_split" and extra:
+    picked = data.options(d.name, extra)
+    unknown = sorted(set(extra) - set(picked))
+    if unknown:
+      raise ConfigError(f"config.data.eval_options.{unknown[0]} is invalid: not an option of "
+                        f"dataset {d.name!r} (allowed: {sorted(data.options(d.name, d)) or 'none'}"
+                        " as set in config.data)")
+    out.update(picked)
+  return out
+
+
+def _task(config) -> steps.Task:
+  """``config.task`` with the model's input dtype (registry), the mu-law levels and, for
+  regression, the targets' standardisation (that of the inputs' channel 0)."""
+  name = config.get("task", "classification")
+  mean, std = (config.data.mean[0], config.data.std[0]) if name == "regression" else (0.0, 1.0)
+  return steps.Task(name, models.get_spec(config.model.name).input_dtype,
+                    config.model.get("quantization_levels", 256), float(mean), float(std))
 
 
 def _setup(config, eval_info) -> _Setup:
   validate.check_data(config, eval_info)
+  task = _task(config)
   input_shape = tuple(eval_info.input_shape)
+  if pipeline.is_audio(eval_info):  # waveforms cropped by the pipeline, maybe to log-mel
+    try:
+      input_shape = pipeline.example_shape(eval_info, config.data)
+    except ValueError as e:  # names the data field
+      raise ConfigError(f"config.{e}") from None
   s = config.data.image_size
   if pipeline.is_variable_size(eval_info) and not s:
     raise ConfigError(
@@ -63,34 +103,44 @@ def _setup(config, eval_info) -> _Setup:
         f"varying size {input_shape}; set the size to crop and resize them to")
   if s and len(input_shape) == 3:
     input_shape = (s, s, input_shape[-1])
+  # What the model is fed: the batch after the step's preprocessing (dtype, next_step's codes).
+  x = jax.eval_shape(lambda x: steps.inputs_and_targets({"inputs": x, "label": x}, 0, task)[0],
+                     jax.ShapeDtypeStruct((1, *input_shape), jnp.float32))
+  input_shape, dtype = tuple(x.shape[1:]), jnp.dtype(x.dtype).name
+  num_classes = (eval_info.num_classes if task.name != "next_step" else 0) or None
   model = models.create(config.model.name,
-                        **validate.model_kwargs(config, num_classes=eval_info.num_classes))
-  validate.check_input_shape(config, model, input_shape)
-  return _Setup(mesh_lib.make_mesh(), eval_info, model, input_shape)
+                        **validate.model_kwargs(config, num_classes=num_classes))
+  validate.check_input_shape(config, model, input_shape, dtype)
+  model = cut.from_config(config, model, input_shape, eval_info.num_classes)
+  return _Setup(mesh_lib.make_mesh(), eval_info, model, input_shape, task, dtype)
 
 
 def _optimizer(config, schedule) -> optax.GradientTransformation:
-  tx = optim.make_optimizer(config.optimizer, schedule)
+  tx = freeze.optimizer(config, schedule)  # optim.make_optimizer, split by config.transfer
+  tx = optim.with_max_norm(config.optimizer, tx)  # optimizer.max_norm (Kim 2014), if set
   if config.get("nonfinite_policy", "stop") == "skip":
     tx = optax.apply_if_finite(tx, max_consecutive_errors=config.max_nonfinite_skips)
   return tx
 
 
 def _abstract_state(setup, tx, seed):
-  abstract = jax.eval_shape(lambda: state_lib.create(setup.model, tx, setup.input_shape, seed))
+  abstract = jax.eval_shape(lambda: state_lib.create(setup.model, tx, setup.input_shape, seed,
+                                                     setup.input_dtype))
   return mesh_lib.abstract_like(abstract, mesh_lib.replicated(setup.mesh))
 
 
 def _eval_fn(config, setup):
   repl = mesh_lib.replicated(setup.mesh)
-  return jax.jit(functools.partial(steps.eval_step, image_size=config.data.image_size),
+  return jax.jit(functools.partial(steps.eval_step, image_size=config.data.image_size,
+                                   task=setup.task),
                  out_shardings=repl, donate_argnums=(1,))
 
 
 def run_eval(config, setup, state, source, eval_step) -> dict:
   """Loss/accuracy over every example of ``source`` (padded last batch, masked)."""
   per_process = config.eval_batch_size // jax.process_count()
-  m = jax.device_put(steps.zero_metrics(), mesh_lib.replicated(setup.mesh))
+  m = jax.jit(functools.partial(steps.zero_metrics, setup.task),
+              out_shardings=mesh_lib.replicated(setup.mesh))()
   for batch in pipeline.eval_batches(source, setup.info, config.data, batch_size=per_process,
                                      process_index=jax.process_index(),
                                      process_count=jax.process_count()):
@@ -154,15 +204,17 @@ def _check_finite(config, summary: dict, last_saved: int | None) -> None:
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains ``config`` in ``workdir`` (resuming if it holds checkpoints); returns final eval."""
   validate.check_static(config, jax.device_count())
-  train_src, info = _load(config, "train_split")
-  eval_src, _ = _load(config, "eval_split")
+  train_src, info = _load(config, "train_split", workdir)  # writes a vocabulary (mr) first
+  eval_src, _ = _load(config, "eval_split", workdir)
   setup = _setup(config, info)
   steps_per_epoch = len(train_src) // config.batch_size
   if steps_per_epoch < 1:
     raise ConfigError(
         f"config.batch_size={config.batch_size} is invalid: it is larger than the train split "
         f"{config.data.train_split!r} ({len(train_src)} examples)")
-  with workdir_lib.lock(workdir), _SignalStop() as stop:
+  # Process 0 owns the workdir (the others wait for it at the barriers of `_train`).
+  lock = workdir_lib.lock(workdir) if jax.process_index() == 0 else contextlib.nullcontext()
+  with lock, _SignalStop() as stop:
     return _train(config, workdir, setup, train_src, eval_src, steps_per_epoch, stop)
 
 
@@ -175,7 +227,12 @@ def _train(config, workdir, setup, train_src, eval_src, steps_per_epoch, stop) -
   repl = mesh_lib.replicated(setup.mesh)
   if jax.process_index() == 0:
     workdir_lib.set_aside_empty(workdir)
+  mesh_lib.barrier("workdir checked")
   has_checkpoints = bool(workdir_lib.steps(workdir))
+  abstract = _abstract_state(setup, tx, config.seed)
+  freeze.check(config, abstract.params)
+  optim.check_max_norm(config, abstract.params)
+  plan = None if has_checkpoints else init_from.prepare(config, abstract)  # before writing
   checkpoint.check_and_record_config(config, workdir, has_checkpoints)
   mngr = checkpoint.manager(workdir, config.keep_checkpoints)
 
@@ -191,8 +248,11 @@ def _train(config, workdir, setup, train_src, eval_src, steps_per_epoch, stop) -
                                              it)
   if state is None:
     it = data_iter() if has_checkpoints else it  # a failed restore may have moved it
-    state = jax.jit(lambda: state_lib.create(setup.model, tx, setup.input_shape, config.seed),
-                    out_shardings=repl)()
+    state = jax.jit(lambda: state_lib.create(setup.model, tx, setup.input_shape, config.seed,
+                                             setup.input_dtype), out_shardings=repl)()
+    if has_checkpoints:  # none of its own checkpoints was usable: a fresh start
+      plan = init_from.prepare(config, abstract)
+    state = init_from.apply(plan, state, workdir)  # config.init_from (a no-op if unset)
   elif jax.process_index() == 0:
     print(f"Resuming from step {start} of {total} (checkpoint in {workdir})")
   if jax.process_index() == 0:
@@ -200,20 +260,30 @@ def _train(config, workdir, setup, train_src, eval_src, steps_per_epoch, stop) -
 
   train_step = jax.jit(
       functools.partial(steps.train_step, image_size=config.data.image_size,
-                        label_smoothing=config.optimizer.label_smoothing),
+                        label_smoothing=config.optimizer.label_smoothing,
+                        frozen=freeze.from_config(config), task=setup.task),
       out_shardings=(repl, repl), donate_argnums=(0, 1))
   eval_step = _eval_fn(config, setup)
-  base_key = jax.device_put(jax.random.key(config.seed + 1), repl)
+  # Replicated constants are made by jitted functions: `device_put` cannot place an array on
+  # another process's devices, and nothing is copied from the host in the step loop.
+  base_key = jax.jit(lambda: jax.random.key(config.seed + 1), out_shardings=repl)()
+  zero_train_metrics = jax.jit(functools.partial(steps.zero_train_metrics, setup.task),
+                               out_shardings=repl)
   writer = metrics.MetricWriter(workdir)
-  m = jax.device_put(steps.zero_train_metrics(), repl)
+  m = zero_train_metrics()
+  if plan is not None:  # the initialised model's eval, before any step
+    writer.write("eval", 0, {"epoch": 0.0, **run_eval(config, setup, state, eval_src, eval_step)})
   bar = tqdm(total=total, initial=start, desc="train", unit="step",
              disable=not config.progress_bar or jax.process_index() != 0)
   result, last_saved = {}, start or None
+  prof = profile.Window(config.get("profile_steps"), workdir)
   t0, step = time.perf_counter(), start
   try:
     while step < total:
-      state, m = train_step(state, m, mesh_lib.shard_batch(next(it), setup.mesh), base_key)
+      batch = prof.next_batch(it, step + 1)
+      state, m = train_step(state, m, mesh_lib.shard_batch(batch, setup.mesh), base_key)
       step += 1
+      prof.step_done(step, (state, m))
       bar.update()
       log = step % config.log_every_steps == 0 or step == total
       evaluate_now = step % eval_every == 0 or step == total
@@ -225,21 +295,23 @@ def _train(config, workdir, setup, train_src, eval_src, steps_per_epoch, stop) -
       if log:
         dt = time.perf_counter() - t0
         row = {"epoch": step / steps_per_epoch, "loss": summary["loss"],
-               "accuracy": summary["accuracy"], "lr": float(schedule(step - 1)),
+               **{k: summary[k] for k in ("accuracy", "mae") if k in summary},
+               "lr": float(schedule(step - 1)),
                "examples_per_s": summary["num_examples"] / dt,
                "nonfinite_steps": summary["nonfinite"]}
         writer.write("train", step, row)
         bar.set_postfix(loss=f"{row['loss']:.4f}", img_s=f"{row['examples_per_s']:.0f}")
       _check_finite(config, summary, last_saved)
       if log:
-        m = jax.device_put(steps.zero_train_metrics(), repl)
+        m = zero_train_metrics()
         t0 = time.perf_counter()
       best = None
       if evaluate_now:
         result = run_eval(config, setup, state, eval_src, eval_step)
         writer.write("eval", step, {"epoch": step / steps_per_epoch, **result})
-        bar.write(f"step {step}: eval {result}")
-        best = {workdir_lib.BEST_METRIC: result[workdir_lib.BEST_METRIC]}
+        if jax.process_index() == 0:
+          bar.write(f"step {step}: eval {result}")
+        best = {workdir_lib.BEST_METRIC: workdir_lib.score(result)}
         t0 = time.perf_counter()
       if save:
         checkpoint.save(mngr, step, state, it, metrics=best)
@@ -251,6 +323,7 @@ def _train(config, workdir, setup, train_src, eval_src, steps_per_epoch, stop) -
                       f"{workdir_lib.checkpoints_dir(workdir)}: run the same command to resume",
                       stop.signum)
   finally:
+    prof.close()
     bar.close()
     mngr.wait_until_finished()
     mngr.close()
@@ -267,13 +340,20 @@ def dry_run(config: ml_collections.ConfigDict) -> dict:
   train_src, info = _load(config, "train_split")
   setup = _setup(config, info)
   tx = _optimizer(config, optim.make_schedule(config.optimizer, 1, 1))
-  state = jax.eval_shape(lambda: state_lib.create(setup.model, tx, setup.input_shape, config.seed))
+  state = jax.eval_shape(lambda: state_lib.create(setup.model, tx, setup.input_shape, config.seed,
+                                                  setup.input_dtype))
   shape = pipeline.example_shape(info, config.data)
+  label = np.asarray(train_src[0][info.label_key])  # one example: the labels' shape and kind
   batch = {"inputs": jax.ShapeDtypeStruct((config.batch_size, *shape), jnp.float32),
-           "label": jax.ShapeDtypeStruct((config.batch_size,), jnp.int32)}
+           "label": jax.ShapeDtypeStruct((config.batch_size, *label.shape), jnp.float32 if
+                                         np.issubdtype(label.dtype, np.floating) else jnp.int32)}
+  freeze.check(config, state.params)
+  optim.check_max_norm(config, state.params)
+  init_from.prepare(config, state)
   step = functools.partial(steps.train_step, image_size=config.data.image_size,
-                           label_smoothing=config.optimizer.label_smoothing)
-  jax.eval_shape(step, state, steps.zero_train_metrics(), batch, jax.random.key(0))
+                           label_smoothing=config.optimizer.label_smoothing,
+                           frozen=freeze.from_config(config), task=setup.task)
+  jax.eval_shape(step, state, steps.zero_train_metrics(setup.task), batch, jax.random.key(0))
   return {"num_params": sum(x.size for x in jax.tree.leaves(state.params)),
           "train_examples": len(train_src)}
 
@@ -287,7 +367,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, step: int | str = 
     raise ConfigError(f"--workdir={workdir!r} holds no checkpoint to evaluate (train it first)")
   checkpoint.check_same_model(config, workdir)
   step = workdir_lib.resolve_step(workdir, step)
-  eval_src, info = _load(config, "eval_split")
+  eval_src, info = _load(config, "eval_split", workdir)  # with the run's vocabulary (mr)
   setup = _setup(config, info)
   mngr = checkpoint.manager(workdir, config.keep_checkpoints, read_only=True)
   tx = _optimizer(workdir_lib.read_config(workdir), optim.make_schedule(config.optimizer, 1, 1))

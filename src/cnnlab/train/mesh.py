@@ -33,3 +33,10 @@ def shard_batch(batch: dict, mesh) -> dict:
 def abstract_like(tree, sharding):
   """ShapeDtypeStructs of ``tree``'s leaves carrying ``sharding`` (for Orbax restores)."""
   return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), tree)
+
+
+def barrier(name: str) -> None:
+  """Waits until every process reached ``barrier(name)`` (nothing to wait for in one process)."""
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils  # noqa: PLC0415
+    multihost_utils.sync_global_devices(name)

@@ -13,10 +13,10 @@ class TrainState(train_state.TrainState):
   batch_stats: Any = None
 
 
-def create(model, tx, input_shape, seed: int) -> TrainState:
-  """Initialises ``model`` on zeros of ``(1, *input_shape)``; pure, so it can be jitted."""
-  variables = model.init(jax.random.key(seed), jnp.zeros((1, *input_shape), jnp.float32),
-                         train=False)
+def create(model, tx, input_shape, seed: int, dtype=jnp.float32) -> TrainState:
+  """Initialises ``model`` on zeros of ``(1, *input_shape)`` of ``dtype`` (the model's input
+  dtype: int32 for token ids); pure, so it can be jitted."""
+  variables = model.init(jax.random.key(seed), jnp.zeros((1, *input_shape), dtype), train=False)
   return TrainState.create(apply_fn=model.apply, params=variables["params"], tx=tx,
                            batch_stats=variables.get("batch_stats"))
 

@@ -9,6 +9,10 @@ Layout::
                                ``digest`` (sha256 of every state array, checked on restore)
   WORKDIR/checkpoints/unusable-<step>/  a step folder set aside (empty, unreadable, corrupt)
   WORKDIR/lock                 ``flock``-ed by the one trainer of the workdir; holds its pid
+  WORKDIR/init_from.json       where ``config.init_from`` loaded variables from (source config,
+                               loaded and skipped paths), if it did
+  WORKDIR/profile/             the ``config.profile_steps`` trace, if any
+  WORKDIR/export/              ``scripts/export.py``'s serialised inference functions
 
 Everything that reads or writes these paths (the loop, evaluation, experiments, tests) goes
 through this module.
@@ -34,6 +38,14 @@ CHECKPOINTS = "checkpoints"
 LOCK = "lock"
 UNUSABLE = "unusable-"
 BEST_METRIC = "accuracy"  # the eval metric that picks the best checkpoint (higher is better)
+
+
+def score(row: dict) -> float | None:
+  """The eval row's :data:`BEST_METRIC` or, for a task without accuracy (regression), minus its
+  loss: higher is better."""
+  if BEST_METRIC in row or row.get("loss") is None:
+    return row.get(BEST_METRIC)
+  return -row["loss"]
 
 
 def config_path(workdir) -> pathlib.Path:
@@ -66,11 +78,11 @@ def latest_step(workdir) -> int | None:
 
 
 def best_step(workdir) -> int | None:
-  """The kept checkpoint with the highest eval ``accuracy`` in ``metrics.jsonl`` (ties: the
+  """The kept checkpoint with the highest eval :func:`score` in ``metrics.jsonl`` (ties: the
   later one); None if no kept checkpoint has an eval row."""
   kept = set(steps(workdir))
-  scored = [(r[BEST_METRIC], r["step"]) for r in read_metrics(workdir, "eval")
-            if r["step"] in kept and r.get(BEST_METRIC) is not None]
+  scored = [(score(r), r["step"]) for r in read_metrics(workdir, "eval")
+            if r["step"] in kept and score(r) is not None]
   return max(scored)[1] if scored else None
 
 
@@ -203,7 +215,8 @@ def load(workdir, step: int | str = "latest"):
   import orbax.checkpoint as ocp  # noqa: PLC0415
 
   from cnnlab import data, models  # noqa: PLC0415
-  from cnnlab.train import validate  # noqa: PLC0415
+  from cnnlab.data import pipeline  # noqa: PLC0415
+  from cnnlab.train import cut, validate  # noqa: PLC0415
   step = resolve_step(workdir, step)
   config = read_config(workdir)
   path = checkpoints_dir(workdir) / str(step) / "state"
@@ -215,7 +228,12 @@ def load(workdir, step: int | str = "latest"):
   variables = {k: state[k] for k in ("params", "batch_stats") if state.get(k) is not None}
   _, info = data.load(config.data.name, config.data.eval_split,
                       data_dir=config.data.data_dir or None,
-                      manual_dir=config.data.manual_dir or None)
-  model = models.create(config.model.name,
-                        **validate.model_kwargs(config, num_classes=info.num_classes))
+                      manual_dir=config.data.manual_dir or None,
+                      **data.options(config.data.name, config.data, workdir))
+  generative = config.get("task", "classification") == "next_step"  # no classes
+  model = models.create(config.model.name, **validate.model_kwargs(
+      config, num_classes=(0 if generative else info.num_classes) or None))
+  shape, size = tuple(pipeline.example_shape(info, config.data)), config.data.image_size
+  shape = (size, size, shape[-1]) if size and len(shape) == 3 else shape  # resized on device
+  model = cut.from_config(config, model, shape, info.num_classes)  # config.transfer.cut_after
   return config, model, variables
