@@ -31,21 +31,12 @@ def arrays():
 class CnnlabDigits(ArrayRecordBuilder):
   """sklearn ``load_digits`` with a fixed stratified 80/20 split (see module doc)."""
 
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "Initial release."}
-
   def _info(self):
-    return tfds.core.DatasetInfo(
-        builder=self,
-        description=__doc__,
-        features=tfds.features.FeaturesDict({
-            "image": tfds.features.Tensor(shape=(8, 8, 1), dtype=np.uint8),
-            "label": tfds.features.ClassLabel(num_classes=10),
-        }),
+    return self.dataset_info(
+        {"image": tfds.features.Tensor(shape=(8, 8, 1), dtype=np.uint8),
+         "label": tfds.features.ClassLabel(num_classes=10)},
         supervised_keys=("image", "label"),
-        disable_shuffling=True,
-        homepage="https://archive.ics.uci.edu/dataset/80",
-    )
+        homepage="https://archive.ics.uci.edu/dataset/80")
 
   def _split_generators(self, dl_manager):
     del dl_manager  # sklearn ships the data.

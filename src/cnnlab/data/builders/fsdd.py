@@ -26,18 +26,15 @@ import io
 import pathlib
 import posixpath
 import re
-import socket
 import tarfile
-import urllib.parse
 import wave
 
 import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
 
-from cnnlab.data import views
+from cnnlab.data import builders, views
 from cnnlab.data.builders import ArrayRecordBuilder
-from cnnlab.data.builders.mnist import FINGERPRINT_DIGITS
 
 URL = "https://github.com/Jakobovski/free-spoken-digit-dataset/archive/v1.0.9.tar.gz"
 ARCHIVE_FOLDER = "free-spoken-digit-dataset-1.0.9/recordings"
@@ -45,7 +42,6 @@ SAMPLE_RATE = 8000
 TEST_INDICES = 5  # index < 5 -> test
 NAME = re.compile(r"(?P<digit>[0-9])_(?P<speaker>[A-Za-z0-9]+)_(?P<index>[0-9]+)\.wav")
 OPTIONS = {"speakers": (), "exclude_speakers": ()}
-_MANUAL_PREFIX = "manual_"
 
 
 def read_wav(raw: bytes, path) -> np.ndarray:
@@ -119,25 +115,12 @@ def read_files(files: dict, where: str):
   return columns, h.hexdigest()
 
 
-def _check_resolvable(url):
-  """Fail fast offline: TFDS's downloader retries an unresolvable host for minutes."""
-  host = urllib.parse.urlparse(url).hostname
-  try:
-    socket.getaddrinfo(host, None)
-  except socket.gaierror as e:
-    raise ConnectionError(
-        f"cannot resolve {host} to download FSDD ({e}); offline? pass manual_dir=<folder of "
-        "FSDD WAV files> (e.g. ../shared/data/fsdd) to cnnlab.data.load") from e
-
-
 def manual_config(folder) -> tfds.core.BuilderConfig:
   """The config for the WAV files in ``folder``, all read and validated (raises ValueError)."""
   if folder is None:
     raise ValueError("dataset 'fsdd' without manual_dir downloads; internal misuse")
   _, fp = read_folder(folder)
-  return tfds.core.BuilderConfig(
-      name=_MANUAL_PREFIX + fp[:FINGERPRINT_DIGITS],
-      description=f"WAV files first prepared from {folder}; content sha256 {fp}.")
+  return builders.folder_config(folder, fp, "WAV files")
 
 
 def select(builder, split, *, speakers=(), exclude_speakers=()):
@@ -166,8 +149,6 @@ def select(builder, split, *, speakers=(), exclude_speakers=()):
 class CnnlabFsdd(ArrayRecordBuilder):
   """FSDD from the v1.0.9 release archive or a folder of WAV files (see module doc)."""
 
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "Initial release."}
   BUILDER_CONFIGS = [tfds.core.BuilderConfig(
       name="download", description=f"The recordings of {URL}.")]
   MANUAL_DOWNLOAD_INSTRUCTIONS = (
@@ -181,31 +162,21 @@ class CnnlabFsdd(ArrayRecordBuilder):
     return epath.Path(inspect.getfile(cls)).parent / "checksums_fsdd.tsv"
 
   def _info(self):
-    return tfds.core.DatasetInfo(
-        builder=self,
-        description=__doc__,
-        features=tfds.features.FeaturesDict({
-            "audio": tfds.features.Tensor(shape=(None,), dtype=np.int16),
-            "label": tfds.features.ClassLabel(num_classes=10),
-            "speaker": tfds.features.Tensor(shape=(), dtype=np.str_),
-            "index": tfds.features.Tensor(shape=(), dtype=np.int32),
-        }),
+    return self.dataset_info(
+        {"audio": tfds.features.Tensor(shape=(None,), dtype=np.int16),
+         "label": tfds.features.ClassLabel(num_classes=10),
+         "speaker": tfds.features.Tensor(shape=(), dtype=np.str_),
+         "index": tfds.features.Tensor(shape=(), dtype=np.int32)},
         supervised_keys=("audio", "label"),
-        disable_shuffling=True,
         homepage="https://github.com/Jakobovski/free-spoken-digit-dataset",
         citation="Z. Jackson, C. Souza, J. Flaks, Y. Pan, H. Nicolas & A. Thite, Free Spoken "
-                 "Digit Dataset v1.0.9, 2018.",
-    )
+                 "Digit Dataset v1.0.9, 2018.")
 
   def _split_generators(self, dl_manager):
-    name = self.builder_config.name
-    if name.startswith(_MANUAL_PREFIX):
-      columns, fp = read_folder(dl_manager.manual_dir)
-      if name != _MANUAL_PREFIX + fp[:FINGERPRINT_DIGITS]:
-        raise ValueError(f"manual_dir {dl_manager.manual_dir} holds WAV files with content "
-                         f"sha256 {fp}, not those of config {name!r}; use manual_config(folder)")
+    if builders.is_folder_config(self):
+      columns = builders.read_checked(self, read_folder, dl_manager.manual_dir, "WAV files")
     else:
-      _check_resolvable(URL)
+      builders.check_resolvable(URL, "FSDD", "FSDD WAV files", "../shared/data/fsdd")
       try:
         columns, _ = read_archive(dl_manager.download(URL))
       except ValueError as e:

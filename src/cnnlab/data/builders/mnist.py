@@ -17,43 +17,24 @@ download host raises ``ConnectionError`` at once.
 
 from __future__ import annotations
 
-import socket
-import urllib.parse
-
 import numpy as np
 import tensorflow_datasets as tfds
 
+from cnnlab.data import builders
 from cnnlab.data.builders import ArrayRecordBuilder, idx
 
 URL_BASE = "https://storage.googleapis.com/cvdf-datasets/mnist/"
-FINGERPRINT_DIGITS = 16
-_MANUAL_PREFIX = "manual_"
 
 
 def manual_config(folder) -> tfds.core.BuilderConfig:
   """The config for the IDX files in ``folder``, all read and validated (raises ValueError)."""
   _, fp = idx.read_folder(folder)
-  return tfds.core.BuilderConfig(
-      name=_MANUAL_PREFIX + fp[:FINGERPRINT_DIGITS],
-      description=f"IDX files first prepared from {folder}; content sha256 {fp}.")
-
-
-def _check_resolvable(url):
-  """Fail fast offline: TFDS's downloader retries an unresolvable host for minutes."""
-  host = urllib.parse.urlparse(url).hostname
-  try:
-    socket.getaddrinfo(host, None)
-  except socket.gaierror as e:
-    raise ConnectionError(
-        f"cannot resolve {host} to download MNIST ({e}); offline? pass manual_dir=<folder of "
-        "MNIST IDX files> (e.g. ../shared/data/mnist8k) to cnnlab.data.load") from e
+  return builders.folder_config(folder, fp, "IDX files")
 
 
 class CnnlabMnist(ArrayRecordBuilder):
   """MNIST from the official files or a folder of IDX files (see module doc)."""
 
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "Initial release."}
   BUILDER_CONFIGS = [tfds.core.BuilderConfig(
       name="download", description=f"The official files from {URL_BASE}.")]
   MANUAL_DOWNLOAD_INSTRUCTIONS = (
@@ -62,29 +43,19 @@ class CnnlabMnist(ArrayRecordBuilder):
       "images-idx3-ubyte / labels-idx1-ubyte; use the config `manual_config(folder)`.")
 
   def _info(self):
-    return tfds.core.DatasetInfo(
-        builder=self,
-        description=__doc__,
-        features=tfds.features.FeaturesDict({
-            "image": tfds.features.Tensor(shape=(28, 28, 1), dtype=np.uint8),
-            "label": tfds.features.ClassLabel(num_classes=10),
-        }),
+    return self.dataset_info(
+        {"image": tfds.features.Tensor(shape=(28, 28, 1), dtype=np.uint8),
+         "label": tfds.features.ClassLabel(num_classes=10)},
         supervised_keys=("image", "label"),
-        disable_shuffling=True,
         homepage="https://yann.lecun.com/exdb/mnist/",
         citation="LeCun, Bottou, Bengio & Haffner, Gradient-based learning applied to document "
-                 "recognition, Proc. IEEE 86(11), 1998.",
-    )
+                 "recognition, Proc. IEEE 86(11), 1998.")
 
   def _split_generators(self, dl_manager):
-    name = self.builder_config.name
-    if name.startswith(_MANUAL_PREFIX):
-      splits, fp = idx.read_folder(dl_manager.manual_dir)
-      if name != _MANUAL_PREFIX + fp[:FINGERPRINT_DIGITS]:
-        raise ValueError(f"manual_dir {dl_manager.manual_dir} holds IDX files with content "
-                         f"sha256 {fp}, not those of config {name!r}; use manual_config(folder)")
+    if builders.is_folder_config(self):
+      splits = builders.read_checked(self, idx.read_folder, dl_manager.manual_dir, "IDX files")
     else:
-      _check_resolvable(URL_BASE)
+      builders.check_resolvable(URL_BASE, "MNIST", "MNIST IDX files", "../shared/data/mnist8k")
       paths = dl_manager.download({
           split: [URL_BASE + stem + ".gz" for stem in stems]
           for split, stems in idx.SPLIT_FILES.items()})

@@ -32,23 +32,14 @@ def arrays():
 class CnnlabMnist1d(ArrayRecordBuilder):
   """MNIST-1D with the package's default arguments (see module doc)."""
 
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "Initial release."}
-
   def _info(self):
     args = mnist1d_data.get_dataset_args()
-    return tfds.core.DatasetInfo(
-        builder=self,
-        description=__doc__,
-        features=tfds.features.FeaturesDict({
-            "signal": tfds.features.Tensor(shape=(args.final_seq_length, 1), dtype=np.float32),
-            "label": tfds.features.ClassLabel(num_classes=10),
-        }),
+    return self.dataset_info(
+        {"signal": tfds.features.Tensor(shape=(args.final_seq_length, 1), dtype=np.float32),
+         "label": tfds.features.ClassLabel(num_classes=10)},
         supervised_keys=("signal", "label"),
-        disable_shuffling=True,
         homepage="https://github.com/greydanus/mnist1d",
-        citation="Greydanus & Kobak, Scaling Down Deep Learning with MNIST-1D, ICML 2024.",
-    )
+        citation="Greydanus & Kobak, Scaling Down Deep Learning with MNIST-1D, ICML 2024.")
 
   def _split_generators(self, dl_manager):
     del dl_manager  # generated locally.

@@ -30,15 +30,13 @@ import pathlib
 import numpy as np
 import tensorflow_datasets as tfds
 
-from cnnlab.data import text, views
+from cnnlab.data import builders, text, views
 from cnnlab.data.builders import ArrayRecordBuilder
-from cnnlab.data.builders.mnist import FINGERPRINT_DIGITS
 
 FILES = (("rt-polarity.neg", 0), ("rt-polarity.pos", 1))
 VOCAB_FILE = "vocab.json"
 OPTIONS = {"fold": 0, "num_folds": 10, "fold_seed": 0, "min_count": 1, "max_len": 0,
            "vocab_file": None}
-_MANUAL_PREFIX = "manual_"
 
 
 def read_folder(folder):
@@ -67,9 +65,7 @@ def manual_config(folder) -> tfds.core.BuilderConfig:
     raise ValueError("dataset 'mr' needs manual_dir: a folder with rt-polarity.neg and "
                      "rt-polarity.pos (e.g. ../shared/data/mr); it has no download")
   _, fp = read_folder(folder)
-  return tfds.core.BuilderConfig(
-      name=_MANUAL_PREFIX + fp[:FINGERPRINT_DIGITS],
-      description=f"Sentence files first prepared from {folder}; content sha256 {fp}.")
+  return builders.folder_config(folder, fp, "Sentence files")
 
 
 def folds(n: int, num_folds: int, seed: int) -> list[np.ndarray]:
@@ -128,31 +124,19 @@ def select(builder, split, *, fold, num_folds, fold_seed, min_count, max_len, vo
 class CnnlabMr(ArrayRecordBuilder):
   """MR sentences from a folder (see module doc)."""
 
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "Initial release."}
   MANUAL_DOWNLOAD_INSTRUCTIONS = (
       "A folder with rt-polarity.neg and rt-polarity.pos (sentence polarity dataset v1.0, "
       "Latin-1); use the config `manual_config(folder)`.")
 
   def _info(self):
-    return tfds.core.DatasetInfo(
-        builder=self,
-        description=__doc__,
-        features=tfds.features.FeaturesDict({
-            "tokens": tfds.features.Tensor(shape=(None,), dtype=np.str_),
-            "label": tfds.features.ClassLabel(names=["neg", "pos"]),
-        }),
+    return self.dataset_info(
+        {"tokens": tfds.features.Tensor(shape=(None,), dtype=np.str_),
+         "label": tfds.features.ClassLabel(names=["neg", "pos"])},
         supervised_keys=("tokens", "label"),
-        disable_shuffling=True,
         homepage="https://www.cs.cornell.edu/people/pabo/movie-review-data/",
         citation="B. Pang & L. Lee, Seeing stars: exploiting class relationships for sentiment "
-                 "categorization with respect to rating scales, ACL 2005.",
-    )
+                 "categorization with respect to rating scales, ACL 2005.")
 
   def _split_generators(self, dl_manager):
-    columns, fp = read_folder(dl_manager.manual_dir)
-    name = self.builder_config.name
-    if name != _MANUAL_PREFIX + fp[:FINGERPRINT_DIGITS]:
-      raise ValueError(f"manual_dir {dl_manager.manual_dir} holds sentence files with content "
-                       f"sha256 {fp}, not those of config {name!r}; use manual_config(folder)")
+    columns = builders.read_checked(self, read_folder, dl_manager.manual_dir, "sentence files")
     return {"train": self._generate_examples(columns)}
