@@ -275,3 +275,38 @@ def test_killed_trainer_leaves_no_grain_workers(tmp_path):
   proc.kill()
   proc.wait()
   _wait(lambda: not any(_alive(p) for p in workers), 60, f"Grain workers {workers} to die")
+
+
+def test_new_checkpoint_that_does_not_read_back_deletes_nothing(monkeypatch, tmp_path):
+  """keep_checkpoints=1: each verified save deletes the one before; when the save of step 4
+  reads back wrong (an array changed on disk after writing), step 2 must still be there."""
+  from cnnlab.train import checkpoint  # noqa: PLC0415
+  real_restore = checkpoint.restore
+
+  def flaky(mngr, step, *args, **kw):
+    if step == 4:
+      raise checkpoint.CorruptCheckpoint("array(s) ['params'] differ from the digest")
+    return real_restore(mngr, step, *args, **kw)
+
+  monkeypatch.setattr(checkpoint, "restore", flaky)
+  c = _config()
+  c.keep_checkpoints = 1
+  with pytest.raises(checkpoint.CorruptCheckpoint, match="checkpoint 4 .* older checkpoints"):
+    train.train_and_evaluate(c, str(tmp_path))
+  assert 2 in workdir_lib.steps(tmp_path) and _finite(saved_state(tmp_path, 2))
+
+
+def test_keeps_the_last_k_and_the_best(tmp_path):
+  """keep_checkpoints=2 over saves at 2, 4, 6, 8, 10 with eval accuracies 0.9 (step 4) and lower
+  elsewhere: steps 4, 8, 10 remain (a brute-force reading of the rule)."""
+  import orbax.checkpoint as ocp  # noqa: PLC0415
+  from cnnlab.train import checkpoint  # noqa: PLC0415
+  mngr = checkpoint.manager(str(tmp_path))
+  acc = {2: 0.5, 4: 0.9, 6: 0.7, 8: 0.8, 10: None}
+  for s, a in acc.items():
+    mngr.save(s, metrics={workdir_lib.BEST_METRIC: a},
+              args=ocp.args.Composite(state=ocp.args.StandardSave({"w": np.full(2, s)})))
+    mngr.wait_until_finished()
+    checkpoint.prune(mngr, 2)
+  mngr.close()
+  assert sorted(int(p.name) for p in workdir_lib.checkpoints_dir(tmp_path).iterdir()) == [4, 8, 10]

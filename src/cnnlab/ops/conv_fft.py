@@ -11,7 +11,6 @@ Computes in float32 (``jnp.fft`` has no bfloat16) and casts back; cost independe
 from __future__ import annotations
 
 import jax.numpy as jnp
-import scipy.fft
 from jax import lax
 
 from cnnlab.ops import padding as padlib
@@ -53,6 +52,7 @@ def conv_fft(x, w, *, stride, pads, dilation, groups):
   w_flip = jnp.flip(dilate_kernel(w.astype(acc), dilation), axis=tuple(range(nd)))
   eff = w_flip.shape[:nd]
   out = output_spatial(xp.shape[1:-1], eff, stride, ((0, 0),) * nd, (1,) * nd)
+  import scipy.fft  # noqa: PLC0415 - 0.2 s to import; only an fft conv needs it
   shape = tuple(scipy.fft.next_fast_len(i, real=True) for i in xp.shape[1:-1])
   y = circular_conv(xp, w_flip, shape, groups)
   y = window_slice(y, tuple(e - 1 for e in eff), stride, (1,) * nd, out)  # y[o] = circ[e-1+o*s]

@@ -2,7 +2,9 @@
 
 Importing this package is cheap: the loop (JAX, Flax, Optax, data) loads on first use of
 ``train_and_evaluate`` / ``evaluate`` / ``dry_run``, after :func:`validate.check_fields` has
-checked the config's plain fields, so a bad field errors before JAX is imported."""
+checked the config's plain fields (a bad one errors before JAX is imported) and
+:func:`validate.check_model` the model's name and options (before the data, optimizer and
+checkpoint libraries are imported)."""
 
 from cnnlab.train import validate
 from cnnlab.train.config import apply_arg, base
@@ -14,10 +16,11 @@ _LOOP = ("dry_run", "evaluate", "train_and_evaluate")
 def _checked(name):
   def fn(config, *args, **kwargs):
     validate.check_fields(config)
+    validate.check_model(config)
     from cnnlab.train import loop  # noqa: PLC0415
     return getattr(loop, name)(config, *args, **kwargs)
   fn.__name__ = fn.__qualname__ = name
-  fn.__doc__ = f"``loop.{name}`` after the pure-Python field checks."
+  fn.__doc__ = f"``loop.{name}`` after the field and model checks."
   return fn
 
 

@@ -3,10 +3,11 @@ record (layout: :mod:`cnnlab.train.workdir`).
 
 Each save writes, in the same atomic Orbax step, a ``digest``: the sha256 of every state array as
 saved. A restore recomputes them; a step that fails to read or to match is reported in one line,
-set aside (``checkpoints/unusable-<step>``) and the next older step is tried. Orbax keeps the
-last ``keep_checkpoints`` steps plus the one with the best eval accuracy (a step saved at an eval
-step carries that eval's metrics), and deletes older ones only once a newer step is committed;
-a non-finite state is never saved (the loop checks it first). A workdir is never silently reused
+set aside (``checkpoints/unusable-<step>``) and the next older step is tried. :func:`save` reads
+each new step back and verifies it before anything older is deleted; then it keeps the last
+``keep_checkpoints`` steps plus the one with the best eval accuracy (a step saved at an eval step
+carries that eval's metrics) and deletes the rest. A non-finite state is never saved (the loop
+checks it first). A workdir is never silently reused
 by a run whose config differs in anything that changes the result (see :data:`NON_RESULT_FIELDS`).
 """
 
@@ -42,19 +43,16 @@ class CorruptCheckpoint(RuntimeError):
   """A checkpoint's arrays do not match the digest recorded when it was saved."""
 
 
-def manager(workdir: str, keep: int, read_only: bool = False):
-  """An Orbax ``CheckpointManager`` on ``WORKDIR/checkpoints`` keeping the last ``keep`` steps
-  and the best by eval accuracy (``read_only``: creates and deletes nothing)."""
+def manager(workdir: str, read_only: bool = False):
+  """An Orbax ``CheckpointManager`` on ``WORKDIR/checkpoints`` that records each step's eval
+  metrics (``best_fn``) and deletes nothing by itself (``max_to_keep=None``: :func:`save` prunes
+  after verifying; ``read_only``: creates nothing either)."""
   import orbax.checkpoint as ocp  # noqa: PLC0415 - heavy; only when checkpoints are touched
-  cm = ocp.checkpoint_managers
-  policy = cm.AnyPreservationPolicy([
-      cm.LatestN(n=keep),
-      cm.BestN(get_metric_fn=lambda m: m[workdir_lib.BEST_METRIC], n=1,
-               keep_checkpoints_without_metrics=False)])
   return ocp.CheckpointManager(
       workdir_lib.checkpoints_dir(workdir),
       options=ocp.CheckpointManagerOptions(
-          preservation_policy=policy, create=not read_only, read_only=read_only,
+          max_to_keep=None, best_fn=lambda m: m[workdir_lib.BEST_METRIC],
+          keep_checkpoints_without_metrics=True, create=not read_only, read_only=read_only,
           cleanup_tmp_directories=not read_only))
 
 
@@ -68,12 +66,35 @@ def digest(state) -> dict[str, str]:
           for p, x in jax.tree_util.tree_leaves_with_path(state)}
 
 
-def save(mngr, step: int, state, data_iter, metrics: dict | None = None) -> None:
+def save(mngr, step: int, state, data_iter, *, keep: int, metrics: dict | None = None) -> None:
+  """Saves ``step`` with its digest, waits for it, reads it back and verifies it (else
+  :class:`CorruptCheckpoint`, with every older step still there), then :func:`prune`."""
   import grain  # noqa: PLC0415
   import orbax.checkpoint as ocp  # noqa: PLC0415
-  mngr.save(step, metrics=metrics, args=ocp.args.Composite(
+  mngr.save(step, metrics=metrics or {}, args=ocp.args.Composite(
       state=ocp.args.StandardSave(state), data=grain.checkpoint.CheckpointSave(data_iter),
       digest=ocp.args.JsonSave(digest(state))))
+  mngr.wait_until_finished()
+  try:
+    restore(mngr, step, state)
+  except Exception as e:
+    raise CorruptCheckpoint(f"checkpoint {step} in {mngr.directory} did not read back as written "
+                            f"({type(e).__name__}: {' '.join(str(e).split())[:300]}); the older "
+                            "checkpoints are kept") from e
+  prune(mngr, keep)
+
+
+def prune(mngr, keep: int) -> list[int]:
+  """Deletes every step but the last ``keep`` and the best by eval accuracy (ties: the later);
+  returns the deleted steps."""
+  steps = sorted(mngr.all_steps())
+  scored = [(m[workdir_lib.BEST_METRIC], s) for s in steps
+            if (m := mngr.metrics(s)) and m.get(workdir_lib.BEST_METRIC) is not None]
+  kept = set(steps[-keep:]) | ({max(scored)[1]} if scored else set())
+  gone = [s for s in steps if s not in kept]
+  for s in gone:
+    mngr.delete(s)
+  return gone
 
 
 def restore(mngr, step: int, abstract_state, data_iter=None):
