@@ -10,7 +10,7 @@ Command:
   python scripts/sweep.py --config=configs/bench/conv_sweep.py --workdir=runs/conv_sweep \
       --parallel=2 --metric=fft_speedup_vs_lax
 Smoke (2 points, tiny): --config=configs/bench/conv_sweep.py:smoke
-Result: docs/experiments/conv_impls.md (2026-11-24).
+Result: docs/experiments/conv_impls.md (regenerated 2026-12-04).
 """
 
 from cnnlab import sweep
