@@ -23,6 +23,9 @@ fields are read with ``cfg.get`` (defaults in ``AUDIO_DEFAULTS``). Float labels 
 targets) stay float32; integer labels of any shape become int32.
 
 Grain worker processes (``num_workers`` > 0) die with the process that started them.
+
+``labels_per_class`` (0 = all; read with ``cfg.get``) keeps a seeded per-class subset of the
+train split (:func:`labeled_subset`, seed ``subset_seed``), for "few labels" experiments.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import math
 import numpy as np
 
 from cnnlab import procs
-from cnnlab.data import audio
+from cnnlab.data import audio, views
 
 AUDIO_DEFAULTS = dict(audio_length=0, gain_db=0.0, noise_std=0.0, log_mel=False, mel_bins=40,
                       frame_length=256, frame_step=80, sample_rate=8000)
@@ -61,6 +64,34 @@ def _audio_batches(ds, cfg, train: bool):
     return {**batch, "inputs": x[..., None]}
 
   return ds.map(front)
+
+
+def per_class_indices(labels, labels_per_class: int, seed: int, num_classes: int) -> np.ndarray:
+  """Indices (ascending) of ``labels_per_class`` examples of each of the ``num_classes`` classes
+  of ``labels`` (N,): for each class, its first ones in the order of
+  ``np.random.default_rng(seed).permutation(N)``. ValueError if a class has fewer."""
+  labels = np.asarray(labels)
+  order = np.random.default_rng(seed).permutation(len(labels))
+  by_class = order[np.argsort(labels[order], kind="stable")]  # classes ascending, draw order kept
+  counts = np.bincount(labels, minlength=num_classes)
+  if counts.min() < labels_per_class:
+    m = int(counts.min())
+    raise ValueError(f"class {int(counts.argmin())} has only {m} examples in the train split "
+                     f"(allowed: 0 = all{f', or 1..{m}' if m else ''})")
+  rank = np.arange(len(labels)) - np.repeat(np.cumsum(counts) - counts, counts)
+  return np.sort(by_class[rank < labels_per_class])
+
+
+def labeled_subset(source, info, cfg):
+  """``source`` (a train split) cut to ``cfg.labels_per_class`` examples per class
+  (:func:`per_class_indices` with seed ``cfg.subset_seed``); ``source`` itself if it is 0 or
+  unset. Reads every label once."""
+  k = cfg.get("labels_per_class", 0)
+  if not k:
+    return source
+  labels = np.asarray(views.read_all(source, [info.label_key])[info.label_key])
+  return views.Subset(source, per_class_indices(labels, k, cfg.get("subset_seed", 0),
+                                                info.num_classes))
 
 
 def is_audio(info) -> bool:
