@@ -3,8 +3,12 @@
   python scripts/sweep.py --config=configs/mlp_digits.py[:arg] --workdir=runs/sweep \
       [--executor=local|submitit_local|slurm] [--parallel=N]
   # SLURM: --executor=slurm --slurm_partition=gpu --slurm_gpus_per_job=1 --slurm_time_min=120
+  # one multi-node run (a config without get_sweep is one point):
+  #   --executor=slurm --slurm_nodes=2 --slurm_tasks_per_node=1 --slurm_gpus_per_task=8
 
 Re-running the same command skips finished points. Writes results.csv/.md/.png to --workdir.
+With --slurm_nodes x --slurm_tasks_per_node > 1 every point is one multi-process JAX job
+(jax.distributed.initialize() auto-detects SLURM); --executor=submitit_local runs its tasks here.
 """
 
 from absl import app, flags
@@ -21,6 +25,11 @@ flags.DEFINE_integer("slurm_gpus_per_job", 0, "GPUs per SLURM job.")
 flags.DEFINE_integer("slurm_cpus_per_job", 4, "CPUs per SLURM job.")
 flags.DEFINE_integer("slurm_mem_gb", 32, "Memory per SLURM job (GB).")
 flags.DEFINE_integer("slurm_time_min", 120, "Time limit per SLURM job (minutes).")
+flags.DEFINE_integer("slurm_nodes", 1, "Nodes per job (one multi-process JAX run).",
+                     lower_bound=1)
+flags.DEFINE_integer("slurm_tasks_per_node", 1, "JAX processes per node.", lower_bound=1)
+flags.DEFINE_integer("slurm_gpus_per_task", 0, "GPUs per process (0: --slurm_gpus_per_job "
+                     "per node).", lower_bound=0)
 flags.mark_flags_as_required(["config", "workdir"])
 FLAGS = flags.FLAGS
 
@@ -29,9 +38,12 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   path, _, arg = FLAGS.config.partition(":")
-  points = job.load_module(path).get_sweep(arg or None)
+  module = job.load_module(path)
+  points = module.get_sweep(arg or None) if hasattr(module, "get_sweep") else [{}]  # one run
   slurm = runner.SlurmOptions(FLAGS.slurm_partition, FLAGS.slurm_gpus_per_job,
-                              FLAGS.slurm_cpus_per_job, FLAGS.slurm_mem_gb, FLAGS.slurm_time_min)
+                              FLAGS.slurm_cpus_per_job, FLAGS.slurm_mem_gb, FLAGS.slurm_time_min,
+                              FLAGS.slurm_nodes, FLAGS.slurm_tasks_per_node,
+                              FLAGS.slurm_gpus_per_task)
   rows = runner.run_sweep(path, points, FLAGS.workdir, arg=arg or None, executor=FLAGS.executor,
                           parallel=FLAGS.parallel, slurm=slurm, metric=FLAGS.metric)
   done = sum(r["status"] == "done" for r in rows)

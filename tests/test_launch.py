@@ -85,6 +85,21 @@ def test_two_processes_match_one_device_and_count_each_eval_example_once(tmp_pat
   np.testing.assert_allclose(alone["loss"], result["loss"], rtol=1e-6)
 
 
+@pytest.mark.slow  # two more multi-process runs: ~60 s on 2 shared cores
+def test_two_processes_of_four_devices_match_one_process_of_eight(tmp_path):
+  """The same 3 momentum-SGD steps as 2 processes x 4 devices and as 1 process x 8 devices (the
+  1-device run is compared with each in the test above and in tests/train/test_loop.py): the
+  parameters agree to the same tolerance."""
+  extra = ["--config.num_train_steps=3", "--config.optimizer.name=momentum",
+           "--config.optimizer.learning_rate=0.05"]
+  for name, processes, devices in (("two", 2, 4), ("one", 1, 8)):
+    out = _run(_launch_argv(tmp_path / name, *extra, processes=processes, devices=devices))
+    assert out.returncode == 0, out.stderr[-3000:]
+  a, b = saved_state(tmp_path / "two", 3), saved_state(tmp_path / "one", 3)
+  for x, y in zip(jax.tree.leaves(a["params"]), jax.tree.leaves(b["params"]), strict=True):
+    np.testing.assert_allclose(np.asarray(x), np.asarray(y), atol=1e-5)
+
+
 @pytest.mark.slow
 def test_sigterm_stops_every_process_at_one_step_and_resume_is_bit_identical(tmp_path):
   long = ["--config.num_train_steps=300", "--config.checkpoint_every_steps=10000",

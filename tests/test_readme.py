@@ -1,6 +1,10 @@
 """README.md cannot rot: its two set-up commands are what CI runs, and every shell command it
 shows runs — training and sweeps with ``:smoke``, benchmarks on their smallest settings — with
-every path under ``runs/`` (and ``--doc``) moved into a temporary directory."""
+every path under ``runs/`` (and ``--doc``) moved into a temporary directory.
+
+Cluster commands run here as what they start: ``--executor=slurm`` as ``submitit_local`` (the
+job's tasks as local processes), and ``gcloud ... ssh --worker=all --command="cd DIR && CMD"`` as
+CMD in one process (``--multihost`` dropped, ``gs://BUCKET/`` read as ``runs/``)."""
 
 import re
 import shlex
@@ -32,6 +36,10 @@ def _setup_commands():
 def _smoke(command: str, tmp) -> list[str] | None:
   """The argv that runs ``command`` quickly with its outputs under ``tmp`` (None: the command
   is the test run itself)."""
+  if command.startswith("gcloud "):  # a TPU pod's command on every worker: here, one process
+    (inner,) = [a.split("=", 1)[1] for a in shlex.split(command) if a.startswith("--command=")]
+    inner = inner.replace("gs://BUCKET/", "runs/").replace(" --multihost", "")
+    return _smoke(inner, tmp)
   command = command.split("&&")[-1].strip()  # "pip install ... && python ...": CI installs
   argv = shlex.split(command)
   if argv[:3] == ["python", "-m", "pytest"]:
@@ -44,6 +52,8 @@ def _smoke(command: str, tmp) -> list[str] | None:
       value = SMOKE_CONFIG.get(script) or value + (",smoke" if ":" in value else ":smoke")
     elif key == "--doc":
       value = str(tmp / "doc.md")
+    elif key == "--executor" and value == "slurm":
+      value = "submitit_local"
     elif value.startswith("runs/") or (not eq and a.startswith("runs/")):
       value, a = str(tmp / value), str(tmp / a)
     out.append(f"{key}={value}" if eq else a)
@@ -64,7 +74,7 @@ def test_ci_runs_the_readme_test_command_verbatim():
 def test_every_shown_command_is_run_here():
   shown = {c for block in _blocks() for c in block}
   assert len(shown) >= 10, shown  # the set-up, runner, sweep, summary and benchmark commands
-  assert all(c.split("&&")[-1].strip().startswith("python ") for c in shown), shown
+  assert all(c.split("&&")[-1].strip().startswith(("python ", "gcloud ")) for c in shown), shown
 
 
 @pytest.mark.parametrize("block", range(len(_blocks())))

@@ -99,3 +99,33 @@ def test_a_config_can_sweep_a_benchmark_instead_of_training(tmp_path):
     assert r["fft_speedup_vs_lax"] == pytest.approx(r["lax_ms"] / r["fft_ms"])
     assert r["fastest"] in ("lax", "fft") and r["torch_ms"] > 0
   assert "| k | channels | fft_speedup_vs_lax_mean" in (tmp_path / "results.md").read_text()
+
+
+@pytest.mark.slow  # two JAX processes through submitit: ~40 s on 2 shared cores
+def test_one_run_as_a_two_task_submitit_job(tmp_path):
+  """A config without a sweep is one point; with 2 tasks it trains as one 2-process JAX job
+  (``jax.distributed.initialize`` from submitit's task rank): both processes write their input
+  position into the checkpoint, process 0 the result."""
+  config = str(REPO / "configs" / "lenet5_digits.py")
+  rows = runner.run_sweep(config, [{}], str(tmp_path), arg="smoke", executor="submitit_local",
+                          slurm=runner.SlurmOptions(nodes=2, tasks_per_node=1))
+  assert [r["status"] for r in rows] == ["done"], rows[0].get("log_tail")
+  (point,) = tmp_path.glob("000_*")
+  assert sorted(p.name for p in point.glob("checkpoints/2/data/*.json")) == [
+      "process_0-of-2.json", "process_1-of-2.json"]
+  assert json.loads((point / "result.json").read_text())["num_examples"] > 0
+
+
+def test_slurm_job_of_one_multi_node_run(tmp_path, monkeypatch):
+  """The sbatch script submitit writes for 2 nodes x 1 task x 8 GPUs (no SLURM here: a dummy
+  ``srun`` on PATH is what submitit looks for)."""
+  srun = tmp_path / "bin" / "srun"
+  srun.parent.mkdir()
+  srun.write_text("#!/bin/sh\n")
+  srun.chmod(0o755)
+  monkeypatch.setenv("PATH", f"{srun.parent}{os.pathsep}{os.environ['PATH']}")
+  ex = runner.executor_for("slurm", tmp_path, 1, runner.SlurmOptions(
+      partition="gpu", nodes=2, tasks_per_node=1, gpus_per_task=8))
+  text = ex._executor._make_submission_file_text("python -m x", "uid")
+  for line in ("--nodes=2", "--ntasks-per-node=1", "--gpus-per-task=8", "--partition=gpu"):
+    assert f"#SBATCH {line}\n" in text, text

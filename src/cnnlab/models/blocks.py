@@ -16,6 +16,8 @@ makes sense); no family imports another.
   ``InvertedResidual`` (MobileNetV2/V3, EfficientNet's MBConv).
 - ResNet family: ``ResidualBlock`` (the fields of a residual block and its shortcut / residual
   sum), ``BasicBlock`` (two 3x3 convs, He et al. 2016).
+- ``remat``: a block class rematerialised (``nn.remat``) under a policy of ``REMAT_POLICIES``
+  (a model's ``remat`` option; docs/scale.md, "Rematerialisation").
 
 Blocks take ``conv: ModuleDef`` / ``norm: ModuleDef`` (flax/examples imagenet style): the model
 builds them once, binding kernel initialiser, dtype, its ``conv_impl`` (as ``cnn.Conv``'s
@@ -60,6 +62,11 @@ class Model(nn.Module):
   (parameters stay float32). Subclasses define ``__call__(x, train=False)``."""
   conv_impl: str = dataclasses.field(default="lax", kw_only=True)
   dtype: Any = dataclasses.field(default=None, kw_only=True)
+
+  def __post_init__(self):
+    if self.conv_impl not in ops.list_impls():  # at construction, not at the first call
+      raise ValueError(f"conv_impl={self.conv_impl!r} is not one of {ops.list_impls()}")
+    super().__post_init__()
 
 
 def torch_default_bias_init(fan_in: int) -> Initializer:
@@ -236,6 +243,28 @@ class InvertedResidual(nn.Module):
     if self.strides == 1 and x.shape[-1] == self.features:
       y = DropPath(self.drop_path_rate)(y, deterministic=not train) + x
     return y
+
+
+# A model's ``remat`` option -> the ``jax.checkpoint`` policy of its blocks ('' = no remat; 'full':
+# save nothing, recompute the block's forward in the backward pass; 'dots_saveable': keep the
+# conv and matmul outputs, recompute the cheap rest: BatchNorm, ReLU, adds).
+REMAT_POLICIES = {
+    "": None,
+    "full": jax.checkpoint_policies.nothing_saveable,
+    "dots_saveable": jax.checkpoint_policies.dots_saveable,
+    "dots_with_no_batch_dims_saveable": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+}
+
+
+def remat(block_cls: ModuleDef, policy: str) -> ModuleDef:
+  """``block_cls`` (a module called as ``block(x, train)``) rematerialised under ``policy``
+  (a key of :data:`REMAT_POLICIES`; '' = ``block_cls`` itself). Parameter names and shapes are
+  unchanged. Raises ``ValueError`` for an unknown policy."""
+  if policy not in REMAT_POLICIES:
+    raise ValueError(f"remat={policy!r} is not one of {list(REMAT_POLICIES)}")
+  if not policy:
+    return block_cls
+  return nn.remat(block_cls, policy=REMAT_POLICIES[policy], static_argnums=(2,))
 
 
 class ResidualBlock(nn.Module):

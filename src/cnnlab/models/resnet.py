@@ -5,7 +5,8 @@ Input ``(N, H, W, 3)`` -> logits ``(N, num_classes)``. Stem: 7x7/2 conv (pad 3),
 3x3/2 max-pool (pad 1); four stages of blocks (64, 128, 256, 512 planes; stages 2-4 start with
 stride 2); global average pool; dense. All paddings are explicit and symmetric, as in torch, so
 outputs match torchvision given the same weights (conv kernels HWIO = OIHW transposed).
-``small_stem=True``: a 3x3/1 conv and no max-pool, for 32x32 images.
+``small_stem=True``: a 3x3/1 conv and no max-pool, for 32x32 images. ``remat``: a policy of
+``blocks.REMAT_POLICIES`` rematerialising every block ('' = none).
 
 Module names follow torchvision (``conv1``, ``bn1``, ``layer{i}_{j}/conv1``,
 ``layer{i}_{j}/downsample_conv``, ``fc``). Initialisation as torchvision: convs kaiming-normal
@@ -24,7 +25,7 @@ import flax.linen as nn
 from cnnlab import nn as cnn
 from cnnlab import ops
 from cnnlab.models.blocks import (BasicBlock, Model, ModuleDef, ResidualBlock, batch_norm,
-                                  check_rates, classifier_head, kaiming_normal_fan_out,
+                                  check_rates, classifier_head, kaiming_normal_fan_out, remat,
                                   torch_linear)
 from cnnlab.models.registry import register
 
@@ -58,9 +59,11 @@ class ResNet(Model):
   zero_init_residual: bool = False
   dropout_rate: float = 0.0
   drop_path_rate: float = 0.0
+  remat: str = ""
 
   @nn.compact
   def __call__(self, x_BxHxWxC, train: bool = False):
+    block_cls = remat(self.block_cls, self.remat)
     check_rates("ResNet", dropout_rate=self.dropout_rate, drop_path_rate=self.drop_path_rate)
     if self.block_cls is BasicBlock and (self.groups, self.width_per_group) != (1, 64):
       raise ValueError("ResNet: BasicBlock supports only groups=1 and width_per_group=64 (as "
@@ -80,7 +83,7 @@ class ResNet(Model):
     n_blocks, k = sum(self.stage_sizes), 0
     for i, n in enumerate(self.stage_sizes):
       for j in range(n):
-        x = self.block_cls(64 * 2 ** i, 2 if i > 0 and j == 0 else 1, conv, norm,
+        x = block_cls(64 * 2 ** i, 2 if i > 0 and j == 0 else 1, conv, norm,
                            self.drop_path_rate * k / max(n_blocks - 1, 1),
                            self.zero_init_residual, name=f"layer{i + 1}_{j}",
                            **block_kw)(x, train)

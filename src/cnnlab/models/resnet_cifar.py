@@ -15,6 +15,7 @@ pre-activation blocks (BN-ReLU-conv3x3-BN-ReLU-dropout-conv3x3) with 16k, 32k, 6
 
 Initialisation: convs kaiming-normal fan_out; dense as torch.nn.Linear. BN as torch (momentum
 0.1 = Flax 0.9, eps 1e-5). Sown intermediates: ``stem``, ``stage1``...``stage3``, ``pre_logits``.
+``remat`` (both): a policy of ``blocks.REMAT_POLICIES`` rematerialising every block ('' = none).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import flax.linen as nn
 
 from cnnlab import nn as cnn
 from cnnlab.models.blocks import (BasicBlock, Model, ModuleDef, batch_norm, check_rates,
-                                  classifier_head, kaiming_normal_fan_out, torch_linear)
+                                  classifier_head, kaiming_normal_fan_out, remat, torch_linear)
 from cnnlab.models.registry import register
 
 _PAD1 = ((1, 1), (1, 1))
@@ -37,9 +38,11 @@ class CifarResNet(Model):
   shortcut: str = "A"
   zero_init_residual: bool = False
   drop_path_rate: float = 0.0
+  remat: str = ""
 
   @nn.compact
   def __call__(self, x_BxHxWxC, train: bool = False):
+    block_cls = remat(BasicBlock, self.remat)
     if (self.depth - 2) % 6 or self.depth < 8:
       raise ValueError(f"CifarResNet: depth={self.depth!r} must be 6n+2 with n >= 1 (20, 32, 44, "
                        "56, 110, ...)")
@@ -55,7 +58,7 @@ class CifarResNet(Model):
     for i in range(3):
       for j in range(n):
         k = i * n + j
-        x = BasicBlock(16 * 2 ** i, 2 if i > 0 and j == 0 else 1, conv, norm,
+        x = block_cls(16 * 2 ** i, 2 if i > 0 and j == 0 else 1, conv, norm,
                        self.drop_path_rate * k / max(3 * n - 1, 1), self.zero_init_residual,
                        self.shortcut, name=f"layer{i + 1}_{j}")(x, train)
       self.sow("intermediates", f"stage{i + 1}", x)
@@ -88,9 +91,11 @@ class WideResNet(Model):
   widen_factor: int = 10
   num_classes: int = 10
   dropout_rate: float = 0.0
+  remat: str = ""
 
   @nn.compact
   def __call__(self, x_BxHxWxC, train: bool = False):
+    block_cls = remat(WideBasicBlock, self.remat)
     if (self.depth - 4) % 6 or self.depth < 10:
       raise ValueError(f"WideResNet: depth={self.depth!r} must be 6n+4 with n >= 1 (16, 22, 28, "
                        "40, ...)")
@@ -104,7 +109,7 @@ class WideResNet(Model):
     self.sow("intermediates", "stem", x)
     for i in range(3):
       for j in range((self.depth - 4) // 6):
-        x = WideBasicBlock(16 * self.widen_factor * 2 ** i, 2 if i > 0 and j == 0 else 1, conv,
+        x = block_cls(16 * self.widen_factor * 2 ** i, 2 if i > 0 and j == 0 else 1, conv,
                            norm, self.dropout_rate, name=f"layer{i + 1}_{j}")(x, train)
       self.sow("intermediates", f"stage{i + 1}", x)
     x = nn.relu(norm(name="bn_final")(x))

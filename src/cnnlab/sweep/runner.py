@@ -6,7 +6,11 @@ Layout: ``WORKDIR/sweep.json`` (the points), ``WORKDIR/<NNN>_<overrides>/`` one 
 
 Executors: ``local`` (subprocesses, ``parallel`` at a time, one CPU thread each), ``submitit_local``
 (submitit's LocalExecutor: the same code path as SLURM, run here) and ``slurm`` (submitit's
-AutoExecutor; set partition, GPUs per job, time limit with :class:`SlurmOptions`). Re-running a
+AutoExecutor; set partition, GPUs per job, time limit with :class:`SlurmOptions`). With
+``nodes`` x ``tasks_per_node`` > 1 each point is one multi-process JAX job
+(``cnnlab.sweep.job.init_distributed``; a config without a sweep is one such run):
+``gpus_per_task`` GPUs per process under SLURM; submitit_local runs all the tasks here, on CPU
+(docs/scale.md, "Cluster launch"). Re-running a
 sweep skips finished points and resumes interrupted ones from their checkpoints; a failing point
 is reported with its log and does not stop the others.
 
@@ -36,11 +40,21 @@ EXECUTORS = ("local", "submitit_local", "slurm")
 
 @dataclasses.dataclass
 class SlurmOptions:
+  """A job's resources: ``gpus_per_job`` / ``cpus_per_job`` / ``mem_gb`` per node; ``nodes`` x
+  ``tasks_per_node`` processes (one JAX process each), ``gpus_per_task`` GPUs each (0: the
+  node's ``gpus_per_job`` are shared by its tasks)."""
   partition: str = ""
   gpus_per_job: int = 0
   cpus_per_job: int = 4
   mem_gb: int = 32
   time_min: int = 120
+  nodes: int = 1
+  tasks_per_node: int = 1
+  gpus_per_task: int = 0
+
+  @property
+  def tasks(self) -> int:
+    return self.nodes * self.tasks_per_node
 
 
 def point_dirname(index: int, overrides: dict) -> str:
@@ -89,24 +103,36 @@ def _job_init():
   procs.die_with_parent(signal.SIGTERM)
 
 
-def _run_submitit(dirs, workdir, executor: str, parallel: int, slurm: SlurmOptions):
+def executor_for(executor: str, folder, parallel: int, slurm: SlurmOptions):
+  """The submitit executor of ``executor`` ('submitit_local' or 'slurm') with ``slurm``'s
+  resources."""
   import submitit
-
-  from cnnlab.sweep import job
-  folder = pathlib.Path(workdir) / "_submitit"
-  if executor == "submitit_local":
+  if executor == "submitit_local":  # every task on this machine
     ex = submitit.LocalExecutor(folder=folder)
-    ex.update_parameters(timeout_min=slurm.time_min)
-  else:
-    ex = submitit.AutoExecutor(folder=folder, cluster="slurm")
-    ex.update_parameters(slurm_partition=slurm.partition or None, gpus_per_node=slurm.gpus_per_job,
-                         cpus_per_task=slurm.cpus_per_job, mem_gb=slurm.mem_gb,
-                         timeout_min=slurm.time_min, slurm_array_parallelism=parallel)
+    ex.update_parameters(timeout_min=slurm.time_min, tasks_per_node=slurm.tasks)
+    return ex
+  ex = submitit.AutoExecutor(folder=folder, cluster="slurm")
+  gpus = ({"slurm_gpus_per_task": slurm.gpus_per_task} if slurm.gpus_per_task
+          else {"gpus_per_node": slurm.gpus_per_job})
+  ex.update_parameters(slurm_partition=slurm.partition or None, cpus_per_task=max(
+      slurm.cpus_per_job // slurm.tasks_per_node, 1), mem_gb=slurm.mem_gb,
+      timeout_min=slurm.time_min, nodes=slurm.nodes, tasks_per_node=slurm.tasks_per_node,
+      slurm_array_parallelism=parallel, **gpus)
+  return ex
+
+
+def _run_submitit(dirs, workdir, executor: str, parallel: int, slurm: SlurmOptions):
+  from cnnlab import launch
+  from cnnlab.sweep import job
+  ex = executor_for(executor, pathlib.Path(workdir) / "_submitit", parallel, slurm)
+  # Local multi-task jobs meet at a port of this machine; SLURM's find theirs (JAX reads it).
+  local = executor == "submitit_local" and slurm.tasks > 1
+  ports = [launch.free_port() if local else None for _ in dirs]
   with ex.batch():
-    jobs = [ex.submit(job.run, str(d)) for d in dirs]
+    jobs = [ex.submit(job.run, str(d), port) for d, port in zip(dirs, ports)]
   for d, j in zip(dirs, jobs):
     try:
-      j.result()
+      j.results()
     except Exception as e:  # noqa: BLE001 - a failed point is recorded, the others go on.
       (d / "log.txt").write_text(f"{j.stdout() or ''}\n{j.stderr() or ''}\n{e}\n")
 

@@ -13,7 +13,9 @@ passing ``arg`` through :func:`apply_arg`. Fields (``config.<field>``):
 - ``data``: ``name``, ``data_dir``/``manual_dir`` ('' = unset), ``train_split``/``eval_split``
   (TFDS slicing syntax), ``image_size`` (0 = native; else resized to a square on device),
   ``mean``/``std`` (after scaling uint8 to [0, 1]), ``random_crop_padding``, ``random_flip``,
-  ``permute_features`` (+ ``permute_seed``), ``num_workers`` (Grain worker processes); a
+  ``permute_features`` (+ ``permute_seed``), ``num_workers`` (Grain worker processes),
+  ``labels_per_class`` (optional; 0 = all: else a per-class subset of the train split drawn
+  with ``subset_seed``, ``cnnlab.data.pipeline.labeled_subset``); a
   sequence dataset's options and audio front end (docs/data.md: e.g. ``fold``, ``speakers``,
   ``seq_len``, ``audio_length``) and ``eval_options`` (a ConfigDict of options that differ for
   the eval split, e.g. fsdd's held-out ``speakers``);
@@ -25,6 +27,11 @@ passing ``arg`` through :func:`apply_arg`. Fields (``config.<field>``):
 - ``batch_size`` (global), ``eval_batch_size``, ``num_epochs`` or ``num_train_steps`` (> 0 wins),
   ``log_every_steps``, ``eval_every_steps`` / ``checkpoint_every_steps`` (0 = once per epoch),
   ``keep_checkpoints``, ``half_precision`` (bfloat16 compute), ``progress_bar``;
+- ``grad_accum_steps`` (k: each step averages the gradients of k micro-batches of
+  ``batch_size / k``), ``grad_accum_impl`` (``multisteps`` or ``scan``, ``cnnlab.train.accum``),
+  ``ema_decay`` (0 = off; else evaluation uses an EMA of the params, ``cnnlab.train.state``);
+  ``model.remat`` (ResNets: a ``jax.checkpoint`` policy per block, ``blocks.REMAT_POLICIES``);
+  docs/scale.md;
 - ``profile_steps``: ``(start, stop)`` traces steps start+1..stop into ``WORKDIR/profile`` and
   prints their input-wait / compute split (``cnnlab.train.profile``); ``(0, 0)`` = off;
 - ``nonfinite_policy``: ``stop`` (a NaN/inf loss or gradient norm ends the run, exit code 3) or
@@ -128,6 +135,9 @@ def base() -> ml_collections.ConfigDict:
   c.nonfinite_policy = "stop"
   c.max_nonfinite_skips = 10
   c.profile_steps = (0, 0)
+  c.grad_accum_steps = 1
+  c.grad_accum_impl = "multisteps"
+  c.ema_decay = 0.0
   c.init_from = ml_collections.ConfigDict(dict(workdir="", step="latest", include="", skip=""))
   c.transfer = ml_collections.ConfigDict(dict(trainable="", frozen="", lr_multipliers="",
                                               cut_after=""))

@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from cnnlab import data, models
 from cnnlab.data import pipeline
-from cnnlab.train import checkpoint, mesh as mesh_lib, metrics, optim, profile, steps
+from cnnlab.train import accum, checkpoint, mesh as mesh_lib, metrics, optim, profile, steps
 from cnnlab.train import state as state_lib
 from cnnlab.train import validate, workdir as workdir_lib
 from cnnlab.train.errors import ConfigError, NonFiniteError, Stopped
@@ -59,6 +59,15 @@ def _load(config, split_field: str, workdir: str | None = None):
     field = split_field if e.field == "split" else e.field
     where = f"config.data.{field}={d[field]!r}" if field in d else f"the run's {field}"
     raise ConfigError(f"{where} is invalid: {e}") from None
+
+
+def _labeled_subset(config, train_src, info):
+  """``config.data.labels_per_class`` examples per class of the train split (all if 0/unset)."""
+  try:
+    return pipeline.labeled_subset(train_src, info, config.data)
+  except ValueError as e:
+    raise ConfigError(f"config.data.labels_per_class={config.data.labels_per_class!r} is "
+                      f"invalid: {e}") from None
 
 
 def _options(config, split_field: str, workdir) -> dict:
@@ -120,13 +129,27 @@ def _optimizer(config, schedule) -> optax.GradientTransformation:
   tx = optim.with_max_norm(config.optimizer, tx)  # optimizer.max_norm (Kim 2014), if set
   if config.get("nonfinite_policy", "stop") == "skip":
     tx = optax.apply_if_finite(tx, max_consecutive_errors=config.max_nonfinite_skips)
-  return tx
+  return accum.wrap_optimizer(config, tx)  # optax.MultiSteps (grad_accum_impl='multisteps')
 
 
-def _abstract_state(setup, tx, seed):
-  abstract = jax.eval_shape(lambda: state_lib.create(setup.model, tx, setup.input_shape, seed,
-                                                     setup.input_dtype))
+def _create_state(config, setup, tx):
+  """The fresh train state (pure: jit it); with an EMA of the params if ``config.ema_decay``."""
+  return state_lib.create(setup.model, tx, setup.input_shape, config.seed, setup.input_dtype,
+                          ema=config.get("ema_decay", 0.0) > 0)
+
+
+def _abstract_state(config, setup, tx):
+  abstract = jax.eval_shape(lambda: _create_state(config, setup, tx))
   return mesh_lib.abstract_like(abstract, mesh_lib.replicated(setup.mesh))
+
+
+def _train_step_fn(config, setup):
+  """``steps.train_step`` with the config's static options (to jit)."""
+  return functools.partial(steps.train_step, image_size=config.data.image_size,
+                           label_smoothing=config.optimizer.label_smoothing,
+                           frozen=freeze.from_config(config), task=setup.task,
+                           accum_steps=accum.scan_steps(config),
+                           ema_decay=config.get("ema_decay", 0.0))
 
 
 def _eval_fn(config, setup):
@@ -205,6 +228,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains ``config`` in ``workdir`` (resuming if it holds checkpoints); returns final eval."""
   validate.check_static(config, jax.device_count())
   train_src, info = _load(config, "train_split", workdir)  # writes a vocabulary (mr) first
+  train_src = _labeled_subset(config, train_src, info)
   eval_src, _ = _load(config, "eval_split", workdir)
   setup = _setup(config, info)
   steps_per_epoch = len(train_src) // config.batch_size
@@ -229,12 +253,12 @@ def _train(config, workdir, setup, train_src, eval_src, steps_per_epoch, stop) -
     workdir_lib.set_aside_empty(workdir)
   mesh_lib.barrier("workdir checked")
   has_checkpoints = bool(workdir_lib.steps(workdir))
-  abstract = _abstract_state(setup, tx, config.seed)
+  abstract = _abstract_state(config, setup, tx)
   freeze.check(config, abstract.params)
   optim.check_max_norm(config, abstract.params)
   plan = None if has_checkpoints else init_from.prepare(config, abstract)  # before writing
   checkpoint.check_and_record_config(config, workdir, has_checkpoints)
-  mngr = checkpoint.manager(workdir, config.keep_checkpoints)
+  mngr = checkpoint.manager(workdir)
 
   def data_iter():
     return iter(pipeline.train_dataset(
@@ -244,25 +268,23 @@ def _train(config, workdir, setup, train_src, eval_src, steps_per_epoch, stop) -
   it = data_iter()
   start, state = 0, None
   if has_checkpoints:
-    start, state = checkpoint.restore_latest(mngr, workdir, _abstract_state(setup, tx, config.seed),
+    start, state = checkpoint.restore_latest(mngr, workdir, _abstract_state(config, setup, tx),
                                              it)
   if state is None:
     it = data_iter() if has_checkpoints else it  # a failed restore may have moved it
-    state = jax.jit(lambda: state_lib.create(setup.model, tx, setup.input_shape, config.seed,
-                                             setup.input_dtype), out_shardings=repl)()
+    state = jax.jit(lambda: _create_state(config, setup, tx), out_shardings=repl)()
     if has_checkpoints:  # none of its own checkpoints was usable: a fresh start
       plan = init_from.prepare(config, abstract)
     state = init_from.apply(plan, state, workdir)  # config.init_from (a no-op if unset)
+    if plan is not None:  # the EMA starts at the loaded parameters
+      state = jax.jit(state_lib.restart_ema, out_shardings=repl, donate_argnums=0)(state)
   elif jax.process_index() == 0:
     print(f"Resuming from step {start} of {total} (checkpoint in {workdir})")
   if jax.process_index() == 0:
     workdir_lib.cut_metrics(workdir, start)  # rows of steps after the checkpoint come again
 
-  train_step = jax.jit(
-      functools.partial(steps.train_step, image_size=config.data.image_size,
-                        label_smoothing=config.optimizer.label_smoothing,
-                        frozen=freeze.from_config(config), task=setup.task),
-      out_shardings=(repl, repl), donate_argnums=(0, 1))
+  train_step = jax.jit(_train_step_fn(config, setup), out_shardings=(repl, repl),
+                       donate_argnums=(0, 1))
   eval_step = _eval_fn(config, setup)
   # Replicated constants are made by jitted functions: `device_put` cannot place an array on
   # another process's devices, and nothing is copied from the host in the step loop.
@@ -281,7 +303,8 @@ def _train(config, workdir, setup, train_src, eval_src, steps_per_epoch, stop) -
   try:
     while step < total:
       batch = prof.next_batch(it, step + 1)
-      state, m = train_step(state, m, mesh_lib.shard_batch(batch, setup.mesh), base_key)
+      for micro in accum.host_micro_batches(config, batch):  # [batch] unless 'multisteps'
+        state, m = train_step(state, m, mesh_lib.shard_batch(micro, setup.mesh), base_key)
       step += 1
       prof.step_done(step, (state, m))
       bar.update()
@@ -314,7 +337,7 @@ def _train(config, workdir, setup, train_src, eval_src, steps_per_epoch, stop) -
         best = {workdir_lib.BEST_METRIC: workdir_lib.score(result)}
         t0 = time.perf_counter()
       if save:
-        checkpoint.save(mngr, step, state, it, metrics=best)
+        checkpoint.save(mngr, step, state, it, keep=config.keep_checkpoints, metrics=best)
         last_saved = step
       if stopping:
         mngr.wait_until_finished()
@@ -338,10 +361,10 @@ def dry_run(config: ml_collections.ConfigDict) -> dict:
   abstractly (``jax.eval_shape``: nothing is compiled or run). Returns the parameter count."""
   validate.check_static(config, jax.device_count())
   train_src, info = _load(config, "train_split")
+  train_src = _labeled_subset(config, train_src, info)
   setup = _setup(config, info)
   tx = _optimizer(config, optim.make_schedule(config.optimizer, 1, 1))
-  state = jax.eval_shape(lambda: state_lib.create(setup.model, tx, setup.input_shape, config.seed,
-                                                  setup.input_dtype))
+  state = jax.eval_shape(lambda: _create_state(config, setup, tx))
   shape = pipeline.example_shape(info, config.data)
   label = np.asarray(train_src[0][info.label_key])  # one example: the labels' shape and kind
   batch = {"inputs": jax.ShapeDtypeStruct((config.batch_size, *shape), jnp.float32),
@@ -350,10 +373,8 @@ def dry_run(config: ml_collections.ConfigDict) -> dict:
   freeze.check(config, state.params)
   optim.check_max_norm(config, state.params)
   init_from.prepare(config, state)
-  step = functools.partial(steps.train_step, image_size=config.data.image_size,
-                           label_smoothing=config.optimizer.label_smoothing,
-                           frozen=freeze.from_config(config), task=setup.task)
-  jax.eval_shape(step, state, steps.zero_train_metrics(setup.task), batch, jax.random.key(0))
+  jax.eval_shape(_train_step_fn(config, setup), state, steps.zero_train_metrics(setup.task),
+                 batch, jax.random.key(0))
   return {"num_params": sum(x.size for x in jax.tree.leaves(state.params)),
           "train_examples": len(train_src)}
 
@@ -369,10 +390,11 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, step: int | str = 
   step = workdir_lib.resolve_step(workdir, step)
   eval_src, info = _load(config, "eval_split", workdir)  # with the run's vocabulary (mr)
   setup = _setup(config, info)
-  mngr = checkpoint.manager(workdir, config.keep_checkpoints, read_only=True)
-  tx = _optimizer(workdir_lib.read_config(workdir), optim.make_schedule(config.optimizer, 1, 1))
+  mngr = checkpoint.manager(workdir, read_only=True)
+  run_config = workdir_lib.read_config(workdir)  # the run's optimizer and EMA: its state's tree
+  tx = _optimizer(run_config, optim.make_schedule(config.optimizer, 1, 1))
   try:
-    state = checkpoint.restore(mngr, step, _abstract_state(setup, tx, config.seed))
+    state = checkpoint.restore(mngr, step, _abstract_state(run_config, setup, tx))
   except checkpoint.CorruptCheckpoint as e:
     raise ConfigError(f"checkpoint {workdir_lib.checkpoints_dir(workdir) / str(step)} is "
                       f"corrupt: {e} (allowed: another --step, e.g. one of "

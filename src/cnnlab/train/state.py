@@ -1,4 +1,10 @@
-"""Train state: step, params, optimizer state and (for models with BatchNorm) batch statistics."""
+"""Train state: step, params, optimizer state, (for models with BatchNorm) batch statistics and
+(``config.ema_decay`` > 0) the exponential moving average of the params.
+
+The EMA (timm's ``--model-ema``, without its batch-statistics averaging): ``ema_params`` start as
+the initial params and after every optimizer update become ``decay * ema + (1 - decay) * params``
+(``optax.tree.update_moment``, no debiasing). Evaluation, ``evaluate`` and export use them in place
+of ``params`` (with the model's own ``batch_stats``); docs/scale.md, "EMA of parameters"."""
 
 from __future__ import annotations
 
@@ -6,23 +12,47 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import optax
 from flax.training import train_state
 
 
 class TrainState(train_state.TrainState):
   batch_stats: Any = None
+  ema_params: Any = None
 
 
-def create(model, tx, input_shape, seed: int, dtype=jnp.float32) -> TrainState:
+def create(model, tx, input_shape, seed: int, dtype=jnp.float32, ema: bool = False) -> TrainState:
   """Initialises ``model`` on zeros of ``(1, *input_shape)`` of ``dtype`` (the model's input
-  dtype: int32 for token ids); pure, so it can be jitted."""
+  dtype: int32 for token ids); ``ema``: keep ``ema_params``. Pure, so it can be jitted."""
   variables = model.init(jax.random.key(seed), jnp.zeros((1, *input_shape), dtype), train=False)
-  return TrainState.create(apply_fn=model.apply, params=variables["params"], tx=tx,
-                           batch_stats=variables.get("batch_stats"))
+  params = variables["params"]
+  return TrainState.create(apply_fn=model.apply, params=params, tx=tx,
+                           batch_stats=variables.get("batch_stats"),
+                           ema_params=jax.tree.map(jnp.copy, params) if ema else None)
 
 
-def variables(state: TrainState) -> dict:
-  v = {"params": state.params}
+def restart_ema(state: TrainState) -> TrainState:
+  """``state`` with its EMA (if it keeps one) restarted at the current params (after loading
+  them from another run: ``config.init_from``)."""
+  if state.ema_params is None:
+    return state
+  return state.replace(ema_params=jax.tree.map(jnp.copy, state.params))
+
+
+def update_ema(state: TrainState, decay: float, applied=True) -> TrainState:
+  """``state`` with ``ema_params`` moved towards ``params`` (where ``applied``: the optimizer
+  changed them this step); ``state`` itself without an EMA."""
+  if state.ema_params is None:
+    return state
+  new = optax.tree.update_moment(state.params, state.ema_params, decay, order=1)
+  return state.replace(ema_params=jax.tree.map(lambda n, o: jnp.where(applied, n, o), new,
+                                               state.ema_params))
+
+
+def variables(state: TrainState, ema: bool = False) -> dict:
+  """The model's variables; ``ema``: with ``ema_params`` as ``params`` if the state keeps them."""
+  params = state.ema_params if ema and state.ema_params is not None else state.params
+  v = {"params": params}
   if state.batch_stats is not None:
     v["batch_stats"] = state.batch_stats
   return v

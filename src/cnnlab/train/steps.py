@@ -32,6 +32,7 @@ import jax.numpy as jnp
 import optax
 
 from cnnlab.models.wavenet import mu_law_encode
+from cnnlab.train import accum
 from cnnlab.train import state as state_lib
 from cnnlab.train.config import TASKS  # noqa: F401  (re-exported)
 
@@ -117,32 +118,55 @@ def _sums(per_example: dict, loss, weights):
 
 
 def train_step(state, metrics, batch, base_key, *, image_size: int, label_smoothing: float,
-               frozen=None, task: Task = CLASSIFICATION):
+               frozen=None, task: Task = CLASSIFICATION, accum_steps: int = 1,
+               ema_decay: float = 0.0):
   """One optimizer step; returns the new state and ``metrics`` plus this batch's sums.
   ``frozen`` (a ``cnnlab.train.freeze.Frozen``): its parameters get no gradient and its
-  BatchNorms run in inference mode."""
+  BatchNorms run in inference mode. ``accum_steps`` = k > 1: the gradient is the mean over k
+  micro-batches, scanned (``cnnlab.train.accum``; BatchNorm statistics are those of each
+  micro-batch, updated k times). ``ema_decay``: the EMA's decay if the state keeps one
+  (``cnnlab.train.state.update_ema``)."""
   x, labels = inputs_and_targets(batch, image_size, task)
   key = jax.random.fold_in(base_key, state.step)
 
-  def loss_fn(params):
+  def loss_fn(params, batch_stats, x, labels, key):
     if frozen is not None:
       params = frozen.stop_gradient(params)
-    v = state_lib.variables(state.replace(params=params))
-    mutable = ["batch_stats"] if state.batch_stats is not None else []
+    v = state_lib.variables(state.replace(params=params, batch_stats=batch_stats))
+    mutable = ["batch_stats"] if batch_stats is not None else []
     with frozen.batch_norm_inference() if frozen is not None else contextlib.nullcontext():
       logits, updates = state.apply_fn(v, x, train=True, mutable=mutable, rngs={"dropout": key})
     logits = logits.astype(jnp.float32)
     loss, per_example = _losses(task, logits, labels, label_smoothing)
-    return jnp.mean(loss), (per_example, loss, updates)
+    return jnp.mean(loss), (per_example, loss, updates.get("batch_stats", batch_stats))
 
-  grads, (per_example, loss, updates) = jax.grad(loss_fn, has_aux=True)(state.params)
+  grad_fn = jax.grad(loss_fn, has_aux=True)
+  if accum_steps == 1:
+    grads, (per_example, loss, batch_stats) = grad_fn(state.params, state.batch_stats, x, labels,
+                                                      key)
+  else:
+    def micro(carry, xs):
+      grad_sum, batch_stats = carry
+      i, x_i, labels_i = xs
+      g, (per_example, loss, batch_stats) = grad_fn(state.params, batch_stats, x_i, labels_i,
+                                                    jax.random.fold_in(key, i))
+      return (jax.tree.map(jnp.add, grad_sum, g), batch_stats), (per_example, loss)
+
+    x_k, labels_k = accum.device_micro_batches((x, labels), accum_steps)
+    (grad_sum, batch_stats), (per_example, loss) = jax.lax.scan(
+        micro, (jax.tree.map(jnp.zeros_like, state.params), state.batch_stats),
+        (jnp.arange(accum_steps), x_k, labels_k))
+    grads = jax.tree.map(lambda g: g / accum_steps, grad_sum)
+    per_example, loss = jax.tree.map(lambda a: a.reshape(-1, *a.shape[2:]), (per_example, loss))
   finite = jnp.isfinite(jnp.mean(loss)) & jnp.isfinite(optax.global_norm(grads))
   step = state.step + 1
-  state = state.apply_gradients(grads=grads, batch_stats=updates.get("batch_stats"))
+  state = state.apply_gradients(grads=grads, batch_stats=batch_stats)
+  state = state_lib.update_ema(state, ema_decay, accum.applied(state.opt_state))
   sums = _sums(per_example, jnp.where(finite, loss, 0.0),
                jnp.full_like(loss, finite.astype(jnp.float32)))
   out = {k: metrics[k] + sums[k] for k in metric_keys(task)}
-  run = getattr(state.opt_state, "notfinite_count", jnp.zeros((), jnp.int32))
+  run = getattr(accum.inner_state(state.opt_state), "notfinite_count",
+                jnp.zeros((), jnp.int32))
   return state, {**out, "nonfinite": metrics["nonfinite"] + (~finite).astype(jnp.int32),
                  "first_nonfinite": jnp.where(finite, metrics["first_nonfinite"],
                                               jnp.minimum(metrics["first_nonfinite"], step)),
@@ -151,9 +175,10 @@ def train_step(state, metrics, batch, base_key, *, image_size: int, label_smooth
 
 def eval_step(state, metrics, batch, *, image_size: int, task: Task = CLASSIFICATION):
   """Adds the masked sums of loss / correct (abs error) / count of one padded eval batch to
-  ``metrics``."""
+  ``metrics``; the state's EMA params if it keeps them."""
   x, labels = inputs_and_targets(batch, image_size, task)
-  logits = state.apply_fn(state_lib.variables(state), x, train=False).astype(jnp.float32)
+  logits = state.apply_fn(state_lib.variables(state, ema=True), x, train=False)
+  logits = logits.astype(jnp.float32)
   loss, per_example = _losses(task, logits, labels, integer_labels=True)
   sums = _sums(per_example, loss, batch["mask"].astype(jnp.float32))
   return jax.tree.map(jnp.add, metrics, sums)

@@ -19,6 +19,7 @@ from cnnlab.train import config as config_lib
 from cnnlab.train.errors import ConfigError  # noqa: F401  (re-exported)
 
 NONFINITE_POLICIES = ("stop", "skip")
+GRAD_ACCUM_IMPLS = ("multisteps", "scan")  # cnnlab.train.accum.IMPLS (no JAX import here)
 
 
 def _require(ok: bool, field: str, value, allowed: str):
@@ -105,12 +106,19 @@ def check_fields(config) -> None:
             "data.random_crop_padding", "data.num_workers", "data.permute_seed"):
     _number(config, f, 0, integer=True)
   _bool(config, "half_precision", "progress_bar", "data.random_flip", "data.permute_features")
+  for f in ("labels_per_class", "subset_seed"):  # optional fields (pipeline.labeled_subset)
+    v = d.get(f, 0)
+    _require(isinstance(v, int) and not isinstance(v, bool) and v >= 0, f"data.{f}", v,
+             "must be an integer >= 0" + (" (0 = all)" if f == "labels_per_class" else ""))
   ps = config.get("profile_steps", (0, 0))
   _require(isinstance(ps, (tuple, list)) and len(ps) == 2 and
            all(isinstance(x, int) and not isinstance(x, bool) for x in ps) and
            (tuple(ps) == (0, 0) or 0 <= ps[0] < ps[1]), "profile_steps", ps,
            "must be (start, stop) with 0 <= start < stop, or (0, 0) = off")
   _one_of(config, "nonfinite_policy", NONFINITE_POLICIES)
+  _number(config, "grad_accum_steps", 0, low_open=True, integer=True)
+  _one_of(config, "grad_accum_impl", GRAD_ACCUM_IMPLS)
+  _number(config, "ema_decay", 0, 1, high_open=True)
   _one_of(config, "task", config_lib.TASKS)
   _number(config, "max_nonfinite_skips", 0, low_open=True, integer=True)
   for f in ("name", "train_split", "eval_split"):
@@ -131,21 +139,32 @@ def check_fields(config) -> None:
              d.data_dir, "exists and is not a folder")
 
 
-def check_static(config, num_devices: int) -> None:
-  """:func:`check_fields`, the model's name and options, batch divisibility (needs no data)."""
+def check_model(config) -> None:
+  """:func:`check_fields` and the model's name and options: needs the model registry (JAX and
+  Flax), not the data, optimizer or checkpoint libraries."""
   from cnnlab import models  # noqa: PLC0415 - the registry imports JAX; check_fields must not
   check_fields(config)
   check_transfer(config)
   _require(isinstance(config.model.get("name"), str), "model.name", config.model.get("name"),
            f"must be one of {models.list_models()}")
   _one_of(config, "model.name", models.list_models())
-  for f in ("batch_size", "eval_batch_size"):
-    _require(config[f] % num_devices == 0, f, config[f],
-             f"must be divisible by the number of devices ({num_devices})")
   try:
     models.create(config.model.name, **model_kwargs(config))
   except (TypeError, ValueError) as e:
     raise ConfigError(_blame_option(config, e)) from None
+
+
+def check_static(config, num_devices: int) -> None:
+  """:func:`check_model` and batch divisibility by the device count (needs no data)."""
+  check_model(config)
+  for f in ("batch_size", "eval_batch_size"):
+    _require(config[f] % num_devices == 0, f, config[f],
+             f"must be divisible by the number of devices ({num_devices})")
+  k = config.grad_accum_steps
+  _require(config.batch_size % (k * num_devices) == 0, "grad_accum_steps", k,
+           f"config.batch_size={config.batch_size} must be divisible by grad_accum_steps x the "
+           f"number of devices ({num_devices}) (allowed: a k with batch_size % (k x "
+           f"{num_devices}) == 0)")
 
 
 def check_transfer(config) -> None:
@@ -193,8 +212,10 @@ def check_data(config, info) -> None:
   for f in ("mean", "std"):
     _require(len(d[f]) in (1, channels), f"data.{f}", d[f],
              f"dataset {d.name!r} has {channels} channel(s) (allowed: 1 or {channels} entries)")
+  # Waveforms through the log-mel front end are (mel_bins, frames, 1) images: resizable.
+  log_mel = shape == (None,) and d.get("log_mel", False)
   if len(shape) != 3:
-    for f in ("random_crop_padding", "random_flip", "image_size"):
+    for f in ("random_crop_padding", "random_flip") + (() if log_mel else ("image_size",)):
       _require(not d[f], f"data.{f}", d[f],
                f"dataset {d.name!r} has inputs of shape {shape}, not 2D images (H, W, C) "
                f"(allowed: {'False' if f == 'random_flip' else 0})")

@@ -210,7 +210,7 @@ def cut_metrics(workdir, step: int) -> int:
 def load(workdir, step: int | str = "latest"):
   """``(config, model, variables)`` of the checkpoint at ``step`` ('latest', 'best' or a number)
   in ``workdir``: the recorded config, the model it built and its inference variables
-  (``params`` and, for BatchNorm models, ``batch_stats``)."""
+  (``params``, their EMA if the run kept one, and, for BatchNorm models, ``batch_stats``)."""
   import jax  # noqa: PLC0415 - heavy imports only when a model is loaded
   import orbax.checkpoint as ocp  # noqa: PLC0415
 
@@ -226,6 +226,8 @@ def load(workdir, step: int | str = "latest"):
                         ckptr.metadata(path).item_metadata.tree)
   state = ckptr.restore(path, target)
   variables = {k: state[k] for k in ("params", "batch_stats") if state.get(k) is not None}
+  if state.get("ema_params") is not None:  # config.ema_decay: the EMA is what the run evaluates
+    variables["params"] = state["ema_params"]
   _, info = data.load(config.data.name, config.data.eval_split,
                       data_dir=config.data.data_dir or None,
                       manual_dir=config.data.manual_dir or None,
