@@ -1,8 +1,9 @@
 """Bai et al. 2018's TCN on permuted MNIST: the 784 pixels in one fixed random order
 (`permutation_seed` 0, the same for train and eval), which breaks the locality a conv exploits.
 
-As configs/sequence/tcn_seqmnist.py (model `tcn` 8 x 25, kernel 7; mnist8k 6,000 / 2,000; Adam
-2e-3, clip 1, batch 64, 20 epochs, cosine) on `permuted_mnist`.
+The recipe of configs/sequence/tcn_seqmnist.py, which this config loads (model `tcn` 8 x 25,
+kernel 7; mnist8k 6,000 / 2,000; Adam 2e-3, clip 1, batch 64, 20 epochs, cosine) on
+`permuted_mnist`.
 Command:
   python scripts/run.py --config=configs/sequence/tcn_pmnist.py --workdir=runs/tcn_pmnist
 Smoke (2 steps, 64 eval digits): :smoke
@@ -11,19 +12,15 @@ Published (Bai et al. 2018, Table 1, 60,000 training images): TCN 97.2 %, LSTM 8
 GRU 87.3 %.
 """
 
-from cnnlab.train import config as config_lib
+import pathlib
+
+from cnnlab.sweep import job
+
+seqmnist = job.load_module(str(pathlib.Path(__file__).with_name("tcn_seqmnist.py")))
 
 
 def get_config(arg=None):
-  smoke = config_lib.parse_arg(arg, ("smoke",)).get("smoke", False)
-  c = config_lib.sequence_mnist_data(config_lib.base(), "permuted_mnist")
-  c.model.name = "tcn"
-  c.optimizer.update(name="adam", learning_rate=2e-3, schedule="cosine", grad_clip_norm=1.0)
-  c.batch_size = 64
-  c.eval_batch_size = 250
-  c.num_epochs = 20
-  c.log_every_steps = 31
-  if smoke:
-    config_lib.smoke(c)
-    c.data.eval_split = "train[6000:6064]"
+  c = seqmnist.get_config(arg)
+  c.data.name = "permuted_mnist"
+  c.data.permutation_seed = 0
   return c

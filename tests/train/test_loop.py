@@ -131,9 +131,13 @@ def test_one_and_eight_devices_agree(tmp_path):
     np.testing.assert_allclose(np.asarray(x), np.asarray(y), atol=1e-5)
 
 
-def test_train_step_compiles_once(digits_config, tmp_path, caplog):
+@pytest.mark.parametrize("accum", [(1, "multisteps"), (2, "multisteps"), (2, "scan")],
+                         ids=["plain", "multisteps", "scan"])
+def test_train_step_compiles_once(digits_config, tmp_path, caplog, accum):
+  """Also with gradient accumulation: ``multisteps`` calls the one compiled step per micro-batch."""
   digits_config.num_train_steps = 5
   digits_config.eval_every_steps = 2
+  digits_config.grad_accum_steps, digits_config.grad_accum_impl = accum
   with jax.log_compiles(True):
     train.train_and_evaluate(digits_config, str(tmp_path))
   compiles = [r.getMessage() for r in caplog.records if "Compiling" in r.getMessage()]
