@@ -17,6 +17,7 @@ import pytest
 import torch
 from torch import nn as tnn
 
+from cnnlab.bench import torch_models
 from cnnlab import models
 from cnnlab.bench.torch_models import torch_to_flax
 from cnnlab.models import blocks, efficientnet
@@ -114,17 +115,7 @@ class TEfficientNet(tnn.Module):
 
 def torch_net(seed=0, **kw):
   torch.manual_seed(seed)
-  net = TEfficientNet(**kw)
-  g = torch.Generator().manual_seed(seed)
-  with torch.no_grad():
-    for m in net.modules():
-      if isinstance(m, tnn.BatchNorm2d):
-        c = m.num_features
-        m.weight.copy_(0.5 + torch.rand(c, generator=g))
-        m.bias.copy_(0.1 * torch.randn(c, generator=g))
-        m.running_mean.copy_(0.1 * torch.randn(c, generator=g))
-        m.running_var.copy_(0.5 + torch.rand(c, generator=g))
-  return net
+  return torch_models.randomize_bn(TEfficientNet(**kw), seed)
 
 
 def nhwc(x):

@@ -14,6 +14,7 @@ import pytest
 import torch
 from torch import nn as tnn
 
+from cnnlab.bench import torch_models
 from cnnlab import models
 from cnnlab.bench.torch_models import torch_to_flax
 from cnnlab.models import blocks
@@ -145,23 +146,10 @@ class TMobileNetV3(tnn.Module):
     return self.classifier(self.drop(self.act(self.classifier_hidden(x))))
 
 
-def randomize_bn(net, seed=0):
-  g = torch.Generator().manual_seed(seed)
-  with torch.no_grad():
-    for m in net.modules():
-      if isinstance(m, tnn.BatchNorm2d):
-        c = m.num_features
-        m.weight.copy_(0.5 + torch.rand(c, generator=g))
-        m.bias.copy_(0.1 * torch.randn(c, generator=g))
-        m.running_mean.copy_(0.1 * torch.randn(c, generator=g))
-        m.running_var.copy_(0.5 + torch.rand(c, generator=g))
-  return net
-
-
 def torch_net(name, seed=0, **kw):
   torch.manual_seed(seed)
   net = TMobileNetV2(**kw) if name == "mobilenet_v2" else TMobileNetV3(name[-5:], **kw)
-  return randomize_bn(net, seed)
+  return torch_models.randomize_bn(net, seed)
 
 
 # ---- parameter counts ----

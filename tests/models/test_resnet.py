@@ -12,6 +12,7 @@ import pytest
 import torch
 from torch import nn as tnn
 
+from cnnlab.bench import torch_models
 from cnnlab.models import create, extract_features, get_spec, list_models
 from cnnlab.bench.torch_models import TorchResNet
 from cnnlab.models.resnet import Bottleneck, ResNet
@@ -133,16 +134,6 @@ def _to_flax(torch_model, abstract_variables):
   return {c: fill(abstract_variables[c]) for c in ("params", "batch_stats")}
 
 
-def _randomize_bn(torch_model, seed=0):
-  g = torch.Generator().manual_seed(seed)
-  for m in torch_model.modules():
-    if isinstance(m, tnn.BatchNorm2d):
-      m.weight.data = torch.rand(m.weight.shape, generator=g) + 0.5
-      m.bias.data = torch.randn(m.bias.shape, generator=g) * 0.1
-      m.running_mean = torch.randn(m.running_mean.shape, generator=g) * 0.1
-      m.running_var = torch.rand(m.running_var.shape, generator=g) + 0.5
-
-
 @pytest.mark.parametrize("name,args,use_jit", [
     ("resnet18", ("basic", (2, 2, 2, 2), 1, 64), False),
     ("resnet18", ("basic", (2, 2, 2, 2), 1, 64), True),
@@ -152,7 +143,7 @@ def _randomize_bn(torch_model, seed=0):
 def test_logits_match_torch(name, args, use_jit):
   torch.manual_seed(0)
   ref = TorchResNet(*args, num_classes=10).eval()
-  _randomize_bn(ref)
+  torch_models.randomize_bn(ref)
   if name == "resnet18":
     model = create("resnet18", num_classes=10)
   else:

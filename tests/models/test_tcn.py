@@ -16,6 +16,7 @@ from cnnlab import models
 from cnnlab import nn as cnn
 from cnnlab.models import tcn
 from cnnlab.ops import conv_registry
+from models.causal import grad_at
 
 CAUSAL_IMPLS = conv_registry.impls_supporting((1, 16, 3), (3, 3, 3), padding="CAUSAL",
                                               dilation=4)
@@ -96,22 +97,6 @@ def test_outputs_match_torch_with_copied_weights():
   np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
 
 
-def positive_variables(model, x, seed=0):
-  """Positive variables from numpy (no init to compile): with positive inputs every ReLU stays
-  open, so no path's gradient vanishes. Kernels |N(0, 1/fan_in)| + 0.01, the rest U(0.01, 0.1)."""
-  rng = np.random.default_rng(seed)
-  return jax.tree_util.tree_map_with_path(
-      lambda path, a: jnp.asarray(
-          np.abs(rng.standard_normal(a.shape)) * np.prod(a.shape[:-1]) ** -0.5 + 0.01
-          if path[-1].key == "kernel" else rng.uniform(0.01, 0.1, a.shape), jnp.float32),
-      jax.eval_shape(model.init, jax.random.key(0), x))
-
-
-def _grad_at(model, x, t):
-  v = positive_variables(model, x)
-  return np.asarray(jax.jit(jax.grad(lambda x: model.apply(v, x)[0, t].sum()))(x))[0]
-
-
 @pytest.mark.parametrize("impl", CAUSAL_IMPLS)
 def test_causal_for_every_impl(impl):
   model = tcn.TCN(num_classes=2, channels=(3, 3), kernel_size=3, head="per_timestep",
@@ -119,7 +104,7 @@ def test_causal_for_every_impl(impl):
   x = jnp.abs(jax.random.normal(jax.random.key(0), (1, 16, 2)))
   t, r = 12, model.receptive_field
   assert r == 13  # 1 + 2*(3-1)*(1+2)
-  g = np.abs(_grad_at(model, x, t)).max(-1)
+  g = np.abs(grad_at(model, x, t)).max(-1)
   outside = np.concatenate([g[t + 1:], g[:t - r + 1]])
   if impl == "fft":  # the FFT product mixes every position: round-off leaks, ~1e-8 relative
     assert outside.max() <= 1e-6 * g.max()
@@ -136,7 +121,7 @@ def test_receptive_field_analytic_equals_gradient(k, levels):
                   dropout_rate=0.0)
   length = r + 30
   x = jnp.abs(jax.random.normal(jax.random.key(0), (1, length, 1))) + 0.1
-  g = np.abs(_grad_at(model, x, length - 1))[:, 0]
+  g = np.abs(grad_at(model, x, length - 1))[:, 0]
   nz = np.flatnonzero(g)
   assert (nz[0], nz[-1]) == (length - r, length - 1)
 

@@ -25,21 +25,11 @@ import torch
 from torch import nn as tnn
 from torch.nn import functional as F
 
+from cnnlab.bench import torch_models
 from cnnlab import models, transfer
 from cnnlab.bench.torch_models import TorchFire, TorchResNet
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
-
-
-def _randomize_bn(net, seed=0):
-  g = torch.Generator().manual_seed(seed)
-  for m in net.modules():
-    if isinstance(m, tnn.BatchNorm2d):
-      m.weight.data = torch.rand(m.weight.shape, generator=g) + 0.5
-      m.bias.data = torch.randn(m.bias.shape, generator=g) * 0.1
-      m.running_mean = torch.randn(m.running_mean.shape, generator=g) * 0.1
-      m.running_var = torch.rand(m.running_var.shape, generator=g) + 0.5
-  return net.eval()
 
 
 # ---------------------------------------------------------------- torchvision re-statements
@@ -258,7 +248,7 @@ MAX_DIFF = {}
 def test_logits_match_torch(name):
   build, overrides, hw = CASES[name]
   torch.manual_seed(0)
-  net = _randomize_bn(build(7))
+  net = torch_models.randomize_bn(build(7)).eval()
   sd = torchvision_state_dict(net)  # torch tensors: the converter detaches them itself
   if name == "densenet121":  # old torchvision files: 'norm.1' for 'norm1' (torchvision rewrites)
     sd = {k.replace(".norm1.", ".norm.1.").replace(".conv2.", ".conv.2."): v for k, v in sd.items()}

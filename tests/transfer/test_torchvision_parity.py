@@ -17,23 +17,11 @@ import torch
 from torch import nn as tnn
 from torch.nn import functional as F
 
+from cnnlab.bench import torch_models
 from cnnlab import models, transfer
 from conftest import REPO, load_config_module
 
 _MODELS = REPO / "tests" / "models"
-
-
-def _randomize_bn(net, seed=0):
-  g = torch.Generator().manual_seed(seed)
-  with torch.no_grad():
-    for m in net.modules():
-      if isinstance(m, tnn.BatchNorm2d):
-        c = m.num_features
-        m.weight.copy_(0.5 + torch.rand(c, generator=g))
-        m.bias.copy_(0.1 * torch.randn(c, generator=g))
-        m.running_mean.copy_(0.1 * torch.randn(c, generator=g))
-        m.running_var.copy_(0.5 + torch.rand(c, generator=g))
-  return net.eval()
 
 
 def _cna(m):
@@ -243,7 +231,7 @@ CASES = {
 def test_logits_match_torch(name):
   build, overrides, hw = CASES[name]
   torch.manual_seed(0)
-  net = _randomize_bn(build(7))
+  net = torch_models.randomize_bn(build(7)).eval()
   variables = transfer.from_torchvision(name, net.state_dict(), **overrides)
   x = np.random.default_rng(0).normal(size=(2, 3, *hw)).astype(np.float32)
   with torch.no_grad():

@@ -25,6 +25,21 @@ class LeNet5(nn.Module):
     return self.output(torch.tanh(self.F6(x)))
 
 
+def randomize_bn(net: nn.Module, seed: int = 0) -> nn.Module:
+  """Gives every ``BatchNorm2d`` of ``net`` random affine parameters and running statistics (in
+  place; seeded), so a parity test also checks how the statistics are used; returns ``net``."""
+  g = torch.Generator().manual_seed(seed)
+  with torch.no_grad():
+    for m in net.modules():
+      if isinstance(m, nn.BatchNorm2d):
+        c = m.num_features
+        m.weight.copy_(0.5 + torch.rand(c, generator=g))
+        m.bias.copy_(0.1 * torch.randn(c, generator=g))
+        m.running_mean.copy_(0.1 * torch.randn(c, generator=g))
+        m.running_var.copy_(0.5 + torch.rand(c, generator=g))
+  return net
+
+
 def load_flax_params(module: nn.Module, params: dict) -> nn.Module:
   """Copies a Flax param tree into a torch module whose submodule names match the Flax ones:
   conv kernels ``(*window, I, O)`` -> ``(O, I, *window)``, dense ``(I, O)`` -> ``(O, I)``."""
