@@ -66,8 +66,12 @@ CASES = {
     "nonfinite_policy": ([S, "--config.nonfinite_policy=ignore"], ["nonfinite_policy='ignore'",
                                                                   "'skip'"]),
     "experiment": ([S, "--config.experiment=trian"], ["config.experiment='trian'", "train"]),
+    "loss_scale": ([S, "--config.loss_scale=dynamc"], ["config.loss_scale='dynamc'", "'dynamic'"]),
+    "half_precision_dtype": ([S, "--config.half_precision_dtype=fp16"],
+                             ["config.half_precision_dtype='fp16'", "'float16'"]),
     # counts and ranges
     "batch_zero": ([S, "--config.batch_size=0"], ["batch_size=0", "> 0"]),
+    "loss_scale_init": ([S, "--config.loss_scale_init=0"], ["loss_scale_init=0", "> 0"]),
     "eval_batch_negative": ([S, "--config.eval_batch_size=-1"], ["eval_batch_size=-1", "> 0"]),
     "train_steps_negative": ([S, "--config.num_train_steps=-5"], ["num_train_steps=-5", ">= 0"]),
     "epochs_zero": ([S, "--config.num_train_steps=0", "--config.num_epochs=0"],

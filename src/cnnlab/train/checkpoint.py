@@ -36,7 +36,8 @@ NON_RESULT_FIELDS = ("progress_bar", "log_every_steps", "eval_every_steps", "eva
 FORMAT_FIELDS = ("data.num_workers",)
 # Fields evaluate.py must share with the run it evaluates (the model and what it was fed).
 MODEL_FIELDS = ("model.", "data.mean", "data.std", "data.image_size", "data.permute_features",
-                "data.permute_seed", "half_precision", "transfer.cut_after", "task")
+                "data.permute_seed", "half_precision", "half_precision_dtype",
+                "transfer.cut_after", "task")
 
 
 class CorruptCheckpoint(RuntimeError):

@@ -26,7 +26,11 @@ passing ``arg`` through :func:`apply_arg`. Fields (``config.<field>``):
   Kim 2014), ``label_smoothing``;
 - ``batch_size`` (global), ``eval_batch_size``, ``num_epochs`` or ``num_train_steps`` (> 0 wins),
   ``log_every_steps``, ``eval_every_steps`` / ``checkpoint_every_steps`` (0 = once per epoch),
-  ``keep_checkpoints``, ``half_precision`` (bfloat16 compute), ``progress_bar``;
+  ``keep_checkpoints``, ``half_precision`` (compute in ``half_precision_dtype``: ``bfloat16``
+  or ``float16``; params stay float32), ``progress_bar``;
+- ``loss_scale``: ``none`` or ``dynamic`` (float16: the loss is multiplied by a scale that halves
+  on an overflowing gradient, whose step is skipped, and doubles after ``loss_scale_period``
+  finite steps; starts at ``loss_scale_init``; ``cnnlab.train.state``, docs/scale.md);
 - ``grad_accum_steps`` (k: each step averages the gradients of k micro-batches of
   ``batch_size / k``), ``grad_accum_impl`` (``multisteps`` or ``scan``, ``cnnlab.train.accum``),
   ``ema_decay`` (0 = off; else evaluation uses an EMA of the params, ``cnnlab.train.state``);
@@ -131,6 +135,10 @@ def base() -> ml_collections.ConfigDict:
   c.checkpoint_every_steps = 0
   c.keep_checkpoints = 2
   c.half_precision = False
+  c.half_precision_dtype = "bfloat16"
+  c.loss_scale = "none"
+  c.loss_scale_init = 2.0 ** 15
+  c.loss_scale_period = 2000
   c.progress_bar = True
   c.nonfinite_policy = "stop"
   c.max_nonfinite_skips = 10

@@ -133,9 +133,13 @@ def _optimizer(config, schedule) -> optax.GradientTransformation:
 
 
 def _create_state(config, setup, tx):
-  """The fresh train state (pure: jit it); with an EMA of the params if ``config.ema_decay``."""
+  """The fresh train state (pure: jit it); with an EMA of the params if ``config.ema_decay``
+  and a loss scale if ``config.loss_scale``."""
+  dynamic = config.get("loss_scale", "none") == "dynamic"
   return state_lib.create(setup.model, tx, setup.input_shape, config.seed, setup.input_dtype,
-                          ema=config.get("ema_decay", 0.0) > 0)
+                          ema=config.get("ema_decay", 0.0) > 0,
+                          loss_scale=config.loss_scale_init if dynamic else 0.0,
+                          loss_scale_period=config.get("loss_scale_period", 2000))
 
 
 def _abstract_state(config, setup, tx):

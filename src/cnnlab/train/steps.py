@@ -20,7 +20,9 @@ Inputs are cast to the model's ``input_dtype`` (its registry spec: int32 for tok
 Train metrics also carry the non-finite guard: ``nonfinite`` (steps whose loss or gradient norm
 was NaN/inf; their loss is left out of the sums), ``first_nonfinite`` (the first such step
 number, :data:`NO_STEP` if none) and ``skip_run`` (the longest run of consecutive non-applied
-updates under ``optax.apply_if_finite``; 0 without it)."""
+updates under ``optax.apply_if_finite``; 0 without it). With a loss scale (``config.loss_scale``)
+an overflowing gradient of a finite loss is not a non-finite step: the step changes nothing but
+the scale and is counted in ``overflow``; ``loss_scale`` is the scale after the last step."""
 
 from __future__ import annotations
 
@@ -67,7 +69,8 @@ def zero_metrics(task: Task = CLASSIFICATION):
 def zero_train_metrics(task: Task = CLASSIFICATION):
   return {**zero_metrics(task), "nonfinite": jnp.zeros((), jnp.int32),
           "first_nonfinite": jnp.full((), NO_STEP, jnp.int32),
-          "skip_run": jnp.zeros((), jnp.int32)}
+          "skip_run": jnp.zeros((), jnp.int32), "overflow": jnp.zeros((), jnp.int32),
+          "loss_scale": jnp.zeros((), jnp.float32)}
 
 
 def preprocess(x, image_size: int):
@@ -140,37 +143,63 @@ def train_step(state, metrics, batch, base_key, *, image_size: int, label_smooth
     loss, per_example = _losses(task, logits, labels, label_smoothing)
     return jnp.mean(loss), (per_example, loss, updates.get("batch_stats", batch_stats))
 
-  grad_fn = jax.grad(loss_fn, has_aux=True)
+  def grad_fn(scale, *args):
+    """``(scale, gradient finite, gradient, aux)``; with a loss scale (``DynamicScale``), of the
+    scaled loss, unscaled, and the scale adjusted."""
+    if scale is None:
+      g, aux = jax.grad(loss_fn, has_aux=True)(*args)
+      return None, jnp.isfinite(optax.global_norm(g)), g, aux
+    scale, finite, (_, aux), g = scale.value_and_grad(loss_fn, has_aux=True)(*args)
+    return scale, finite, g, aux
+
   if accum_steps == 1:
-    grads, (per_example, loss, batch_stats) = grad_fn(state.params, state.batch_stats, x, labels,
-                                                      key)
+    scale, grads_finite, grads, (per_example, loss, batch_stats) = grad_fn(
+        state.dynamic_scale, state.params, state.batch_stats, x, labels, key)
   else:
     def micro(carry, xs):
-      grad_sum, batch_stats = carry
+      grad_sum, batch_stats, scale, grads_finite = carry
       i, x_i, labels_i = xs
-      g, (per_example, loss, batch_stats) = grad_fn(state.params, batch_stats, x_i, labels_i,
-                                                    jax.random.fold_in(key, i))
-      return (jax.tree.map(jnp.add, grad_sum, g), batch_stats), (per_example, loss)
+      scale, fin, g, (per_example, loss, batch_stats) = grad_fn(
+          scale, state.params, batch_stats, x_i, labels_i, jax.random.fold_in(key, i))
+      return (jax.tree.map(jnp.add, grad_sum, g), batch_stats, scale, grads_finite & fin), (
+          per_example, loss)
 
     x_k, labels_k = accum.device_micro_batches((x, labels), accum_steps)
-    (grad_sum, batch_stats), (per_example, loss) = jax.lax.scan(
-        micro, (jax.tree.map(jnp.zeros_like, state.params), state.batch_stats),
+    (grad_sum, batch_stats, scale, grads_finite), (per_example, loss) = jax.lax.scan(
+        micro, (jax.tree.map(jnp.zeros_like, state.params), state.batch_stats,
+                state.dynamic_scale, jnp.array(True)),
         (jnp.arange(accum_steps), x_k, labels_k))
     grads = jax.tree.map(lambda g: g / accum_steps, grad_sum)
     per_example, loss = jax.tree.map(lambda a: a.reshape(-1, *a.shape[2:]), (per_example, loss))
-  finite = jnp.isfinite(jnp.mean(loss)) & jnp.isfinite(optax.global_norm(grads))
+  loss_finite = jnp.isfinite(jnp.mean(loss))
+  finite = loss_finite & grads_finite
+  # A loss-scaled step whose loss is finite but whose gradient overflowed is an overflow, not a
+  # non-finite step: it changes nothing but the (halved) scale.
+  overflow = (state.dynamic_scale is not None) & loss_finite & ~grads_finite
   step = state.step + 1
-  state = state.apply_gradients(grads=grads, batch_stats=batch_stats)
-  state = state_lib.update_ema(state, ema_decay, accum.applied(state.opt_state))
+  if state.dynamic_scale is not None:
+    grads = jax.tree.map(lambda g: jnp.where(overflow, 0.0, g), grads)
+  new = state.apply_gradients(grads=grads, batch_stats=batch_stats)
+  if state.dynamic_scale is not None:
+    new = jax.tree.map(lambda n, o: jnp.where(overflow, o, n),
+                       new.replace(dynamic_scale=None), state.replace(step=step,
+                                                                      dynamic_scale=None))
+    new = new.replace(dynamic_scale=scale)
+  state = state_lib.update_ema(new, ema_decay, accum.applied(new.opt_state) & ~overflow)
   sums = _sums(per_example, jnp.where(finite, loss, 0.0),
                jnp.full_like(loss, finite.astype(jnp.float32)))
   out = {k: metrics[k] + sums[k] for k in metric_keys(task)}
   run = getattr(accum.inner_state(state.opt_state), "notfinite_count",
                 jnp.zeros((), jnp.int32))
-  return state, {**out, "nonfinite": metrics["nonfinite"] + (~finite).astype(jnp.int32),
-                 "first_nonfinite": jnp.where(finite, metrics["first_nonfinite"],
-                                              jnp.minimum(metrics["first_nonfinite"], step)),
-                 "skip_run": jnp.maximum(metrics["skip_run"], run.astype(jnp.int32))}
+  nonfinite = ~finite & ~overflow
+  return state, {**out, "nonfinite": metrics["nonfinite"] + nonfinite.astype(jnp.int32),
+                 "first_nonfinite": jnp.where(nonfinite, jnp.minimum(metrics["first_nonfinite"],
+                                                                     step),
+                                              metrics["first_nonfinite"]),
+                 "skip_run": jnp.maximum(metrics["skip_run"], run.astype(jnp.int32)),
+                 "overflow": metrics["overflow"] + overflow.astype(jnp.int32),
+                 "loss_scale": (scale.scale if scale is not None
+                                else jnp.zeros((), jnp.float32))}
 
 
 def eval_step(state, metrics, batch, *, image_size: int, task: Task = CLASSIFICATION):
@@ -197,4 +226,7 @@ def summarize(metrics) -> dict:
            "mae": float(m["abs_sum"]) / n if n else nan, "num_examples": int(n)}
   else:
     out = {"loss": loss, "accuracy": float(m["correct"]) / max(n, 1), "num_examples": int(n)}
-  return {**out, **{k: int(m[k]) for k in ("nonfinite", "first_nonfinite", "skip_run") if k in m}}
+  out.update({k: int(m[k]) for k in ("nonfinite", "first_nonfinite", "skip_run") if k in m})
+  if m.get("loss_scale", 0):  # loss-scaled training: the steps skipped and the current scale
+    out.update(overflow=int(m["overflow"]), loss_scale=float(m["loss_scale"]))
+  return out

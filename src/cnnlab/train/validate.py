@@ -20,6 +20,8 @@ from cnnlab.train.errors import ConfigError  # noqa: F401  (re-exported)
 
 NONFINITE_POLICIES = ("stop", "skip")
 GRAD_ACCUM_IMPLS = ("multisteps", "scan")  # cnnlab.train.accum.IMPLS (no JAX import here)
+HALF_PRECISION_DTYPES = ("bfloat16", "float16")
+LOSS_SCALES = ("none", "dynamic")
 
 
 def _require(ok: bool, field: str, value, allowed: str):
@@ -119,6 +121,10 @@ def check_fields(config) -> None:
   _number(config, "grad_accum_steps", 0, low_open=True, integer=True)
   _one_of(config, "grad_accum_impl", GRAD_ACCUM_IMPLS)
   _number(config, "ema_decay", 0, 1, high_open=True)
+  _one_of(config, "half_precision_dtype", HALF_PRECISION_DTYPES)
+  _one_of(config, "loss_scale", LOSS_SCALES)
+  _number(config, "loss_scale_init", 0, low_open=True)
+  _number(config, "loss_scale_period", 0, low_open=True, integer=True)
   _one_of(config, "task", config_lib.TASKS)
   _number(config, "max_nonfinite_skips", 0, low_open=True, integer=True)
   for f in ("name", "train_split", "eval_split"):
@@ -226,7 +232,7 @@ def model_kwargs(config, num_classes: int | None = None) -> dict:
   kw = {k: v for k, v in config.model.items() if k != "name"}
   if config.half_precision:
     import jax.numpy as jnp  # noqa: PLC0415
-    kw["dtype"] = jnp.bfloat16
+    kw["dtype"] = jnp.dtype(config.get("half_precision_dtype", "bfloat16"))
   if num_classes is not None:
     kw.setdefault("num_classes", num_classes)
   return kw
