@@ -19,10 +19,14 @@ import pytest
 from cnnlab import models
 from cnnlab import nn as cnn
 
-# Not (N, *S, C) float -> (N, classes) (token ids, mu-law codes, per-timestep outputs, forecasts):
-# left out of the forward sweeps; tests/models/test_{kim_cnn,wavenet,tcn,forecast}.py check their
-# shapes (the conv_impl / count sweep takes every model, on its spec's input dtype).
-OWN_SWEEP = {"kim_cnn", "wavenet", "tcn_copy", "dilated_forecaster"}
+# Not (N, *S, C) float -> (N, classes) (token ids, mu-law codes, per-timestep outputs, forecasts,
+# images): left out of the forward sweeps; tests/models/test_{kim_cnn,wavenet,tcn,forecast,
+# conv_vae,denoise_ae}.py check their shapes (the conv_impl / count sweep takes every model, on
+# its spec's input dtype).
+OWN_SWEEP = {"kim_cnn", "wavenet", "tcn_copy", "dilated_forecaster", "conv_vae", "denoise_ae"}
+# Dense prediction, (N, H, W, C) -> (N, H, W, classes): tests/models/test_{fcn,unet,
+# dilated_context}.py check their shapes.
+OWN_SWEEP |= set(models.list_models("dense"))
 ALL = [n for n in models.list_models() if n not in OWN_SWEEP]
 # One per architecture class / block type; the other registered variants differ in depth/width.
 REPRESENTATIVES = {

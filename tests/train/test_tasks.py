@@ -95,6 +95,55 @@ def test_regression_standardises_targets_and_reports_raw_units():
   np.testing.assert_allclose(out["loss"], ((pred[:3, 0] - y[:3, 0]) ** 2).mean(), rtol=1e-5)
 
 
+def _np_iou(labels, preds, num_classes):
+  """Per-class IoU by brute force over pixels (None: class neither present nor predicted)."""
+  out = []
+  for c in range(num_classes):
+    inter = sum(1 for t, q in zip(labels.ravel(), preds.ravel()) if t == c and q == c)
+    union = sum(1 for t, q in zip(labels.ravel(), preds.ravel()) if t == c or q == c)
+    out.append(inter / union if union else None)
+  return out
+
+
+def test_segmentation_pixel_accuracy_and_miou_with_absent_classes():
+  from sklearn.metrics import jaccard_score  # noqa: PLC0415 - a second, library reference
+  k = 6
+  logits = RNG.standard_normal((4, 5, 7, k)).astype(np.float32)
+  logits[..., 5] -= 100  # class 5 is never predicted ...
+  labels = RNG.integers(0, 4, (4, 5, 7))  # ... and classes 4, 5 are never present
+  labels[0, 0, 0] = 4  # class 4: present once, in the first (kept) example
+  task = steps.Task("segmentation", num_classes=k)
+  out = _eval(task, _state(lambda p, x: p["z"], {"z": jnp.asarray(logits)}),
+              np.zeros((4, 5, 7, 1), np.float32), labels, MASK)
+  kept, preds = labels[:3], logits[:3].argmax(-1)
+  iou = _np_iou(kept, preds, k)
+  assert iou[5] is None and out["iou"][5] is None
+  np.testing.assert_allclose([v for v in out["iou"] if v is not None],
+                             [v for v in iou if v is not None], rtol=1e-6)
+  present = [c for c in range(k) if iou[c] is not None]
+  np.testing.assert_allclose(out["miou"], jaccard_score(kept.ravel(), preds.ravel(),
+                                                        labels=present, average="macro"))
+  np.testing.assert_allclose(out["pixel_accuracy"], (kept == preds).mean(), rtol=1e-6)
+  np.testing.assert_allclose(out["accuracy"], out["pixel_accuracy"], rtol=1e-6)
+  np.testing.assert_allclose(out["loss"], _np_ce(logits, labels)[:3].mean(), rtol=1e-5)
+  assert out["num_examples"] == 3
+
+
+def test_denoise_adds_noise_and_regresses_the_clean_input():
+  x = RNG.standard_normal((4, 32, 32, 1)).astype(np.float32)
+  task = steps.Task("denoise", noise_std=0.5)
+  noisy, clean = steps.inputs_and_targets({"inputs": x, "label": np.zeros(4)}, 0, task,
+                                          jax.random.key(3))
+  np.testing.assert_array_equal(clean, x)
+  noise = np.asarray(noisy) - x
+  assert 0.47 < noise.std() < 0.53 and abs(noise.mean()) < 0.03
+  # The identity model's loss is the noise's mean square; evaluation's noise is fixed.
+  out = _eval(task, _state(lambda p, x: x, {}), x, np.zeros(4), MASK)
+  again = _eval(task, _state(lambda p, x: x, {}), x, np.zeros(4), MASK)
+  assert set(out) == {"loss", "mse", "mae", "num_examples"} and out == again
+  assert 0.23 < out["mse"] < 0.27 and out["loss"] == pytest.approx(out["mse"])
+
+
 def test_next_step_feeds_codes_and_predicts_the_next_one():
   x = np.clip(RNG.standard_normal((4, 9, 1)) * 0.3, -1, 1).astype(np.float32)
   table = RNG.standard_normal((256, 256)).astype(np.float32)

@@ -17,6 +17,8 @@ Builtin names (prepared without TensorFlow on first use into ``data_dir``, then 
   with dataset options passed as keyword arguments (``load(name, split, **options)``; the
   defaults are the module's ``OPTIONS``, :func:`options` reads them from a config); see
   ``docs/data.md`` and each module of ``cnnlab.data.builders``.
+- ``moving_digits`` (videos), ``digit_segmentation`` (per-pixel labels): generated from the
+  ``mnist`` digits (download or ``manual_dir``, same splits and slicing), with options.
 Any other name goes to ``tfds.builder(name)`` (preparing those needs TensorFlow).
 ``data_dir=None`` is TFDS's default (``~/tensorflow_datasets`` or ``$TFDS_DATA_DIR``).
 
@@ -34,11 +36,12 @@ import fcntl
 import importlib
 import importlib.util
 import os
+import types
 
 import numpy as np
 
 BUILTIN = ("digits", "mnist1d", "mnist", "fsdd", "mr", "sequential_mnist", "permuted_mnist",
-           "adding", "copy_memory", "co2", "sunspots")
+           "adding", "copy_memory", "co2", "sunspots", "moving_digits", "digit_segmentation")
 _BUILDERS = {"digits": "digits.CnnlabDigits", "mnist1d": "mnist1d.CnnlabMnist1d",
              "mnist": "mnist.CnnlabMnist", "fsdd": "fsdd.CnnlabFsdd", "mr": "mr.CnnlabMr"}
 # Datasets read from a folder (``manual_dir``) by their module's ``manual_config(folder)``.
@@ -47,7 +50,8 @@ _MANUAL = ("mnist", "fsdd", "mr")
 # module's ``load(name, split, data_dir=, manual_dir=, **options)`` replaces the TFDS path.
 _VIEWS = {"sequential_mnist": "sequences", "permuted_mnist": "sequences",
           "adding": "sequences", "copy_memory": "sequences", "co2": "forecast",
-          "sunspots": "forecast"}
+          "sunspots": "forecast", "moving_digits": "moving_digits",
+          "digit_segmentation": "digit_segmentation"}
 
 
 class DataError(ValueError):
@@ -164,6 +168,19 @@ def split_source(name, builder, split):
   if not n:
     raise DataError("split", f"selects no examples; {syntax}")
   return builder.as_data_source(split=split), data_info(builder.info)
+
+
+def absolute_indices(split: str, splits: dict) -> np.ndarray:
+  """``(n, 2)`` int64: for each example of ``split`` (TFDS slicing syntax, already checked), its
+  whole split's number in ``sorted(splits)`` and its index there (``'train[6000:8000]'`` ->
+  rows ``(k, 6000) .. (k, 7999)``), so that generated views draw the same example whatever the
+  slice. ``splits``: split name -> number of examples."""
+  import tensorflow_datasets as tfds  # noqa: PLC0415
+  infos = {k: types.SimpleNamespace(num_examples=v) for k, v in splits.items()}
+  names = sorted(splits)
+  parts = [(names.index(a.splitname), np.arange(splits[a.splitname])[a.from_:a.to])
+           for a in tfds.core.ReadInstruction.from_spec(split).to_absolute(infos)]
+  return np.concatenate([np.stack([np.full(len(i), k), i], 1) for k, i in parts]).astype(np.int64)
 
 
 @contextlib.contextmanager

@@ -76,6 +76,25 @@ class Generated:
     return [self[i] for i in idx]
 
 
+class Computed:
+  """Example ``i`` is ``fn(i)`` for ``i`` in ``range(n)`` (negative ``i`` counts from the end):
+  random access, nothing stored."""
+
+  def __init__(self, n: int, fn):
+    self.n, self.fn = n, fn
+
+  def __len__(self):
+    return self.n
+
+  def __getitem__(self, i):
+    if not -self.n <= i < self.n:
+      raise IndexError(f"example {i} of {self.n}")
+    return self.fn(int(i) % self.n)
+
+  def __getitems__(self, idx):
+    return [self[i] for i in idx]
+
+
 def read_all(source, keys) -> dict[str, list]:
   """``{key: [example[key] for every example]}`` of ``source`` (one batched read)."""
   examples = source.__getitems__(list(range(len(source))))

@@ -34,3 +34,22 @@ def finished_table(sweep_workdir, read, tabulate) -> dict:
     raise ConfigError(f"config.sweep_workdir={str(sweep_workdir)!r} is invalid: {csv_path} has "
                       "no finished points")
   return table
+
+
+def finished_points(sweep_workdir, sweep_config: str) -> list[pathlib.Path]:
+  """The point folders of a sweep that hold a ``result.json``; a :class:`ConfigError` naming the
+  sweep's command if there are none."""
+  points = sorted(p.parent for p in pathlib.Path(sweep_workdir).glob("*/result.json"))
+  if not points:
+    raise ConfigError(f"config.sweep_workdir={str(sweep_workdir)!r} is invalid: no finished "
+                      f"points; run the sweep first (scripts/sweep.py --config={sweep_config})")
+  return points
+
+
+def model_macs(point_config, input_shape) -> int:
+  """Multiply-accumulates of the point's model on one ``input_shape`` example
+  (``cnnlab.models.summary``)."""
+  from cnnlab import models  # noqa: PLC0415 - JAX; only for the tables that count MACs
+  from cnnlab.models import summary  # noqa: PLC0415
+  kw = {k: v for k, v in point_config.model.items() if k != "name"}
+  return summary.summarize(models.create(point_config.model.name, **kw), input_shape).total_macs

@@ -10,5 +10,8 @@ from cnnlab.models import alexnet, allcnn, densenet, squeezenet, vgg  # noqa: F4
 from cnnlab.models import googlenet, inception_v3, shufflenet  # noqa: F401
 from cnnlab.models import cnn1d  # noqa: F401
 from cnnlab.models import audio_cnn, forecast, kim_cnn, rnn, tcn, wavenet  # noqa: F401
+from cnnlab.models import video  # noqa: F401
+from cnnlab.models import conv_vae, denoise_ae  # noqa: F401
+from cnnlab.models import dilated_context, fcn, unet  # noqa: F401
 from cnnlab.models.features import extract_features
 from cnnlab.models.registry import ModelSpec, create, get_spec, list_models, register

@@ -12,6 +12,9 @@ makes sense); no family imports another.
 - ``causal_receptive_field``: the receptive field of a path of stride-1 causal 1D convs.
 - ``ConvNormAct``: conv -> norm -> optional activation (torch's ``Conv2dNormActivation``,
   torchvision's Inception ``BasicConv2d``).
+- Dense prediction: ``ConvReLUStack`` (3x3 [dilated] convs + ReLU at one resolution: VGG /
+  FCN stages, U-Net's double conv, Yu & Koltun's front-end), ``pad_to_multiple`` (pad an image
+  so every 2x pool divides it; the model crops its output back).
 - ``SqueezeExcitation`` (Hu et al. 2018), ``DropPath`` (stochastic depth per example),
   ``InvertedResidual`` (MobileNetV2/V3, EfficientNet's MBConv).
 - ResNet family: ``ResidualBlock`` (the fields of a residual block and its shortcut / residual
@@ -168,6 +171,33 @@ class ConvNormAct(nn.Module):
                   feature_group_count=self.groups, name="conv")(x)
     x = self.norm(name="bn")(x)
     return x if self.act is None else self.act(x)
+
+
+class ConvReLUStack(nn.Module):
+  """``(N, H, W, C) -> (N, H, W, features)``: ``num_convs`` x (3x3 conv with ``dilation``,
+  padding ``dilation`` each side (size-preserving, symmetric as torch's), ReLU); modules
+  ``conv0``, ``conv1``, ..."""
+  features: int
+  conv: ModuleDef
+  num_convs: int = 2
+  dilation: int = 1
+
+  @nn.compact
+  def __call__(self, x_BxHxWxC):
+    pad = ((self.dilation, self.dilation),) * 2
+    for i in range(self.num_convs):
+      x_BxHxWxC = nn.relu(self.conv(self.features, (3, 3), padding=pad,
+                                    kernel_dilation=self.dilation, name=f"conv{i}")(x_BxHxWxC))
+    return x_BxHxWxC
+
+
+def pad_to_multiple(x_BxHxWxC, multiple: int):
+  """Zero-pads H and W on the high side up to the next multiple of ``multiple`` (so ``log2``
+  of it floor-mode 2x2 pools divide exactly and x2 upsamplings give back each size); a dense
+  model crops its output to ``[:, :H, :W]``."""
+  h, w = x_BxHxWxC.shape[1:3]
+  pads = ((0, 0), (0, -h % multiple), (0, -w % multiple), (0, 0))
+  return jnp.pad(x_BxHxWxC, pads) if any(p[1] for p in pads) else x_BxHxWxC
 
 
 class SqueezeExcitation(nn.Module):

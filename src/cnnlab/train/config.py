@@ -6,7 +6,9 @@ passing ``arg`` through :func:`apply_arg`. Fields (``config.<field>``):
 - ``experiment``: the ``cnnlab.experiments`` module that runs the config (default ``train``: the
   training loop); ``seed``; ``task``: the loss and metrics (``cnnlab.train.steps``:
   ``classification``, ``sequence_classification`` per step, ``regression`` MSE, ``next_step``
-  mu-law prediction; chosen by the config, not guessed from the data); ``model.name``
+  mu-law prediction, ``segmentation`` per pixel with mIoU, ``denoise`` (inputs + noise of std
+  ``noise_std`` -> clean inputs), ``vae`` negative ELBO; chosen by the config, not guessed from
+  the data); ``model.name``
   (registry name), ``model.conv_impl`` (the
   ``cnnlab.ops.conv`` impl every conv of the model uses; every model takes it) + any option of
   that model;
@@ -61,7 +63,8 @@ from cnnlab.train.errors import ConfigError
 
 ARGS = ("smoke", "local")
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "adadelta")
-TASKS = ("classification", "sequence_classification", "regression", "next_step")
+TASKS = ("classification", "sequence_classification", "regression", "next_step",
+         "segmentation", "denoise", "vae")
 SCHEDULES = ("constant", "cosine", "step")
 
 
@@ -117,6 +120,7 @@ def base() -> ml_collections.ConfigDict:
   c.experiment = "train"
   c.seed = 0
   c.task = "classification"
+  c.noise_std = 0.0
   c.model = ml_collections.ConfigDict({"name": "lenet5", "conv_impl": "lax"})
   c.data = ml_collections.ConfigDict(dict(
       name="digits", data_dir="", manual_dir="", train_split="train", eval_split="test",
@@ -218,6 +222,98 @@ def fsdd_data(config: ml_collections.ConfigDict, held_out: str = "yweweler",
                      log_mel=False, speakers=(), exclude_speakers=(held_out,))
   config.data.eval_options = ml_collections.ConfigDict(
       {"speakers": (held_out,), "exclude_speakers": ()})
+  return config
+
+
+def moving_digits_data(config: ml_collections.ConfigDict, target: str = "direction",
+                       num_frames: int = 16, frame_size: int = 64) -> ml_collections.ConfigDict:
+  """Moving-MNIST clips (``moving_digits``) composed from mnist8k: clips of digits 0-5,999
+  train, of digits 6,000-7,999 eval (a digit never seen in training); one digit,
+  ``num_frames`` frames of ``frame_size`` squared; labels: ``target`` (``direction``, 8 classes,
+  or ``digit``); MNIST mean/std."""
+  config.data.update(name="moving_digits", manual_dir=shared_data("mnist8k"),
+                     train_split="train[:6000]", eval_split="train[6000:8000]",
+                     mean=(0.1307,), std=(0.3081,), num_frames=num_frames,
+                     frame_size=frame_size, num_digits=1, target=target)
+  return config
+
+
+# The video models' options on 16x64x64 clips (cnnlab.models.video; 3D nets at half width).
+VIDEO_MODELS = {"single_frame": {}, "early_fusion": {}, "late_fusion": {}, "slow_fusion": {},
+                "c3d": {"widths": (8, 16, 32, 64, 64)}, "r2plus1d": {"widths": (8, 16, 32, 64, 64)}}
+
+
+def moving_digits(model_name: str, arg: str | None, num_epochs: float = 1
+                  ) -> ml_collections.ConfigDict:
+  """The video recipe: ``model_name`` (with its :data:`VIDEO_MODELS` options) on
+  :func:`moving_digits_data` (``:target=digit`` for the digit's class), Adam 1e-3 with cosine
+  decay, batch 16, ``num_epochs`` epochs (375 steps each); ``:smoke``: 2 steps (the eval clips
+  of 64 digits); ``:figure``: clips of ``runs/video/MODEL`` with its predictions
+  (``cnnlab.experiments.predictions_figure``)."""
+  args = parse_arg(arg, ("smoke", "figure"), {"target": ("direction", "digit")})
+  if args.get("figure"):
+    return analysis("predictions_figure", run_workdir=f"runs/video/{model_name}", num_examples=4)
+  c = moving_digits_data(base(), args.get("target", "direction"))
+  c.model = ml_collections.ConfigDict({"name": model_name, "conv_impl": "lax",
+                                       **VIDEO_MODELS[model_name]})
+  c.optimizer.update(name="adam", learning_rate=1e-3, schedule="cosine", warmup_epochs=0.2)
+  c.batch_size = 16
+  c.eval_batch_size = 100
+  c.num_epochs = num_epochs
+  c.log_every_steps = 75
+  if args.get("smoke"):
+    smoke(c)
+    c.data.eval_split = "train[6000:6064]"
+  return c
+
+
+def digit_segmentation_data(config: ml_collections.ConfigDict,
+                            canvas_size: int = 64) -> ml_collections.ConfigDict:
+  """Digit canvases (``digit_segmentation``: 1-3 digits at scales 0.75-1.25, overlapping, 11
+  classes with background 10) composed from mnist8k: digits 0-5,999 train, 6,000-7,999 eval;
+  MNIST mean/std; task ``segmentation``."""
+  config.data.update(name="digit_segmentation", manual_dir=shared_data("mnist8k"),
+                     train_split="train[:6000]", eval_split="train[6000:8000]",
+                     mean=(0.1307,), std=(0.3081,), canvas_size=canvas_size)
+  config.task = "segmentation"
+  return config
+
+
+# The segmentation models' options (cnnlab.models: fcn8s, unet, dilated_context) on 64x64 canvases.
+DENSE_MODELS = {"fcn8s": {}, "unet": {"decoder": "transpose"}, "dilated_context": {}}
+
+
+def digit_segmentation(model_name: str, arg: str | None, num_epochs: float = 8
+                       ) -> ml_collections.ConfigDict:
+  """The segmentation recipe: ``model_name`` (with its :data:`DENSE_MODELS` options;
+  ``:decoder=resize`` for U-Net's resize-conv decoder) on :func:`digit_segmentation_data`, Adam
+  1e-3 with cosine decay and 0.5 warm-up epochs, batch 32, ``num_epochs`` epochs (187 steps each);
+  ``:smoke``: 2 steps (64 eval canvases); ``:figure``: canvases, true and predicted masks of
+  ``runs/dense/MODEL`` (``cnnlab.experiments.predictions_figure``)."""
+  args = parse_arg(arg, ("smoke", "figure"), {"decoder": ("transpose", "resize")})
+  if args.get("figure"):
+    return analysis("predictions_figure", run_workdir=f"runs/dense/{model_name}", num_examples=4)
+  c = digit_segmentation_data(base())
+  c.model = ml_collections.ConfigDict({"name": model_name, "conv_impl": "lax",
+                                       **DENSE_MODELS[model_name]})
+  if "decoder" in args:
+    c.model.decoder = args["decoder"]
+  c.optimizer.update(name="adam", learning_rate=1e-3, schedule="cosine", warmup_epochs=0.5)
+  c.batch_size = 32
+  c.eval_batch_size = 100
+  c.num_epochs = num_epochs
+  c.log_every_steps = 94
+  if args.get("smoke"):
+    smoke(c)
+    c.data.eval_split = "train[6000:6064]"
+  return c
+
+
+def mnist8k_unit(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """mnist8k as in :func:`mnist8k_data` but 28x28 pixels in [0, 1] (mean 0, std 1), no shifts:
+  the inputs and targets of the generative models."""
+  mnist8k_data(config, image_size=0)
+  config.data.update(mean=(0.0,), std=(1.0,), random_crop_padding=0)
   return config
 
 

@@ -87,18 +87,21 @@ def _options(config, split_field: str, workdir) -> dict:
   return out
 
 
-def _task(config) -> steps.Task:
-  """``config.task`` with the model's input dtype (registry), the mu-law levels and, for
-  regression, the targets' standardisation (that of the inputs' channel 0)."""
+def _task(config, info) -> steps.Task:
+  """``config.task`` with the model's input dtype (registry), the mu-law levels, for
+  regression the targets' standardisation (that of the inputs' channel 0), for segmentation the
+  class count, for denoise ``config.noise_std``."""
   name = config.get("task", "classification")
   mean, std = (config.data.mean[0], config.data.std[0]) if name == "regression" else (0.0, 1.0)
   return steps.Task(name, models.get_spec(config.model.name).input_dtype,
-                    config.model.get("quantization_levels", 256), float(mean), float(std))
+                    config.model.get("quantization_levels", 256), float(mean), float(std),
+                    num_classes=info.num_classes if name == "segmentation" else 0,
+                    noise_std=float(config.get("noise_std", 0.0)))
 
 
 def _setup(config, eval_info) -> _Setup:
   validate.check_data(config, eval_info)
-  task = _task(config)
+  task = _task(config, eval_info)
   input_shape = tuple(eval_info.input_shape)
   if pipeline.is_audio(eval_info):  # waveforms cropped by the pipeline, maybe to log-mel
     try:
@@ -116,7 +119,8 @@ def _setup(config, eval_info) -> _Setup:
   x = jax.eval_shape(lambda x: steps.inputs_and_targets({"inputs": x, "label": x}, 0, task)[0],
                      jax.ShapeDtypeStruct((1, *input_shape), jnp.float32))
   input_shape, dtype = tuple(x.shape[1:]), jnp.dtype(x.dtype).name
-  num_classes = (eval_info.num_classes if task.name != "next_step" else 0) or None
+  num_classes = (eval_info.num_classes if task.name not in validate.UNSUPERVISED_TASKS
+                 else 0) or None
   model = models.create(config.model.name,
                         **validate.model_kwargs(config, num_classes=num_classes))
   validate.check_input_shape(config, model, input_shape, dtype)

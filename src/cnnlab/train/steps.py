@@ -14,6 +14,16 @@ so the padding mask weighs examples:
 - ``next_step``: waveforms ``(B, L, 1)`` in [-1, 1] are mu-law encoded to codes ``(B, L)``; the
   model sees ``codes[:, :-1]`` and predicts ``codes[:, 1:]`` (generative WaveNet); metrics as
   ``sequence_classification``.
+- ``segmentation``: logits ``(B, H, W, K)``, labels ``(B, H, W)``; the loss and (pixel) accuracy
+  of ``sequence_classification``, plus the summed ``confusion`` matrix ``(K, K)`` (rows: true
+  class, columns: predicted) from which :func:`summarize` gives per-class IoU and mIoU.
+- ``denoise``: the model sees the (normalised) input plus Gaussian noise of std ``noise_std``
+  and regresses the clean input: MSE, ``mse``/``mae`` in normalised units. The noise is drawn
+  from the step's key in training and, in evaluation, from a fixed key folded with the number of
+  examples already counted (the same noise for every evaluation of a split).
+- ``vae``: the model returns ``(logits, mean, logvar)``; the loss is the negative ELBO per example
+  (``cnnlab.models.conv_vae.elbo_loss``: Bernoulli reconstruction of the input, whose values must
+  lie in [0, 1], + KL), reported as ``loss``, ``recon`` and ``kl`` (nats per example).
 
 Inputs are cast to the model's ``input_dtype`` (its registry spec: int32 for token ids and codes).
 
@@ -31,8 +41,10 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
+from cnnlab.models.conv_vae import elbo_loss, kl_divergence
 from cnnlab.models.wavenet import mu_law_encode
 from cnnlab.train import accum
 from cnnlab.train import state as state_lib
@@ -40,6 +52,7 @@ from cnnlab.train.config import TASKS  # noqa: F401  (re-exported)
 
 METRICS = ("loss_sum", "correct", "count")
 REGRESSION_METRICS = ("loss_sum", "sq_sum", "abs_sum", "count")
+VAE_METRICS = ("loss_sum", "recon_sum", "kl_sum", "count")
 NO_STEP = jnp.iinfo(jnp.int32).max
 
 
@@ -47,27 +60,37 @@ NO_STEP = jnp.iinfo(jnp.int32).max
 class Task:
   """``name``: one of :data:`TASKS` (module doc); ``input_dtype``: the model's input dtype;
   ``quantization_levels``: the mu-law levels of ``next_step``; ``target_mean``/``target_std``:
-  the standardisation of regression targets."""
+  the standardisation of regression targets; ``num_classes``: the confusion matrix's size
+  (``segmentation``); ``noise_std``: ``denoise``'s input noise."""
   name: str = "classification"
   input_dtype: str = "float32"
   quantization_levels: int = 256
   target_mean: float = 0.0
   target_std: float = 1.0
+  num_classes: int = 0
+  noise_std: float = 0.0
 
 
 CLASSIFICATION = Task()
 
 
 def metric_keys(task: Task = CLASSIFICATION) -> tuple:
-  return REGRESSION_METRICS if task.name == "regression" else METRICS
+  if task.name in ("regression", "denoise"):
+    return REGRESSION_METRICS
+  if task.name == "vae":
+    return VAE_METRICS
+  return METRICS + (("confusion",) if task.name == "segmentation" else ())
 
 
 def zero_metrics(task: Task = CLASSIFICATION):
-  return {k: jnp.zeros((), jnp.float32) for k in metric_keys(task)}
+  k = task.num_classes
+  return {key: jnp.zeros((k, k) if key == "confusion" else (), jnp.float32)
+          for key in metric_keys(task)}
 
 
 def zero_train_metrics(task: Task = CLASSIFICATION):
-  return {**zero_metrics(task), "nonfinite": jnp.zeros((), jnp.int32),
+  """:func:`zero_metrics` (but the eval-only ``confusion``) + the non-finite guard's fields."""
+  return {**{k: v for k, v in zero_metrics(task).items() if k != "confusion"}, "nonfinite": jnp.zeros((), jnp.int32),
           "first_nonfinite": jnp.full((), NO_STEP, jnp.int32),
           "skip_run": jnp.zeros((), jnp.int32), "overflow": jnp.zeros((), jnp.int32),
           "loss_scale": jnp.zeros((), jnp.float32)}
@@ -80,12 +103,19 @@ def preprocess(x, image_size: int):
   return x
 
 
-def inputs_and_targets(batch, image_size: int, task: Task = CLASSIFICATION):
-  """The model's inputs and the targets of a batch (module doc)."""
+def inputs_and_targets(batch, image_size: int, task: Task = CLASSIFICATION, key=None):
+  """The model's inputs and the targets of a batch (module doc); ``key``: ``denoise``'s noise
+  (a fixed key if None)."""
   x = preprocess(batch["inputs"], image_size)
   if task.name == "next_step":
     codes = mu_law_encode(x.reshape(x.shape[0], -1), task.quantization_levels)
     return codes[:, :-1], codes[:, 1:]
+  if task.name in ("denoise", "vae"):
+    x = x.astype(jnp.float32)
+    if task.name == "vae":
+      return x, x
+    key = jax.random.key(0) if key is None else key
+    return x + task.noise_std * jax.random.normal(key, x.shape, x.dtype), x
   if x.dtype != jnp.dtype(task.input_dtype):
     x = x.astype(task.input_dtype)
   return x, batch["label"]
@@ -100,7 +130,11 @@ def _losses(task: Task, logits, labels, label_smoothing: float = 0.0, integer_la
   """Per-example loss ``(B,)`` and the per-example quantities the metrics also sum: ``correct``
   (the fraction of correct steps) or, for regression, ``sq_sum`` / ``abs_sum`` (squared and
   absolute error in the targets' units)."""
-  if task.name == "regression":
+  if task.name == "vae":
+    recon_logits, mean, logvar = logits
+    loss, kl = elbo_loss(recon_logits, labels, mean, logvar), kl_divergence(mean, logvar)
+    return loss, {"recon_sum": loss - kl, "kl_sum": kl}
+  if task.name in ("regression", "denoise"):
     err = logits.reshape(labels.shape) - (labels - task.target_mean) / task.target_std
     loss = _example_mean(jnp.square(err))
     return loss, {"sq_sum": loss * task.target_std ** 2,
@@ -120,6 +154,15 @@ def _sums(per_example: dict, loss, weights):
           "count": jnp.sum(weights)}
 
 
+def confusion(logits, labels, weights, num_classes: int):
+  """``(K, K)`` counts of (true class, predicted class) over every position of ``labels``
+  ``(B, ...)``, each weighted by its example's weight ``(B,)``."""
+  w = jnp.broadcast_to(weights.reshape(-1, *[1] * (labels.ndim - 1)), labels.shape)
+  true = jax.nn.one_hot(labels.reshape(-1), num_classes) * w.reshape(-1, 1)
+  pred = jax.nn.one_hot(jnp.argmax(logits, -1).reshape(-1), num_classes)
+  return true.T @ pred
+
+
 def train_step(state, metrics, batch, base_key, *, image_size: int, label_smoothing: float,
                frozen=None, task: Task = CLASSIFICATION, accum_steps: int = 1,
                ema_decay: float = 0.0):
@@ -129,8 +172,8 @@ def train_step(state, metrics, batch, base_key, *, image_size: int, label_smooth
   micro-batches, scanned (``cnnlab.train.accum``; BatchNorm statistics are those of each
   micro-batch, updated k times). ``ema_decay``: the EMA's decay if the state keeps one
   (``cnnlab.train.state.update_ema``)."""
-  x, labels = inputs_and_targets(batch, image_size, task)
   key = jax.random.fold_in(base_key, state.step)
+  x, labels = inputs_and_targets(batch, image_size, task, jax.random.fold_in(key, 2))
 
   def loss_fn(params, batch_stats, x, labels, key):
     if frozen is not None:
@@ -138,8 +181,9 @@ def train_step(state, metrics, batch, base_key, *, image_size: int, label_smooth
     v = state_lib.variables(state.replace(params=params, batch_stats=batch_stats))
     mutable = ["batch_stats"] if batch_stats is not None else []
     with frozen.batch_norm_inference() if frozen is not None else contextlib.nullcontext():
-      logits, updates = state.apply_fn(v, x, train=True, mutable=mutable, rngs={"dropout": key})
-    logits = logits.astype(jnp.float32)
+      logits, updates = state.apply_fn(v, x, train=True, mutable=mutable,
+                                       rngs={"dropout": key, "latent": jax.random.fold_in(key, 1)})
+    logits = jax.tree.map(lambda a: a.astype(jnp.float32), logits)
     loss, per_example = _losses(task, logits, labels, label_smoothing)
     return jnp.mean(loss), (per_example, loss, updates.get("batch_stats", batch_stats))
 
@@ -188,7 +232,7 @@ def train_step(state, metrics, batch, base_key, *, image_size: int, label_smooth
   state = state_lib.update_ema(new, ema_decay, accum.applied(new.opt_state) & ~overflow)
   sums = _sums(per_example, jnp.where(finite, loss, 0.0),
                jnp.full_like(loss, finite.astype(jnp.float32)))
-  out = {k: metrics[k] + sums[k] for k in metric_keys(task)}
+  out = {k: metrics[k] + sums[k] for k in metric_keys(task) if k != "confusion"}
   run = getattr(accum.inner_state(state.opt_state), "notfinite_count",
                 jnp.zeros((), jnp.int32))
   nonfinite = ~finite & ~overflow
@@ -203,30 +247,53 @@ def train_step(state, metrics, batch, base_key, *, image_size: int, label_smooth
 
 
 def eval_step(state, metrics, batch, *, image_size: int, task: Task = CLASSIFICATION):
-  """Adds the masked sums of loss / correct (abs error) / count of one padded eval batch to
-  ``metrics``; the state's EMA params if it keeps them."""
-  x, labels = inputs_and_targets(batch, image_size, task)
+  """Adds the masked sums of loss / correct (abs error) / count (and ``confusion``) of one padded
+  eval batch to ``metrics``; the state's EMA params if it keeps them."""
+  key = jax.random.fold_in(jax.random.key(0), metrics["count"].astype(jnp.int32))
+  x, labels = inputs_and_targets(batch, image_size, task, key)
   logits = state.apply_fn(state_lib.variables(state, ema=True), x, train=False)
-  logits = logits.astype(jnp.float32)
+  logits = jax.tree.map(lambda a: a.astype(jnp.float32), logits)
   loss, per_example = _losses(task, logits, labels, integer_labels=True)
-  sums = _sums(per_example, loss, batch["mask"].astype(jnp.float32))
+  weights = batch["mask"].astype(jnp.float32)
+  sums = _sums(per_example, loss, weights)
+  if task.name == "segmentation":
+    sums["confusion"] = confusion(logits, labels, weights, task.num_classes)
   return jax.tree.map(jnp.add, metrics, sums)
 
 
 def summarize(metrics) -> dict:
-  """Host dict ``{loss, accuracy, num_examples}`` (regression: ``{loss, mse, mae,
-  num_examples}``; + the guard's fields for train metrics) from summed metrics (one device
-  fetch); the loss is NaN if no step was finite."""
+  """Host dict ``{loss, accuracy, num_examples}`` (regression, denoise: ``{loss, mse, mae,
+  num_examples}``; vae: ``{loss, recon, kl, num_examples}``; segmentation: + ``pixel_accuracy``,
+  ``miou`` and per-class ``iou``; + the guard's fields for train metrics) from summed metrics (one
+  device fetch); the loss is NaN if no step was finite."""
   m = jax.device_get(metrics)
   n = float(m["count"])
-  loss = float(m["loss_sum"]) / n if n else float("nan")
+  nan = float("nan")
+  loss = float(m["loss_sum"]) / n if n else nan
   if "abs_sum" in m:
-    nan = float("nan")
     out = {"loss": loss, "mse": float(m["sq_sum"]) / n if n else nan,
            "mae": float(m["abs_sum"]) / n if n else nan, "num_examples": int(n)}
+  elif "kl_sum" in m:
+    out = {"loss": loss, "recon": float(m["recon_sum"]) / n if n else nan,
+           "kl": float(m["kl_sum"]) / n if n else nan, "num_examples": int(n)}
   else:
     out = {"loss": loss, "accuracy": float(m["correct"]) / max(n, 1), "num_examples": int(n)}
+  if "confusion" in m:
+    out.update(iou_summary(m["confusion"]))
   out.update({k: int(m[k]) for k in ("nonfinite", "first_nonfinite", "skip_run") if k in m})
   if m.get("loss_scale", 0):  # loss-scaled training: the steps skipped and the current scale
     out.update(overflow=int(m["overflow"]), loss_scale=float(m["loss_scale"]))
   return out
+
+
+def iou_summary(confusion_KxK) -> dict:
+  """``pixel_accuracy``, per-class ``iou`` = TP / (TP + FP + FN) (None for a class neither
+  present nor predicted) and ``miou``, their mean over the other classes, from a confusion
+  matrix (rows true, columns predicted)."""
+  c = np.asarray(confusion_KxK, np.float64)
+  tp = np.diag(c)
+  union = c.sum(0) + c.sum(1) - tp
+  iou = [float(t / u) if u else None for t, u in zip(tp, union)]
+  present = [v for v in iou if v is not None]
+  return {"pixel_accuracy": float(tp.sum() / c.sum()) if c.sum() else float("nan"),
+          "miou": float(np.mean(present)) if present else float("nan"), "iou": iou}

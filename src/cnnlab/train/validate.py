@@ -22,6 +22,8 @@ NONFINITE_POLICIES = ("stop", "skip")
 GRAD_ACCUM_IMPLS = ("multisteps", "scan")  # cnnlab.train.accum.IMPLS (no JAX import here)
 HALF_PRECISION_DTYPES = ("bfloat16", "float16")
 LOSS_SCALES = ("none", "dynamic")
+# Tasks whose targets come from the inputs, not the labels (cnnlab.train.steps).
+UNSUPERVISED_TASKS = ("next_step", "denoise", "vae")
 
 
 def _require(ok: bool, field: str, value, allowed: str):
@@ -126,6 +128,7 @@ def check_fields(config) -> None:
   _number(config, "loss_scale_init", 0, low_open=True)
   _number(config, "loss_scale_period", 0, low_open=True, integer=True)
   _one_of(config, "task", config_lib.TASKS)
+  _number(config, "noise_std", 0)
   _number(config, "max_nonfinite_skips", 0, low_open=True, integer=True)
   for f in ("name", "train_split", "eval_split"):
     _require(isinstance(d[f], str) and d[f], f"data.{f}", d[f], "must be a non-empty string")
@@ -205,12 +208,13 @@ def check_data(config, info) -> None:
   d, shape = config.data, tuple(info.input_shape)
   task = config.get("task", "classification")
   targets = f"{info.num_classes} classes" if info.num_classes else "float targets"
-  _require(task == "next_step" or (task == "regression") == (not info.num_classes), "task",
-           task, f"dataset {d.name!r} has {targets} (allowed: "
-           f"{'regression' if not info.num_classes else 'classification, sequence_classification'}"
-           f"{'' if not info.num_classes else ' or next_step'})")
+  labelled = ("classification, sequence_classification, segmentation" if info.num_classes
+              else "regression")
+  _require(task in UNSUPERVISED_TASKS or (task == "regression") == (not info.num_classes), "task",
+           task, f"dataset {d.name!r} has {targets} (allowed: {labelled}, or one of "
+           f"{', '.join(UNSUPERVISED_TASKS)}, which ignore the labels)")
   n = config.model.get("num_classes")
-  _require(n is None or not info.num_classes or task == "next_step" or n == info.num_classes,
+  _require(n is None or not info.num_classes or task in UNSUPERVISED_TASKS or n == info.num_classes,
            "model.num_classes", n,
            f"dataset {d.name!r} has {info.num_classes} classes (allowed: {info.num_classes}, "
            "or leave it unset)")

@@ -232,7 +232,7 @@ def load(workdir, step: int | str = "latest"):
                       data_dir=config.data.data_dir or None,
                       manual_dir=config.data.manual_dir or None,
                       **data.options(config.data.name, config.data, workdir))
-  generative = config.get("task", "classification") == "next_step"  # no classes
+  generative = config.get("task", "classification") in validate.UNSUPERVISED_TASKS  # no classes
   model = models.create(config.model.name, **validate.model_kwargs(
       config, num_classes=(0 if generative else info.num_classes) or None))
   shape, size = tuple(pipeline.example_shape(info, config.data)), config.data.image_size
