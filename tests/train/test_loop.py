@@ -40,7 +40,13 @@ HEAVY = {f"mnist8k:{name}" for name in ("googlenet", "densenet_bc_100", "vgg11_b
                                          "efficientnet_b0", "mobilenet_v2", "shufflenet_v2_x0_5",
                                          "squeezenet1_1", "allcnn_c", "resnet20", "alexnet")} | {
                                              "imagenet_resnet50", "m5_fsdd", "wavenet_fsdd",
-                                             "kim_cnn_mr", "tcn_copy", "wavenet_generate_fsdd"}
+                                             "kim_cnn_mr", "tcn_copy", "wavenet_generate_fsdd",
+                                             "c3d_moving_digits", "r2plus1d_moving_digits",
+                                             "slow_fusion_moving_digits", "fusion_table",
+                                             "single_frame_moving_digits",
+                                             "fcn8s_digit_segmentation", "segmentation_table",
+                                             "dilated_context_digit_segmentation",
+                                             "checkerboard"}
 
 
 def _smoke_config(path, arg=""):
