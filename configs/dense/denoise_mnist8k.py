@@ -4,7 +4,8 @@ noise of std 0.5 in, the clean digit out (regression, MSE).
 Model `denoise_ae`: stride-2 3x3 conv encoder 28 -> 14 -> 7 (32, 64 maps), decoder of x2
 transposed convs (kernel 4; `:up_kernel=3` a kernel not divisible by the stride; `:decoder=resize`
 nearest resize then 3x3 conv). Data: `cnnlab.train.config.mnist8k_unit` (pixels in [0, 1]; digits
-0-5,999 train, 6,000-7,999 eval, with fixed noise). Adam 1e-3, cosine, batch 64, 15 epochs.
+0-5,999 train, 6,000-7,999 eval, with fixed noise). Adam 1e-3, cosine, batch 64, 3 epochs;
+transposed convs as convs of the zero-inserted input (`model.transpose_impl='zero_insert'`).
 Command:
   python scripts/run.py --config=configs/dense/denoise_mnist8k.py --workdir=runs/dense/denoise
 Its checkerboard comparison (the three decoders): configs/dense/checkerboard.py.
@@ -22,11 +23,11 @@ def get_config(arg=None):
   c.task = "denoise"
   c.noise_std = 0.5
   c.model.update(name="denoise_ae", decoder=args.get("decoder", "transpose"),
-                 up_kernel_size=int(args.get("up_kernel", "4")))
+                 up_kernel_size=int(args.get("up_kernel", "4")), transpose_impl="zero_insert")
   c.optimizer.update(name="adam", learning_rate=1e-3, schedule="cosine", warmup_epochs=0.5)
   c.batch_size = 64
   c.eval_batch_size = 250
-  c.num_epochs = 15
+  c.num_epochs = 3
   c.log_every_steps = 93
   if args.get("smoke"):
     config_lib.smoke(c)

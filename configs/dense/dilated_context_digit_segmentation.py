@@ -1,16 +1,18 @@
-"""Yu & Koltun 2015: a front-end without the last downsamplings + the dilated context module (1,1,2,4,8,16,1; identity init), on digit canvases: per-pixel digit class or background.
+"""Yu & Koltun 2015: a front-end without the last downsamplings + the dilated context module
+(1,1,2,4,8,16,1; identity init), on digit canvases: per-pixel digit class or background.
 
 Data: `cnnlab.train.config.digit_segmentation_data` (64x64 canvases of 1-3 mnist8k digits at
 scales 0.75-1.25, overlapping, 11 classes: digits 0-9 and background 10; canvases of digits
 0-5,999 train, of the never-seen digits 6,000-7,999 eval). Recipe:
-`cnnlab.train.config.digit_segmentation` (Adam 1e-3, cosine, batch 32, 8 epochs). Metrics: pixel
+`cnnlab.train.config.digit_segmentation` (Adam 1e-3, cosine, batch 32, 3 epochs). Metrics: pixel
 accuracy, per-class IoU and mIoU over the 2,000 eval canvases (`cnnlab.train.steps`).
 Command:
   python scripts/run.py --config=configs/dense/dilated_context_digit_segmentation.py \
       --workdir=runs/dense/dilated_context
 Evaluate on canvases composed from another IDX folder:
   python scripts/evaluate.py --config=configs/dense/dilated_context_digit_segmentation.py \
-      --workdir=runs/dense/dilated_context --config.data.manual_dir=DIR --config.data.eval_split=train
+      --workdir=runs/dense/dilated_context --config.data.manual_dir=DIR \
+      --config.data.eval_split=train
 Smoke (2 steps, 64 eval canvases): :smoke
 Result: see docs/video_dense.md (the segmentation table).
 """

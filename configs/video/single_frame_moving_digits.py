@@ -1,11 +1,13 @@
-"""Karpathy et al. 2014's single-frame net (the middle frame only) on Moving-MNIST clips: which way does the digit move?
+"""Karpathy et al. 2014's single-frame net (the middle frame only) on Moving-MNIST clips: which way
+does the digit move?
 
 Data: `cnnlab.train.config.moving_digits_data` (16 frames of 64x64, one mnist8k digit moving in one
 of 8 directions; clips of digits 0-5,999 train, of the never-seen digits 6,000-7,999 eval).
 Recipe: `cnnlab.train.config.moving_digits` (Adam 1e-3, cosine, batch 16). `:target=digit` labels
 each clip with its digit instead of its direction.
 Command:
-  python scripts/run.py --config=configs/video/single_frame_moving_digits.py --workdir=runs/video/single_frame
+  python scripts/run.py --config=configs/video/single_frame_moving_digits.py \
+      --workdir=runs/video/single_frame
 Evaluate on clips composed from another IDX folder (images-idx3-ubyte.gz, labels-idx1-ubyte.gz):
   python scripts/evaluate.py --config=configs/video/single_frame_moving_digits.py \
       --workdir=runs/video/single_frame --config.data.manual_dir=DIR --config.data.eval_split=train

@@ -1,11 +1,13 @@
-"""Karpathy et al. 2014's slow-fusion net (3D convs whose temporal extent grows) on Moving-MNIST clips: which way does the digit move?
+"""Karpathy et al. 2014's slow-fusion net (3D convs whose temporal extent grows) on Moving-MNIST
+clips: which way does the digit move?
 
 Data: `cnnlab.train.config.moving_digits_data` (16 frames of 64x64, one mnist8k digit moving in one
 of 8 directions; clips of digits 0-5,999 train, of the never-seen digits 6,000-7,999 eval).
 Recipe: `cnnlab.train.config.moving_digits` (Adam 1e-3, cosine, batch 16). `:target=digit` labels
 each clip with its digit instead of its direction.
 Command:
-  python scripts/run.py --config=configs/video/slow_fusion_moving_digits.py --workdir=runs/video/slow_fusion
+  python scripts/run.py --config=configs/video/slow_fusion_moving_digits.py \
+      --workdir=runs/video/slow_fusion
 Evaluate on clips composed from another IDX folder (images-idx3-ubyte.gz, labels-idx1-ubyte.gz):
   python scripts/evaluate.py --config=configs/video/slow_fusion_moving_digits.py \
       --workdir=runs/video/slow_fusion --config.data.manual_dir=DIR --config.data.eval_split=train

@@ -243,13 +243,17 @@ VIDEO_MODELS = {"single_frame": {}, "early_fusion": {}, "late_fusion": {}, "slow
                 "c3d": {"widths": (8, 16, 32, 64, 64)}, "r2plus1d": {"widths": (8, 16, 32, 64, 64)}}
 
 
-def moving_digits(model_name: str, arg: str | None, num_epochs: float = 1
-                  ) -> ml_collections.ConfigDict:
+# Their training budgets in epochs of 375 steps: the 3D nets run ~1 s per step of 16 clips on
+# this 2-core CPU (XLA:CPU's 3D convs, docs/video_dense.md), so they get 150 steps.
+VIDEO_EPOCHS = {"c3d": 0.4, "r2plus1d": 0.4}
+
+
+def moving_digits(model_name: str, arg: str | None) -> ml_collections.ConfigDict:
   """The video recipe: ``model_name`` (with its :data:`VIDEO_MODELS` options) on
   :func:`moving_digits_data` (``:target=digit`` for the digit's class), Adam 1e-3 with cosine
-  decay, batch 16, ``num_epochs`` epochs (375 steps each); ``:smoke``: 2 steps (the eval clips
-  of 64 digits); ``:figure``: clips of ``runs/video/MODEL`` with its predictions
-  (``cnnlab.experiments.predictions_figure``)."""
+  decay, batch 16, 1 epoch of 375 steps (:data:`VIDEO_EPOCHS` for the 3D nets); ``:smoke``: 2
+  steps (the eval clips of 64 digits); ``:figure``: clips of ``runs/video/MODEL`` with its
+  predictions (``cnnlab.experiments.predictions_figure``)."""
   args = parse_arg(arg, ("smoke", "figure"), {"target": ("direction", "digit")})
   if args.get("figure"):
     return analysis("predictions_figure", run_workdir=f"runs/video/{model_name}", num_examples=4)
@@ -259,7 +263,7 @@ def moving_digits(model_name: str, arg: str | None, num_epochs: float = 1
   c.optimizer.update(name="adam", learning_rate=1e-3, schedule="cosine", warmup_epochs=0.2)
   c.batch_size = 16
   c.eval_batch_size = 100
-  c.num_epochs = num_epochs
+  c.num_epochs = VIDEO_EPOCHS.get(model_name, 1.0)
   c.log_every_steps = 75
   if args.get("smoke"):
     smoke(c)
@@ -283,7 +287,7 @@ def digit_segmentation_data(config: ml_collections.ConfigDict,
 DENSE_MODELS = {"fcn8s": {}, "unet": {"decoder": "transpose"}, "dilated_context": {}}
 
 
-def digit_segmentation(model_name: str, arg: str | None, num_epochs: float = 8
+def digit_segmentation(model_name: str, arg: str | None, num_epochs: float = 3
                        ) -> ml_collections.ConfigDict:
   """The segmentation recipe: ``model_name`` (with its :data:`DENSE_MODELS` options;
   ``:decoder=resize`` for U-Net's resize-conv decoder) on :func:`digit_segmentation_data`, Adam
