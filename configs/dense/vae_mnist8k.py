@@ -13,7 +13,8 @@ Command (train, then the sample grid and reconstructions of eval digits as a PNG
       --workdir=runs/dense/vae/samples
 `:decoder=resize`: nearest resize + conv in place of the transposed convs.
 Smoke (2 steps, 64 eval digits): :smoke
-Result: see docs/video_dense.md ("A generator of transposed convs").
+Result (2026-12-05, 16.5 min on the loaded 2-core CPU): eval negative ELBO 112.4 nats per digit
+(reconstruction 88.2 + KL 24.2); samples: docs/video_dense.md ("A generator of transposed convs").
 """
 
 from cnnlab.train import config as config_lib

@@ -2,7 +2,7 @@
 direction (8 classes) and by digit (10 classes).
 
 Points: `cnnlab.train.config.VIDEO_MODELS` x targets, each trained with the recipe of
-`cnnlab.train.config.moving_digits` (375 steps of 16 clips, 150 for the 3D nets; Adam 1e-3,
+`cnnlab.train.config.moving_digits` (375 steps of 16 clips, 100 for the 3D nets; Adam 1e-3,
 cosine; eval on the 2,000 clips of the never-seen digits 6,000-7,999).
 Command (the sweep, then the table: accuracy per target, parameters, MACs, train clips/s):
   python scripts/sweep.py --config=configs/video/fusion_table.py --workdir=runs/video/table \
