@@ -11,20 +11,16 @@ input, output at init, trained output, clean digit)."""
 
 from __future__ import annotations
 
-import os
-
 import jax
 import jax.numpy as jnp
-import matplotlib
 import numpy as np
 
-from cnnlab import report
+from cnnlab import plotting, report
 from cnnlab.experiments._eval_data import eval_arrays
 from cnnlab.experiments._sweep_results import finished_points
+from cnnlab.plotting import plt
 from cnnlab.train import workdir as workdir_lib
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 
 COLUMNS = ("decoder", "energy at init (%)", "energy trained (%)", "eval MSE (noisy -> clean)")
 
@@ -83,7 +79,4 @@ def _figure(images, path: str) -> None:
     axes[r, 0].set_ylabel(row["decoder"], fontsize=8)
   fig.suptitle("Checkerboard energy (power at period-2 frequencies) of each decoder's output",
                fontsize=9)
-  fig.tight_layout()
-  os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  plotting.save(fig, path, dpi=110)

@@ -6,19 +6,14 @@ label). Config: ``run_workdir``, ``num_examples``. Writes ``predictions.png`` an
 
 from __future__ import annotations
 
-import os
-
 import jax
-import matplotlib
 import numpy as np
+from matplotlib.colors import ListedColormap
 
-from cnnlab import report
+from cnnlab import plotting, report
 from cnnlab.experiments._eval_data import eval_arrays
+from cnnlab.plotting import plt
 from cnnlab.train import workdir as workdir_lib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.colors import ListedColormap  # noqa: E402
 
 # Digits 0-9 in tab10's colours, background (10) black.
 MASK_COLOURS = ListedColormap([*plt.get_cmap("tab10").colors, (0.0, 0.0, 0.0)])
@@ -59,9 +54,6 @@ def run(config, workdir: str) -> dict:
         _off(ax)
       axes[i, 0].set_ylabel(f"true {names[y[i]]}\npredicted {names[pred[i]]}", fontsize=7)
       rows.append({"example": i, "label": int(y[i]), "prediction": int(pred[i])})
-  fig.tight_layout()
-  os.makedirs(workdir, exist_ok=True)
-  fig.savefig(f"{workdir}/predictions.png", dpi=100)
-  plt.close(fig)
+  plotting.save(fig, f"{workdir}/predictions.png")
   report.write(workdir, "predictions", rows)
   return {"rows": rows}

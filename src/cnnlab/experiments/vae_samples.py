@@ -6,19 +6,16 @@ digits beside their reconstructions (the decoder on the encoder's mean). Writes
 from __future__ import annotations
 
 import math
-import os
 
 import jax
-import matplotlib
 import numpy as np
 
-from cnnlab import report
+from cnnlab import plotting, report
 from cnnlab.experiments._eval_data import eval_arrays
-from cnnlab.train import workdir as workdir_lib
 from cnnlab.models.conv_vae import elbo_loss
+from cnnlab.plotting import plt
+from cnnlab.train import workdir as workdir_lib
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 
 
 def _grid(images_NxHxW, cols: int):
@@ -49,10 +46,7 @@ def run(config, workdir: str) -> dict:
   for ax in (a, b):
     ax.set_xticks([])
     ax.set_yticks([])
-  fig.tight_layout()
-  os.makedirs(workdir, exist_ok=True)
-  fig.savefig(f"{workdir}/vae_samples.png", dpi=110)
-  plt.close(fig)
+  plotting.save(fig, f"{workdir}/vae_samples.png", dpi=110)
   out = {"eval_nelbo_16": nelbo, "decoder": run_config.model.decoder}
   report.write(workdir, "vae_samples", [out])
   print(out)
