@@ -11,9 +11,12 @@ With --slurm_nodes x --slurm_tasks_per_node > 1 every point is one multi-process
 (jax.distributed.initialize() auto-detects SLURM); --executor=submitit_local runs its tasks here.
 """
 
+import sys
+
 from absl import app, flags
 
 from cnnlab.sweep import job, runner
+from cnnlab.train.errors import ConfigError
 
 flags.DEFINE_string("config", None, "Config file with get_config and get_sweep, path[:arg].")
 flags.DEFINE_string("workdir", None, "Sweep directory (one subdirectory per point).")
@@ -44,8 +47,13 @@ def main(argv):
                               FLAGS.slurm_cpus_per_job, FLAGS.slurm_mem_gb, FLAGS.slurm_time_min,
                               FLAGS.slurm_nodes, FLAGS.slurm_tasks_per_node,
                               FLAGS.slurm_gpus_per_task)
-  rows = runner.run_sweep(path, points, FLAGS.workdir, arg=arg or None, executor=FLAGS.executor,
-                          parallel=FLAGS.parallel, slurm=slurm, metric=FLAGS.metric)
+  try:
+    rows = runner.run_sweep(path, points, FLAGS.workdir, arg=arg or None,
+                            executor=FLAGS.executor, parallel=FLAGS.parallel, slurm=slurm,
+                            metric=FLAGS.metric)
+  except ConfigError as e:  # e.g. a --metric the points do not report: one line, exit 2
+    print(f"error: {e}", file=sys.stderr)
+    raise SystemExit(2) from None
   done = sum(r["status"] == "done" for r in rows)
   print(f"sweep: {done}/{len(rows)} points done; results in {FLAGS.workdir}/results.{{csv,md,png}}")
   if done < len(rows):

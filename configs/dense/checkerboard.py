@@ -5,10 +5,12 @@ conv — measured by the fraction of each output's power at the period-2 frequen
 checkerboard's), at initialisation and after training (`cnnlab.experiments.checkerboard`).
 Command (the three runs, then the figure and numbers):
   python scripts/sweep.py --config=configs/dense/checkerboard.py --workdir=runs/dense/checkerboard \
-      --parallel=2
+      --parallel=2 --metric=mse
   python scripts/run.py --config=configs/dense/checkerboard.py:analysis \
       --workdir=runs/dense/checkerboard/analysis
-Result: docs/video_dense.md ("Denoising and checkerboard artefacts").
+Result (2026-12-05): at init the transposed convs' outputs hold 2.3 % (kernel 3) and 20.4 %
+(kernel 4) of their power at the period-2 frequencies, resize-conv 0.15 %; after 3 epochs all
+are at 0.002 %: docs/video_dense.md ("Denoising and checkerboard artefacts").
 """
 
 import pathlib

@@ -10,7 +10,9 @@ Command:
   python scripts/run.py --config=configs/dense/denoise_mnist8k.py --workdir=runs/dense/denoise
 Its checkerboard comparison (the three decoders): configs/dense/checkerboard.py.
 Smoke (2 steps, 64 eval digits): :smoke
-Result: see docs/video_dense.md ("Denoising and checkerboard artefacts").
+Result (2026-12-05, 4.6 min on the loaded 2-core CPU): eval MSE 0.0168 against 0.25 for the noisy
+input (kernel 3: 0.0180, resize: 0.0171): docs/video_dense.md ("Denoising and checkerboard
+artefacts").
 """
 
 from cnnlab.train import config as config_lib

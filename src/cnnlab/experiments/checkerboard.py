@@ -3,7 +3,9 @@ denoising autoencoders of a finished configs/dense/checkerboard.py sweep.
 
 For each run, the same noisy eval digits (the run's eval split, first ``num_images``, plus
 Gaussian noise of std ``noise_std`` from a fixed numpy seed) go through the decoder at its
-initialisation (the run's seed) and after training. :func:`checkerboard_energy` is the share of
+initialisation (the run's seed) and after training (the output, and its error against the clean
+digit, where an artefact would stand out from the digit's own spectrum).
+:func:`checkerboard_energy` is the share of
 an output's power (its mean removed) at the three period-2 frequencies (u, v) in
 {(H/2, 0), (0, W/2), (H/2, W/2)}: 1 for a pure +-1 checkerboard, about 3/(H*W) for white noise,
 near 0 for a smooth image. Writes ``checkerboard.{md,json,png}`` (one row per decoder: noisy
@@ -22,7 +24,8 @@ from cnnlab.plotting import plt
 from cnnlab.train import workdir as workdir_lib
 
 
-COLUMNS = ("decoder", "energy at init (%)", "energy trained (%)", "eval MSE (noisy -> clean)")
+COLUMNS = ("decoder", "energy at init (%)", "energy trained (%)",
+           "energy of the trained error (%)", "eval MSE (noisy -> clean)")
 
 
 def checkerboard_energy(y_NxHxWxC) -> float:
@@ -56,6 +59,7 @@ def run(config, workdir: str) -> dict:
     rows.append({"decoder": _name(run_config),
                  "energy at init (%)": round(100 * checkerboard_energy(y0), 3),
                  "energy trained (%)": round(100 * checkerboard_energy(y1), 3),
+                 "energy of the trained error (%)": round(100 * checkerboard_energy(y1 - clean), 3),
                  "eval MSE (noisy -> clean)": round(float(np.mean((y1 - clean) ** 2)), 5)})
     images.append((rows[-1], noisy[0], y0[0], y1[0], clean[0]))
   md = report.markdown_table(rows, list(COLUMNS))

@@ -13,6 +13,7 @@ import numpy as np
 
 from cnnlab import plotting
 from cnnlab.report import markdown_table
+from cnnlab.train.errors import ConfigError
 
 
 def _rows(workdir: pathlib.Path) -> tuple[list[dict], list[str]]:
@@ -41,6 +42,10 @@ def summarize(rows: list[dict], fields: list[str], metric: str) -> tuple[str | N
   groups = collections.defaultdict(list)
   for r in rows:
     if r["status"] == "done":
+      if metric not in r:
+        numbers = sorted(k for k, v in r.items() if isinstance(v, (int, float)) and k != "wall_s")
+        raise ConfigError(f"--metric={metric} is invalid: point {r['point']} has no {metric!r} "
+                         f"(allowed: {', '.join(numbers)}); its results are in results.csv")
       groups[tuple(r.get(f) for f in fields)].append(r[metric])
   table = [{**dict(zip(fields, key)), f"{metric}_mean": float(np.mean(v)),
             f"{metric}_std": float(np.std(v)), "seeds": len(v)} for key, v in groups.items()]
