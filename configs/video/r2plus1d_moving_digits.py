@@ -12,7 +12,9 @@ Evaluate on clips composed from another IDX folder (images-idx3-ubyte.gz, labels
   python scripts/evaluate.py --config=configs/video/r2plus1d_moving_digits.py \
       --workdir=runs/video/r2plus1d --config.data.manual_dir=DIR --config.data.eval_split=train
 Smoke (2 steps, 64 eval clips): :smoke
-Result: see docs/video_dense.md (the fusion table).
+Result (2026-12-05, eval clips of the never-seen digits):
+  direction 90.3 %, digit 28.4 % (100 steps each);
+  the whole table: docs/video_dense.md, "Video".
 """
 
 from cnnlab.train import config as config_lib
