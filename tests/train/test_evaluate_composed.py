@@ -8,6 +8,7 @@ import struct
 
 import jax
 import numpy as np
+import pytest
 from sklearn.metrics import jaccard_score
 
 from cnnlab import data, train
@@ -29,6 +30,7 @@ def _idx_folder(path, seed, n):
   return path
 
 
+@pytest.mark.slow  # trains and compiles a U-Net: ~40 s quiet, ~110 s on 2 shared cores
 def test_evaluate_segmentation_on_another_idx_folder(tmp_path, capsys):
   tfds_dir, run = tmp_path / "tfds", tmp_path / "run"
   c = load_config_module(CONFIG).get_config("smoke")
