@@ -57,25 +57,6 @@ class Arrays:
     return [self[i] for i in idx]
 
 
-class Generated:
-  """Example ``i`` is ``fn(np.random.default_rng([*key, i]))``: random access, deterministic in
-  ``(key, i)``, nothing stored."""
-
-  def __init__(self, n: int, key: tuple, fn):
-    self.n, self.key, self.fn = n, tuple(key), fn
-
-  def __len__(self):
-    return self.n
-
-  def __getitem__(self, i):
-    if not -self.n <= i < self.n:
-      raise IndexError(f"example {i} of {self.n}")
-    return self.fn(np.random.default_rng([*self.key, int(i) % self.n]))
-
-  def __getitems__(self, idx):
-    return [self[i] for i in idx]
-
-
 class Computed:
   """Example ``i`` is ``fn(i)`` for ``i`` in ``range(n)`` (negative ``i`` counts from the end):
   random access, nothing stored."""
@@ -93,6 +74,15 @@ class Computed:
 
   def __getitems__(self, idx):
     return [self[i] for i in idx]
+
+
+class Generated(Computed):
+  """Example ``i`` is ``fn(np.random.default_rng([*key, i]))``: random access, deterministic in
+  ``(key, i)``, nothing stored."""
+
+  def __init__(self, n: int, key: tuple, fn):
+    key = tuple(key)
+    super().__init__(n, lambda i: fn(np.random.default_rng([*key, i])))
 
 
 def read_all(source, keys) -> dict[str, list]:
