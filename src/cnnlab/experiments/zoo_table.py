@@ -15,8 +15,8 @@ import statistics
 import jax
 
 from cnnlab import report
+from cnnlab.experiments._sweep_results import finished_points
 from cnnlab.train import workdir as workdir_lib
-from cnnlab.train.errors import ConfigError
 
 COLUMNS = ("model", "input", "eval accuracy (%)", "parameters", "train img/s", "wall time (min)")
 
@@ -35,12 +35,7 @@ def row(point: pathlib.Path) -> dict:
 
 
 def run(config, workdir: str) -> dict:
-  points = sorted(p.parent for p in pathlib.Path(config.sweep_workdir).glob("*/result.json"))
-  if not points:
-    raise ConfigError(f"config.sweep_workdir={config.sweep_workdir!r} is invalid: no finished "
-                      "points; run the sweep first (scripts/sweep.py --config=configs/zoo/"
-                      "mnist8k.py)")
-  rows = [row(p) for p in points]
+  rows = [row(p) for p in finished_points(config.sweep_workdir, "configs/zoo/mnist8k.py")]
   md = report.markdown_table(rows, list(COLUMNS))
   report.write(workdir, "zoo_table", rows, markdown=md)
   print(md)

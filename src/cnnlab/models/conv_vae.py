@@ -29,7 +29,8 @@ import jax.numpy as jnp
 import optax
 
 from cnnlab.models.blocks import Model
-from cnnlab.models.denoise_ae import ConvDecoder, ConvEncoder, check_decoder, conv_defs
+from cnnlab.models.denoise_ae import ConvDecoder, ConvEncoder, conv_defs
+from cnnlab.models.upsample import check_decoder
 from cnnlab.models.registry import register
 
 

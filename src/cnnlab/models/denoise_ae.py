@@ -27,12 +27,7 @@ import flax.linen as nn
 from cnnlab import nn as cnn
 from cnnlab.models.blocks import Model, ModuleDef, check_image
 from cnnlab.models.registry import register
-from cnnlab.models.upsample import MODES, Upsample, conv_transpose_def
-
-
-def check_decoder(owner: str, decoder: str) -> None:
-  if decoder not in MODES:
-    raise ValueError(f"{owner}: decoder={decoder!r} is not one of {MODES}")
+from cnnlab.models.upsample import Upsample, check_decoder, conv_transpose_def
 
 
 def conv_defs(owner: str, mdl: Model) -> tuple[ModuleDef, ModuleDef]:

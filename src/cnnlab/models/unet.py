@@ -32,7 +32,7 @@ from cnnlab import ops
 from cnnlab.models.blocks import (ConvReLUStack, Model, check_image, check_rates,
                                   kaiming_normal_fan_in, pad_to_multiple)
 from cnnlab.models.registry import register
-from cnnlab.models.upsample import MODES, Upsample, conv_transpose_def
+from cnnlab.models.upsample import Upsample, check_decoder, conv_transpose_def
 
 
 class UNet(Model):
@@ -49,8 +49,7 @@ class UNet(Model):
   def __call__(self, x_BxHxWxC, train: bool = False):
     check_image("UNet", x_BxHxWxC)
     check_rates("UNet", dropout_rate=self.dropout_rate)
-    if self.decoder not in MODES:
-      raise ValueError(f"UNet: decoder={self.decoder!r} is not one of {MODES}")
+    check_decoder("UNet", self.decoder)
     if self.depth < 1:
       raise ValueError(f"UNet: depth must be >= 1, got {self.depth}")
     init = dict(dtype=self.dtype, kernel_init=kaiming_normal_fan_in)

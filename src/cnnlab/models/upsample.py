@@ -67,6 +67,12 @@ def upsample_padding(kernel_size: int, factor: int) -> tuple[tuple[int, int], in
   return (0, 0), -extra
 
 
+def check_decoder(owner: str, decoder: str) -> None:
+  """Raises ``ValueError`` unless ``decoder`` is one of :data:`MODES`."""
+  if decoder not in MODES:
+    raise ValueError(f"{owner}: decoder={decoder!r} is not one of {MODES}")
+
+
 def conv_transpose_def(owner: str, impl: str, dtype=None, **kwargs) -> ModuleDef:
   """``cnn.ConvTranspose`` bound to ``impl`` (checked: one of ``TRANSPOSE_IMPLS``), ``dtype`` and
   ``kwargs`` (e.g. ``kernel_init=bilinear_init``)."""

@@ -31,8 +31,7 @@ def export_run(workdir, step: int | str = "latest", platforms=None) -> tuple[jax
   task = config.get("task", "classification")
   if task == "next_step":
     raise ConfigError(f"config.task={task!r} is invalid for export: the model's inputs are "
-                      "mu-law codes made inside the train step (allowed: classification, "
-                      "sequence_classification, regression runs)")
+                      "mu-law codes made inside the train step (allowed: runs of every other task)")
   d = config.data
   _, info = data.load(d.name, d.eval_split, data_dir=d.data_dir or None,
                       manual_dir=d.manual_dir or None, **data.options(d.name, d, str(workdir)))
@@ -41,7 +40,8 @@ def export_run(workdir, step: int | str = "latest", platforms=None) -> tuple[jax
 
   def predict(inputs):
     x = steps.preprocess(inputs, d.image_size).astype(dtype)  # as the train/eval steps do
-    return model.apply(variables, x, train=False).astype(jnp.float32)
+    out = model.apply(variables, x, train=False)  # an array, or a tuple (vae)
+    return jax.tree.map(lambda a: a.astype(jnp.float32), out)
 
   (batch,) = jax.export.symbolic_shape("b")
   exported = jax.export.export(jax.jit(predict), platforms=platforms)(

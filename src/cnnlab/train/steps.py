@@ -75,22 +75,26 @@ CLASSIFICATION = Task()
 
 
 def metric_keys(task: Task = CLASSIFICATION) -> tuple:
+  """The per-example sums of ``task`` (train and eval)."""
   if task.name in ("regression", "denoise"):
     return REGRESSION_METRICS
-  if task.name == "vae":
-    return VAE_METRICS
-  return METRICS + (("confusion",) if task.name == "segmentation" else ())
+  return VAE_METRICS if task.name == "vae" else METRICS
+
+
+def _zero_sums(task: Task):
+  return {k: jnp.zeros((), jnp.float32) for k in metric_keys(task)}
 
 
 def zero_metrics(task: Task = CLASSIFICATION):
+  """Eval metrics: the sums, + the ``(K, K)`` ``confusion`` matrix for ``segmentation``."""
   k = task.num_classes
-  return {key: jnp.zeros((k, k) if key == "confusion" else (), jnp.float32)
-          for key in metric_keys(task)}
+  extra = {"confusion": jnp.zeros((k, k), jnp.float32)} if task.name == "segmentation" else {}
+  return {**_zero_sums(task), **extra}
 
 
 def zero_train_metrics(task: Task = CLASSIFICATION):
-  """:func:`zero_metrics` (but the eval-only ``confusion``) + the non-finite guard's fields."""
-  return {**{k: v for k, v in zero_metrics(task).items() if k != "confusion"}, "nonfinite": jnp.zeros((), jnp.int32),
+  """Train metrics: the sums + the non-finite guard's and the loss scale's fields."""
+  return {**_zero_sums(task), "nonfinite": jnp.zeros((), jnp.int32),
           "first_nonfinite": jnp.full((), NO_STEP, jnp.int32),
           "skip_run": jnp.zeros((), jnp.int32), "overflow": jnp.zeros((), jnp.int32),
           "loss_scale": jnp.zeros((), jnp.float32)}
@@ -232,7 +236,7 @@ def train_step(state, metrics, batch, base_key, *, image_size: int, label_smooth
   state = state_lib.update_ema(new, ema_decay, accum.applied(new.opt_state) & ~overflow)
   sums = _sums(per_example, jnp.where(finite, loss, 0.0),
                jnp.full_like(loss, finite.astype(jnp.float32)))
-  out = {k: metrics[k] + sums[k] for k in metric_keys(task) if k != "confusion"}
+  out = {k: metrics[k] + sums[k] for k in metric_keys(task)}
   run = getattr(accum.inner_state(state.opt_state), "notfinite_count",
                 jnp.zeros((), jnp.int32))
   nonfinite = ~finite & ~overflow
