@@ -12,7 +12,9 @@ import time
 import pytest
 
 from cnnlab import sweep
+from cnnlab.sweep import job
 from cnnlab.sweep import runner
+from cnnlab.train.errors import ConfigError
 from conftest import REPO
 
 CONFIG = str(REPO / "configs" / "mlp_digits.py")
@@ -86,6 +88,23 @@ def test_a_different_sweep_does_not_reuse_the_workdir(tmp_path):
     runner._prepare(CONFIG, "smoke", SIX[:3], tmp_path)
   with pytest.raises(ValueError, match="executor='pbs' is not one of"):
     runner.run_sweep(CONFIG, SIX, str(tmp_path), executor="pbs")
+
+
+def test_a_finished_point_whose_config_changed_since_is_refused(tmp_path):
+  """The config file's defaults changed after the point finished: the sweep names the field
+  instead of reporting the old result as the new config's."""
+  dirs = runner._prepare(CONFIG, "smoke", SIX[:2], tmp_path)
+  for d, point in zip(dirs, SIX[:2]):
+    config = json.loads(job.load_config(CONFIG, "smoke", {}).to_json())
+    config["optimizer"]["learning_rate"] = point["optimizer.learning_rate"]
+    config["seed"] = point["seed"]
+    (d / "config.json").write_text(json.dumps(config))
+    (d / "result.json").write_text("{}")
+  runner._check_finished(dirs)  # as recorded: finished
+  config["num_epochs"] = config["num_epochs"] + 1  # the file's default has moved on
+  (dirs[1] / "config.json").write_text(json.dumps(config))
+  with pytest.raises(ConfigError, match=r"001_.*finished with a different config \(num_epochs: "):
+    runner._check_finished(dirs)
 
 
 def test_a_config_can_sweep_a_benchmark_instead_of_training(tmp_path):

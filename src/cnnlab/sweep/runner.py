@@ -11,7 +11,7 @@ AutoExecutor; set partition, GPUs per job, time limit with :class:`SlurmOptions`
 (``cnnlab.sweep.job.init_distributed``; a config without a sweep is one such run):
 ``gpus_per_task`` GPUs per process under SLURM; submitit_local runs all the tasks here, on CPU
 (docs/scale.md, "Cluster launch"). Re-running a
-sweep skips finished points and resumes interrupted ones from their checkpoints; a failing point
+sweep skips finished points (refusing one whose config has changed since) and resumes interrupted ones from their checkpoints; a failing point
 is reported with its log and does not stop the others.
 
 Local jobs die with the driver (``prctl(PR_SET_PDEATHSIG)``: SIGTERM, so a training job saves
@@ -33,7 +33,9 @@ import time
 
 from cnnlab import procs
 from cnnlab.sweep import collect
+from cnnlab.sweep import job
 from cnnlab.train import workdir as workdir_lib
+from cnnlab.train.errors import ConfigError
 
 EXECUTORS = ("local", "submitit_local", "slurm")
 
@@ -81,6 +83,21 @@ def _prepare(config_path, arg, points, workdir) -> list[pathlib.Path]:
   return dirs
 
 
+def _check_finished(dirs) -> None:
+  """Refuses to count a point as finished when the config it gives now (its config file changed
+  since) differs from the one it was trained with: one line naming the fields."""
+  for d in dirs:
+    if not ((d / "result.json").exists() and workdir_lib.config_path(d).exists()):
+      continue
+    point = json.loads((d / "point.json").read_text())
+    config = job.load_config(point["config"], point["arg"], point["overrides"])
+    old, new, diff = workdir_lib.config_changes(d, config)
+    if diff:
+      changes = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff)
+      raise ConfigError(f"sweep point {d} finished with a different config ({changes}); delete "
+                        "that folder to rerun it, or use a new --workdir")
+
+
 def _run_local(dirs, parallel: int):
   env = dict(os.environ, OMP_NUM_THREADS="1", XLA_FLAGS=(
       os.environ.get("XLA_FLAGS", "") +
@@ -123,7 +140,6 @@ def executor_for(executor: str, folder, parallel: int, slurm: SlurmOptions):
 
 def _run_submitit(dirs, workdir, executor: str, parallel: int, slurm: SlurmOptions):
   from cnnlab import launch
-  from cnnlab.sweep import job
   ex = executor_for(executor, pathlib.Path(workdir) / "_submitit", parallel, slurm)
   # Local multi-task jobs meet at a port of this machine; SLURM's find theirs (JAX reads it).
   local = executor == "submitit_local" and slurm.tasks > 1
@@ -147,6 +163,7 @@ def run_sweep(config_path: str, points: list[dict], workdir: str, *, arg: str | 
     raise ValueError(f"the sweep of {config_path} has no points")
   parallel = parallel or os.cpu_count() or 1
   dirs = _prepare(config_path, arg, points, workdir)
+  _check_finished(dirs)
   todo = [d for d in dirs if not (d / "result.json").exists()]
   busy = {d: workdir_lib.holder(d) for d in todo}
   busy = {d: pid for d, pid in busy.items() if pid is not None}

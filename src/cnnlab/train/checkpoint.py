@@ -8,7 +8,7 @@ each new step back and verifies it before anything older is deleted; then it kee
 ``keep_checkpoints`` steps plus the one with the best eval accuracy (a step saved at an eval step
 carries that eval's metrics) and deletes the rest. A non-finite state is never saved (the loop
 checks it first). A workdir is never silently reused
-by a run whose config differs in anything that changes the result (see :data:`NON_RESULT_FIELDS`).
+by a run whose config differs in anything that changes the result (see :data:`cnnlab.train.workdir.NON_RESULT_FIELDS`).
 """
 
 from __future__ import annotations
@@ -27,10 +27,6 @@ from cnnlab.train import mesh as mesh_lib
 from cnnlab.train import workdir as workdir_lib
 from cnnlab.train.errors import ConfigError
 
-# Fields that may change between a run and its resumption (they do not change the parameters).
-NON_RESULT_FIELDS = ("progress_bar", "log_every_steps", "eval_every_steps", "eval_batch_size",
-                     "checkpoint_every_steps", "keep_checkpoints", "data.eval_split",
-                     "profile_steps")
 # Fields that do not change the parameters but the saved input position (Grain's iterator state
 # has one entry per worker process): a resumption must keep them.
 FORMAT_FIELDS = ("data.num_workers",)
@@ -136,31 +132,12 @@ def restore_latest(mngr, workdir: str, abstract_state, data_iter) -> tuple[int, 
   return 0, None
 
 
-def _flat(d, prefix=""):
-  out = {}
-  for k, v in d.items():
-    if isinstance(v, dict):
-      out.update(_flat(v, f"{prefix}{k}."))
-    else:
-      out[f"{prefix}{k}"] = list(v) if isinstance(v, tuple) else v
-  return out
-
-
-def _differences(old: dict, new: dict, fields) -> list[str]:
-  defaults = _flat(json.loads(config_lib.base().to_json()))
-  return sorted(k for k in set(old) | set(new) if any(k == f or k.startswith(f) for f in fields)
-                and old.get(k, defaults.get(k)) != new.get(k))
-
-
 def check_and_record_config(config: ml_collections.ConfigDict, workdir: str,
                             has_checkpoints: bool) -> None:
   """Refuses to resume a workdir made by a different config (or whose config record is missing
   or unreadable); then writes ``config.json``. A field the record lacks counts as its default."""
-  new = _flat(json.loads(config.to_json()))
   if has_checkpoints:
-    old = _flat(workdir_lib.read_config(workdir).to_dict())
-    fields = [k for k in set(old) | set(new) if k not in NON_RESULT_FIELDS]
-    diff = _differences(old, new, fields)
+    old, new, diff = workdir_lib.config_changes(workdir, config)
     fmt = [k for k in diff if k in FORMAT_FIELDS]
     if fmt:
       k = fmt[0]
@@ -180,9 +157,8 @@ def check_same_model(config: ml_collections.ConfigDict, workdir: str) -> None:
   """Refuses to evaluate ``workdir``'s checkpoints with a config whose model or input
   normalisation differs from the run's own (``config.json``); ``model.conv_impl`` may differ (it
   picks how the convs are computed, not what they compute)."""
-  old = _flat(workdir_lib.read_config(workdir).to_dict())
-  new = _flat(json.loads(config.to_json()))
-  diff = [k for k in _differences(old, new, MODEL_FIELDS) if k != "model.conv_impl"]
+  old, new, diff = workdir_lib.config_changes(workdir, config, MODEL_FIELDS)
+  diff = [k for k in diff if k != "model.conv_impl"]
   if diff:
     k = diff[0]
     raise ConfigError(f"config.{k}={new.get(k)!r} is invalid: the run in {workdir!r} was trained "

@@ -288,7 +288,7 @@ def digit_segmentation_data(config: ml_collections.ConfigDict,
 DENSE_MODELS = {"fcn8s": {}, "unet": {"decoder": "transpose"}, "dilated_context": {}}
 
 
-def digit_segmentation(model_name: str, arg: str | None, num_epochs: float = 3
+def digit_segmentation(model_name: str, arg: str | None, num_epochs: float = 10
                        ) -> ml_collections.ConfigDict:
   """The segmentation recipe: ``model_name`` (with its :data:`DENSE_MODELS` options;
   ``:decoder=resize`` for U-Net's resize-conv decoder) on :func:`digit_segmentation_data`, Adam

@@ -29,7 +29,13 @@ import pathlib
 
 import ml_collections
 
+from cnnlab.train import config as config_lib
 from cnnlab.train.errors import ConfigError, WorkdirBusy
+
+# Fields that may change between a run and its resumption (they do not change the parameters).
+NON_RESULT_FIELDS = ("progress_bar", "log_every_steps", "eval_every_steps", "eval_batch_size",
+                     "checkpoint_every_steps", "keep_checkpoints", "data.eval_split",
+                     "profile_steps")
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
@@ -174,6 +180,31 @@ def read_config(workdir) -> ml_collections.ConfigDict:
   except (OSError, ValueError) as e:
     raise ConfigError(f"{path} is unreadable ({type(e).__name__}: {e}); it should hold the "
                       "run's config as JSON") from None
+
+
+def _flat(d, prefix=""):
+  out = {}
+  for k, v in d.items():
+    if isinstance(v, dict):
+      out.update(_flat(v, f"{prefix}{k}."))
+    else:
+      out[f"{prefix}{k}"] = list(v) if isinstance(v, tuple) else v
+  return out
+
+
+def config_changes(workdir, config: ml_collections.ConfigDict, fields=None
+                   ) -> tuple[dict, dict, list[str]]:
+  """``(recorded, new, changed)``: the config recorded in ``workdir`` and ``config`` as flat
+  ``{dotted.field: value}`` dicts, and the sorted fields whose value differs among ``fields``
+  (prefixes; default: every field but :data:`NON_RESULT_FIELDS`). A field the record lacks
+  counts as its default."""
+  old = _flat(read_config(workdir).to_dict())
+  new = _flat(json.loads(config.to_json()))
+  if fields is None:
+    fields = [k for k in set(old) | set(new) if k not in NON_RESULT_FIELDS]
+  defaults = _flat(json.loads(config_lib.base().to_json()))
+  return old, new, sorted(k for k in set(old) | set(new) if any(
+      k == f or k.startswith(f) for f in fields) and old.get(k, defaults.get(k)) != new.get(k))
 
 
 def read_metrics(workdir, kind: str | None = None) -> list[dict]:
