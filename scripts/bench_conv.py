@@ -3,6 +3,7 @@
   python scripts/bench_conv.py --config=configs/bench/conv.py --workdir=runs/bench_conv \
       --doc=docs/conv_benchmark.md
   smoke: --config=configs/bench/conv.py:smoke
+  with XLA CPU options (cnnlab.train.backend): --xla_cpu_options=no_ynn_conv
 
 Writes ``conv_bench.{json,md,png}`` and ``conv_benchmark.md`` (the "which conv is fastest"
 summary) into ``--workdir`` after every shape, and merges the fwd+bwd times into the
@@ -16,6 +17,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from cnnlab.bench import conv, report
+from cnnlab.train import backend
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/bench/conv.py", "Shape list.")
 flags.DEFINE_string("workdir", "runs/bench_conv", "Output directory.")
@@ -23,12 +25,17 @@ flags.DEFINE_string("doc", None, "Also write the summary Markdown here (docs/con
 flags.DEFINE_string("cache", None, "impl='auto' cache to merge into (default: "
                     "$CNNLAB_CONV_CACHE or ~/.cache/cnnlab/conv_cache.json).")
 flags.DEFINE_bool("update_cache", True, "Merge this run's fwd+bwd times into the auto cache.")
+flags.DEFINE_string("xla_cpu_options", "", "XLA CPU compiler options for the cnnlab impls, as "
+                    "config.xla_cpu_options ('', a preset such as no_ynn_conv, 'name=value ...').")
 FLAGS = flags.FLAGS
 
 
 def main(argv):
   del argv
   cfg = _CONFIG.value
+  with cfg.unlocked():  # recorded in the JSON's config beside the options in force
+    cfg.xla_cpu_options = FLAGS.xla_cpu_options
+  backend.check(cfg)
   torch.set_num_threads(os.cpu_count())
   os.makedirs(FLAGS.workdir, exist_ok=True)
   peak = conv.matmul_peak_gflops(cfg.matmul_size, cfg)

@@ -3,9 +3,12 @@ plus the compile time of every registered model's forward at its default input s
 
   python scripts/bench_train.py --workdir=runs/bench_train
   python scripts/bench_train.py --cases=lenet5 --impls=lax,shift,im2col --compile_times=false
+  python scripts/bench_train.py --cases=resnet18_cifar --impls=lax --xla_cpu_options=no_ynn_conv
 
 Writes bench_train.{json,md,png} (and compile_times.{json,md}) to --workdir and prints the
-tables with each cnnlab row's ratio to torch (> 1: cnnlab is faster).
+tables with each cnnlab row's ratio to torch (> 1: cnnlab is faster); the JSON's
+``compiler_options`` are the XLA options the cnnlab steps were compiled with (``--xla_cpu_options``,
+``cnnlab.train.backend``; {} = XLA's defaults).
 """
 
 import os
@@ -15,6 +18,7 @@ from absl import app, flags
 
 from cnnlab import plotting
 from cnnlab.bench import compile_times, report, torch_models, train_throughput
+from cnnlab.train import backend
 
 # name -> (cnnlab model + options, input HWC, batch, torch factory, torch channels_last)
 CASES = {
@@ -30,12 +34,17 @@ flags.DEFINE_list("impls", ["lax", "shift", "im2col"], "cnnlab conv impls to tim
 flags.DEFINE_integer("steps", 20, "Steps per timed window.")
 flags.DEFINE_integer("repeats", 3, "Timed windows (median reported).")
 flags.DEFINE_bool("compile_times", True, "Also time compiling every registered model.")
+flags.DEFINE_string("xla_cpu_options", "", "XLA CPU compiler options for the cnnlab steps, as "
+                    "config.xla_cpu_options ('', a preset such as no_ynn_conv, 'name=value ...').")
 FLAGS = flags.FLAGS
 
 
 def main(argv):
   del argv
   torch.set_num_threads(os.cpu_count())
+  cfg = {"xla_cpu_options": FLAGS.xla_cpu_options}
+  backend.check(cfg)
+  options = backend.compiler_options(cfg)
   rows = []
   for case in FLAGS.cases:
     kw, hwc, batch, torch_factory, channels_last = CASES[case]
@@ -46,7 +55,8 @@ def main(argv):
                  "ratio_to_torch": 1.0})
     for impl in FLAGS.impls:
       try:
-        r = train_throughput.cnnlab_throughput(conv_impl=impl, input_shape=hwc, **kw, **common)
+        r = train_throughput.cnnlab_throughput(conv_impl=impl, input_shape=hwc,
+                                               compiler_options=options, **kw, **common)
       except ValueError as e:  # an impl that cannot serve one of the network's convs
         print(f"{case}/{impl}: skipped: {e}")
         continue
@@ -54,7 +64,8 @@ def main(argv):
                    "ratio_to_torch": r["img_per_s"] / ref["img_per_s"]})
       print(rows[-1])
   cols = ["case", "framework", "impl", "batch", "img_per_s", "ratio_to_torch", "compile_s"]
-  paths = report.write(FLAGS.workdir, "bench_train", rows, cols, extra={"steps": FLAGS.steps})
+  paths = report.write(FLAGS.workdir, "bench_train", rows, cols,
+                       extra={"steps": FLAGS.steps, "compiler_options": options or {}})
   plotting.bar_chart([f"{r['case']}\n{r['framework']}\n{r['impl']}" for r in rows],
                      [r["ratio_to_torch"] for r in rows], "train throughput / torch eager's",
                      os.path.join(FLAGS.workdir, "bench_train.png"), fmt="%.2f", hline=1.0)

@@ -4,9 +4,12 @@ import json
 import subprocess
 import sys
 
+import jax.numpy as jnp
 import matplotlib.image
+import ml_collections
 import pytest
 
+from cnnlab.bench import conv
 from cnnlab.ops import conv_auto
 from cnnlab.ops.conv_case import make_case
 from conftest import REPO, load_config_module
@@ -28,6 +31,7 @@ def test_json_has_every_shape_impl_and_torch(smoke_run):
   data = json.loads((smoke_run / "conv_bench.json").read_text())
   rows = data["rows"]
   assert data["matmul_peak_gflops"] > 0
+  assert data["compiler_options"] == {}  # XLA's defaults: no --xla_cpu_options
   for s in config.shapes:
     impls = {r["impl"] for r in rows if r["shape"] == s["name"]}
     assert {"torch", "lax"} <= impls <= {"torch", *config.impls}
@@ -35,6 +39,17 @@ def test_json_has_every_shape_impl_and_torch(smoke_run):
     assert r["fwd_ms"] > 0 and r["fwd_bwd_ms"] > 0
     if r["impl"] != "torch":  # same data as torch: the outputs agree
       assert r["max_abs_diff_vs_torch"] < 1e-3, r
+
+
+def test_fwd_bwd_runs_all_three_convs():
+  """The timed fwd+bwd returns the forward output, so XLA keeps the forward conv: 3 convs in
+  the compiled HLO (torch's autograd runs 3; a bare vjp compiles to 2)."""
+  s = {"stride": 1, "padding": 1, "dilation": 1, "groups": 1}
+  x, w = jnp.ones((2, 8, 8, 4)), jnp.ones((3, 3, 4, 4))
+  _, fwd_bwd = conv.jitted(s, "lax", ml_collections.ConfigDict())
+  assert fwd_bwd.lower(x, w, x).compile().as_text().count("convolution(") == 3
+  y, dx, dw = fwd_bwd(x, w, x)
+  assert y.shape == dx.shape == x.shape and dw.shape == w.shape
 
 
 def test_markdown_and_png_written(smoke_run):

@@ -4,7 +4,8 @@ cnnlab: the library's own jitted ``train_step`` (donated state, device-side metr
 torch: ``zero_grad / forward / cross_entropy / backward / step`` with ``torch.optim.Adam``. Both
 read batches already in memory (4 rotating random batches), so only the step is timed. Compile
 time (lower + compile) is reported separately; throughput is the median of ``repeats`` timed
-windows of ``steps`` steps each, after warm-up.
+windows of ``steps`` steps each, after warm-up. ``compiler_options``: XLA's, for cnnlab's step
+(``cnnlab.train.backend.compiler_options``; None = XLA's defaults).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def _windows(run_steps, steps, repeats, batch_size):
 
 
 def cnnlab_throughput(model_name, *, batch_size, steps, repeats=3, lr=1e-3, num_classes=10,
-                      input_shape=None, **model_kw) -> dict:
+                      input_shape=None, compiler_options=None, **model_kw) -> dict:
   model = models.create(model_name, num_classes=num_classes, **model_kw)
   input_shape = tuple(input_shape or models.get_spec(model_name).input_shape)
   tx = optax.adam(lr)
@@ -49,7 +50,7 @@ def cnnlab_throughput(model_name, *, batch_size, steps, repeats=3, lr=1e-3, num_
   batches = [jax.device_put({"inputs": x, "label": y})
              for x, y in _batches(batch_size, input_shape, num_classes)]
   step = jax.jit(functools.partial(steps_lib.train_step, image_size=0, label_smoothing=0.0),
-                 donate_argnums=(0, 1))
+                 donate_argnums=(0, 1), compiler_options=compiler_options)
   t = time.perf_counter()
   compiled = step.lower(state, metrics, batches[0], key).compile()
   compile_s = time.perf_counter() - t

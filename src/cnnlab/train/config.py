@@ -38,6 +38,9 @@ passing ``arg`` through :func:`apply_arg`. Fields (``config.<field>``):
   ``ema_decay`` (0 = off; else evaluation uses an EMA of the params, ``cnnlab.train.state``);
   ``model.remat`` (ResNets: a ``jax.checkpoint`` policy per block, ``blocks.REMAT_POLICIES``);
   docs/scale.md;
+- ``xla_cpu_options``: XLA compiler options for the train and eval steps, applied on the CPU
+  backend only (``cnnlab.train.backend``: ``''`` = XLA's defaults, a preset such as
+  ``no_ynn_conv``, or ``'name=value ...'``; docs/performance.md); may change on resumption;
 - ``profile_steps``: ``(start, stop)`` traces steps start+1..stop into ``WORKDIR/profile`` and
   prints their input-wait / compute split (``cnnlab.train.profile``); ``(0, 0)`` = off;
 - ``nonfinite_policy``: ``stop`` (a NaN/inf loss or gradient norm ends the run, exit code 3) or
@@ -147,6 +150,7 @@ def base() -> ml_collections.ConfigDict:
   c.nonfinite_policy = "stop"
   c.max_nonfinite_skips = 10
   c.profile_steps = (0, 0)
+  c.xla_cpu_options = ""
   c.grad_accum_steps = 1
   c.grad_accum_impl = "multisteps"
   c.ema_decay = 0.0

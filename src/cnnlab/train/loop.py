@@ -32,7 +32,7 @@ from cnnlab import data, models
 from cnnlab.data import pipeline
 from cnnlab.train import accum, checkpoint, mesh as mesh_lib, metrics, optim, profile, steps
 from cnnlab.train import state as state_lib
-from cnnlab.train import validate, workdir as workdir_lib
+from cnnlab.train import backend, validate, workdir as workdir_lib
 from cnnlab.train.errors import ConfigError, NonFiniteError, Stopped
 from cnnlab.train import cut, freeze, init_from
 
@@ -164,7 +164,8 @@ def _eval_fn(config, setup):
   repl = mesh_lib.replicated(setup.mesh)
   return jax.jit(functools.partial(steps.eval_step, image_size=config.data.image_size,
                                    task=setup.task),
-                 out_shardings=repl, donate_argnums=(1,))
+                 out_shardings=repl, donate_argnums=(1,),
+                 compiler_options=backend.compiler_options(config))
 
 
 def run_eval(config, setup, state, source, eval_step) -> dict:
@@ -292,7 +293,7 @@ def _train(config, workdir, setup, train_src, eval_src, steps_per_epoch, stop) -
     workdir_lib.cut_metrics(workdir, start)  # rows of steps after the checkpoint come again
 
   train_step = jax.jit(_train_step_fn(config, setup), out_shardings=(repl, repl),
-                       donate_argnums=(0, 1))
+                       donate_argnums=(0, 1), compiler_options=backend.compiler_options(config))
   eval_step = _eval_fn(config, setup)
   # Replicated constants are made by jitted functions: `device_put` cannot place an array on
   # another process's devices, and nothing is copied from the host in the step loop.

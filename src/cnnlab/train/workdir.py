@@ -35,7 +35,7 @@ from cnnlab.train.errors import ConfigError, WorkdirBusy
 # Fields that may change between a run and its resumption (they do not change the parameters).
 NON_RESULT_FIELDS = ("progress_bar", "log_every_steps", "eval_every_steps", "eval_batch_size",
                      "checkpoint_every_steps", "keep_checkpoints", "data.eval_split",
-                     "profile_steps")
+                     "profile_steps", "xla_cpu_options")
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
