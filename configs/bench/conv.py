@@ -41,6 +41,14 @@ def shapes():
                     groups=64, skip=["matmul_sparse"]))
   out.append(_shape("depthwise_14x256", "depthwise", (8, 14, 14, 256), (3, 3), 256, padding=1,
                     groups=256, skip=["matmul_sparse"]))
+  # MobileNet-v2's 56x56x144 expansion (3x3, stride 1 and its stride-2 block) and
+  # EfficientNet-B0's 5x5 stride-2 depthwise at 56x56x144.
+  out.append(_shape("depthwise_56x144", "depthwise", (8, 56, 56, 144), (3, 3), 144, padding=1,
+                    groups=144, skip=["matmul_sparse"]))
+  out.append(_shape("depthwise_56x144_s2", "depthwise", (8, 56, 56, 144), (3, 3), 144, stride=2,
+                    padding=1, groups=144, skip=["matmul_sparse"]))
+  out.append(_shape("depthwise_56x144_k5s2", "depthwise", (8, 56, 56, 144), (5, 5), 144,
+                    stride=2, padding=2, groups=144, skip=["matmul_sparse"]))
   out.append(_shape("conv3d_16x16", "conv3d", (2, 16, 16, 16, 16), (3, 3, 3), 32, padding=1))
   return out
 

@@ -20,7 +20,7 @@ def _case(x_shape=X, w_shape=W, **kw):
 
 
 def _write(path, entries):
-  path.write_text(json.dumps({"version": 1, "entries": entries}))
+  path.write_text(json.dumps({"version": 2, "entries": entries}))
 
 
 def _jaxpr_text(x_shape=X, w_shape=W):
@@ -71,12 +71,32 @@ def test_nearest_batch_then_heuristic(cache):
     ((2, 64, 4), (15, 4, 4), {}, "lax"),
     ((2, 12, 12, 1), (5, 5, 1, 6), {}, "im2col"),
     ((2, 12, 12, 3), (3, 3, 3, 8), dict(stride=2), "lax"),
-    ((2, 12, 12, 8), (3, 3, 1, 8), dict(groups=8), "lax"),
+    ((2, 12, 12, 8), (3, 3, 1, 8), dict(groups=8), "depthwise"),
+    ((2, 12, 12, 8), (3, 3, 1, 16), dict(groups=8, stride=2), "depthwise"),
+    ((2, 12, 12, 8), (3, 3, 2, 8), dict(groups=4), "lax"),
     ((2, 12, 12, 8), (3, 3, 8, 8), {}, "lax"),
 ])
 def test_heuristic_without_cache(cache, x_shape, w_shape, kw, expected):
   assert not cache.exists()
   assert conv_auto.choose(_case(x_shape, w_shape, **kw)) == expected
+
+
+def test_entries_of_another_device_are_not_used(cache):
+  key = conv_auto.case_key(_case(padding="SAME"))
+  assert key.startswith("dev=cpu:")
+  other = key.replace(f"dev={conv_auto.device()}|", "dev=gpu:NVIDIA H100 80GB HBM3|")
+  _write(cache, {other: {"fwd_bwd_s": {"lax": 2.0, "fft": 1.0}}})
+  assert conv_auto.choose(_case(padding="SAME")) == "lax"  # the heuristic, not the GPU's fft
+  _write(cache, {other: {"fwd_bwd_s": {"lax": 2.0, "fft": 1.0}},
+                 key: {"fwd_bwd_s": {"lax": 2.0, "shift": 1.0}}})
+  assert conv_auto.choose(_case(padding="SAME")) == "shift"
+
+
+def test_heuristic_keeps_lax_off_the_cpu(cache, monkeypatch):
+  case = _case((2, 12, 12, 1), (5, 5, 1, 6))
+  assert conv_auto.choose(case) == "im2col"  # the CPU's choice for C_in == 1
+  monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+  assert conv_auto.choose(case) == "lax"
 
 
 def test_merge_cache_keeps_other_entries(cache):
@@ -112,7 +132,8 @@ def test_equals_lax(cache, cached, x_shape, w_shape, kw):
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4), g_auto, g_ref)
 
 
-def test_bad_cache_version_raises(cache):
-  cache.write_text(json.dumps({"version": 99, "entries": {}}))
-  with pytest.raises(ValueError, match="version"):
+@pytest.mark.parametrize("version", [1, 99])
+def test_bad_cache_version_raises(cache, version):
+  cache.write_text(json.dumps({"version": version, "entries": {}}))
+  with pytest.raises(ValueError, match=f"version {version}, expected 2 .*delete it"):
     conv_auto.load_cache()

@@ -3,15 +3,19 @@
 Cache: the JSON that ``scripts/bench_conv.py`` writes/merges, at ``$CNNLAB_CONV_CACHE``
 (default ``~/.cache/cnnlab/conv_cache.json``)::
 
-  {"version": 1, "entries": {case_key: {"fwd_bwd_s": {impl: median seconds}, ...}}}
+  {"version": 2, "entries": {case_key: {"fwd_bwd_s": {impl: median seconds}, ...}}}
 
+A case key starts with the device it was timed on (``dev=<platform>:<device kind>``, e.g.
+``dev=cpu:cpu``): a time measured on one backend or chip never picks the impl on another.
 Choice, at trace time (shapes only), among the registered impls that support the case:
-1. the cached impl with the smallest fwd+bwd time for this exact case; else for the same case
-   with the nearest batch size;
-2. else the heuristic, from the CPU crossovers measured in docs/experiments/conv_impls.md and
-   docs/conv_benchmark.md: ``fft`` for 1D, ``groups == 1``, stride 1 and kernel >= 23 taps with
-   C_in <= 8, or >= 47 taps with C_in <= 32; ``im2col`` for ``C_in == 1`` and stride 1 (LeNet's
-   first conv: one patch matmul beat lax 1.9x); else ``lax``.
+1. the cached impl with the smallest fwd+bwd time for this exact case on this device; else for
+   the same case with the nearest batch size;
+2. else the heuristic. Off the CPU: ``lax`` (cuDNN / the TPU's convs). On the CPU, from the
+   crossovers measured in docs/experiments/conv_impls.md and docs/conv_benchmark.md: ``fft`` for
+   1D, ``groups == 1``, stride 1 and kernel >= 23 taps with C_in <= 8, or >= 47 taps with
+   C_in <= 32; ``im2col`` for ``C_in == 1`` and stride 1 (LeNet's first conv: one patch matmul
+   beat lax 1.9x); ``depthwise`` for ``groups == C_in > 1`` (MobileNet-v2's 3x3 at 56x56x144:
+   fwd+bwd ~9x faster than lax's, docs/performance.md, "Depthwise convs"); else ``lax``.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import json
 import os
 import pathlib
 
+import jax
 import numpy as np
 
 from cnnlab.ops.conv_case import ConvCase
@@ -28,25 +33,33 @@ from cnnlab.ops.conv_registry import get_impl, list_impls, register_impl, unsupp
 
 CACHE_ENV = "CNNLAB_CONV_CACHE"
 DEFAULT_CACHE = pathlib.Path("~/.cache/cnnlab/conv_cache.json")
-VERSION = 1
+VERSION = 2  # 2: keys start with the device (1 had none)
 
 
 def cache_path() -> pathlib.Path:
   return pathlib.Path(os.environ.get(CACHE_ENV) or DEFAULT_CACHE).expanduser()
 
 
+def device() -> str:
+  """``'<platform>:<device kind>'`` of JAX's first device, e.g. ``'cpu:cpu'``."""
+  d = jax.devices()[0]
+  return f"{d.platform}:{d.device_kind}"
+
+
 def case_key(case: ConvCase) -> str:
-  """``'n=N|x=...|w=...|s=...|p=...|d=...|g=...|dtype'``: one conv after argument parsing."""
+  """``'dev=DEVICE|n=N|x=...|w=...|s=...|p=...|d=...|g=...|dtype'``: one conv after argument
+  parsing, on :func:`device`."""
   fmt = lambda v: "x".join(map(str, v))  # noqa: E731
   pads = ",".join(f"{lo}_{hi}" for lo, hi in case.pads)
-  return (f"n={case.x_shape[0]}|x={fmt(case.x_shape[1:])}|w={fmt(case.w_shape)}|"
+  return (f"dev={device()}|n={case.x_shape[0]}|x={fmt(case.x_shape[1:])}|w={fmt(case.w_shape)}|"
           f"s={fmt(case.stride)}|p={pads}|d={fmt(case.dilation)}|g={case.groups}|"
           f"{np.dtype(case.dtype).name}")
 
 
 def _split(key: str) -> tuple[int, str]:
-  n, rest = key.split("|", 1)
-  return int(n.removeprefix("n=")), rest
+  """``(N, the key without its batch field)``."""
+  dev, n, rest = key.split("|", 2)
+  return int(n.removeprefix("n=")), f"{dev}|{rest}"
 
 
 @functools.lru_cache(maxsize=8)
@@ -54,7 +67,8 @@ def _read(path: str, mtime_ns: int) -> dict:
   del mtime_ns  # part of the lru key: a rewritten file is read again
   data = json.loads(pathlib.Path(path).read_text())
   if data.get("version") != VERSION:
-    raise ValueError(f"conv cache {path} has version {data.get('version')!r}, expected {VERSION}")
+    raise ValueError(f"conv cache {path} has version {data.get('version')!r}, expected {VERSION} "
+                     "(entries keyed by device): delete it, or rerun scripts/bench_conv.py")
   return data["entries"]
 
 
@@ -82,11 +96,15 @@ def _can(name: str, case: ConvCase) -> bool:
 def heuristic(case: ConvCase) -> str:
   """The documented fallback (module docstring, step 2)."""
   k, c_in = case.window[0], case.x_shape[-1]
-  if (case.nd == 1 and case.groups == 1 and case.stride == (1,)
+  if jax.default_backend() != "cpu":
+    preferred = "lax"
+  elif (case.nd == 1 and case.groups == 1 and case.stride == (1,)
       and ((k >= 23 and c_in <= 8) or (k >= 47 and c_in <= 32))):
     preferred = "fft"
   elif c_in == 1 and all(s == 1 for s in case.stride):
     preferred = "im2col"
+  elif case.groups == c_in > 1:
+    preferred = "depthwise"
   else:
     preferred = "lax"
   return preferred if _can(preferred, case) else "lax"

@@ -15,6 +15,8 @@ padding conventions: docs/conventions.md.
   which also exports ``conv_matrix``); small inputs only.
 - ``winograd`` F(2x2,3x3) and ``winograd_f4`` F(4x4,3x3): 2D, 3x3, stride 1, no dilation
   (``conv_winograd.py``).
+- ``depthwise``: ``groups == C_in`` as shifted elementwise products with its own VJP
+  (``conv_depthwise.py``).
 - ``auto``: one of the above per shape, from a benchmark cache (``conv_auto.py``).
 
 Argument parsing lives in ``conv_case.py``, the registry and capability checks (``supports``,
@@ -33,7 +35,7 @@ import jax.numpy as jnp
 # The impl modules register themselves when imported, in this order (``list_impls()``).
 from cnnlab.ops import conv_lax  # noqa: F401  (isort: keep the registration order)
 from cnnlab.ops import conv_fft, conv_im2col, conv_matmul, conv_shift  # noqa: F401
-from cnnlab.ops import conv_winograd, conv_auto  # noqa: F401
+from cnnlab.ops import conv_winograd, conv_depthwise, conv_auto  # noqa: F401
 from cnnlab.ops import padding as padlib
 from cnnlab.ops import conv_registry
 from cnnlab.ops.conv_case import make_case
