@@ -1,14 +1,19 @@
-"""Training-step throughput, cnnlab (jit) vs the same network in PyTorch eager (CPU), same run;
-plus the compile time of every registered model's forward at its default input size.
+"""Training-step throughput, cnnlab (jit) vs the same network in PyTorch, eager and (where it
+compiles) ``torch.compile``, same run; plus the compile time of every registered model's forward
+at its default input size.
 
   python scripts/bench_train.py --workdir=runs/bench_train
   python scripts/bench_train.py --cases=lenet5 --impls=lax,shift,im2col --compile_times=false
   python scripts/bench_train.py --cases=resnet18_cifar --impls=lax --xla_cpu_options=no_ynn_conv
+  python scripts/bench_train.py --cases=mobilenet_v2,shufflenet_v2 --impls=lax,auto,depthwise
 
 Writes bench_train.{json,md,png} (and compile_times.{json,md}) to --workdir and prints the
-tables with each cnnlab row's ratio to torch (> 1: cnnlab is faster); the JSON's
-``compiler_options`` are the XLA options the cnnlab steps were compiled with (``--xla_cpu_options``,
-``cnnlab.train.backend``; {} = XLA's defaults).
+tables: one row per framework / impl with its ratio to torch eager (> 1: faster than torch
+eager), and a summary per case: cnnlab's default impl (the model's ``conv_impl`` default, always
+timed), cnnlab's best of the timed impls, torch eager, torch.compile (or 'not compiled: REASON')
+and the ratios between them. Compile times are columns of their own, never in the throughput. The
+JSON's ``compiler_options`` are the XLA options the cnnlab steps were compiled with
+(``--xla_cpu_options``, ``cnnlab.train.backend``; {} = XLA's defaults).
 """
 
 import os
@@ -16,27 +21,104 @@ import os
 import torch
 from absl import app, flags
 
-from cnnlab import plotting
+from cnnlab import models, plotting
 from cnnlab.bench import compile_times, report, torch_models, train_throughput
 from cnnlab.train import backend
+from cnnlab.train.config import VIDEO_MODELS
 
-# name -> (cnnlab model + options, input HWC, batch, torch factory, torch channels_last)
+# name -> (cnnlab model + options, one example's shape (channels last), batch, torch factory,
+# torch channels_last). The depthwise-heavy nets (and C3D) run at small inputs with small
+# batches: a CPU train step of these at 224x224 takes seconds, and 64x64 (spatial 2x2 after their
+# stride 32) still runs every layer; batch 32 keeps the depthwise convs' batch dimension real.
+# C3D: the widths and 16x64x64 grey clips of the video configs (cnnlab.train.config), batch 8.
 CASES = {
     "lenet5": (dict(model_name="lenet5"), (32, 32, 1), 128, torch_models.LeNet5, False),
     "resnet18_cifar": (dict(model_name="resnet18", small_stem=True), (32, 32, 3), 64,
                        lambda: torch_models.TorchResNet("basic", (2, 2, 2, 2), num_classes=10,
                                                         small_stem=True), True),
+    "mobilenet_v2": (dict(model_name="mobilenet_v2"), (64, 64, 3), 32,
+                     lambda: torch_models.MobileNetV2(num_classes=10), True),
+    "efficientnet_b0": (dict(model_name="efficientnet_b0"), (64, 64, 3), 32,
+                        lambda: torch_models.EfficientNetB0(num_classes=10), True),
+    "shufflenet_v2": (dict(model_name="shufflenet_v2_x1_0"), (64, 64, 3), 32,
+                      lambda: torch_models.ShuffleNetV2(num_classes=10), True),
+    "c3d": (dict(model_name="c3d", **VIDEO_MODELS["c3d"]), (16, 64, 64, 1), 8,
+            lambda: torch_models.C3D(VIDEO_MODELS["c3d"]["widths"]), True),
 }
 
 flags.DEFINE_string("workdir", "runs/bench_train", "Output directory.")
 flags.DEFINE_list("cases", list(CASES), f"Networks to time, from {list(CASES)}.")
-flags.DEFINE_list("impls", ["lax", "shift", "im2col"], "cnnlab conv impls to time.")
+flags.DEFINE_list("impls", ["lax", "shift", "im2col", "auto"],
+                  "cnnlab conv impls to time (the model's default impl is always timed too).")
 flags.DEFINE_integer("steps", 20, "Steps per timed window.")
 flags.DEFINE_integer("repeats", 3, "Timed windows (median reported).")
+flags.DEFINE_integer("batch_size", 0, "Batch of every case (0: each case's own).")
+flags.DEFINE_integer("input_size", 0, "Height = width of every case's input (0: each case's own).")
+flags.DEFINE_bool("torch_compile", True, "Also time torch.compile(model).")
 flags.DEFINE_bool("compile_times", True, "Also time compiling every registered model.")
 flags.DEFINE_string("xla_cpu_options", "", "XLA CPU compiler options for the cnnlab steps, as "
                     "config.xla_cpu_options ('', a preset such as no_ynn_conv, 'name=value ...').")
 FLAGS = flags.FLAGS
+
+
+def _ratio(a, b):
+  return a / b if a and b else None
+
+
+def time_case(case: str, options) -> list[dict]:
+  """Rows for one case: torch eager, torch.compile (or why not), cnnlab's default impl and every
+  ``--impls`` one (an impl that cannot serve one of the network's convs is skipped)."""
+  kw, shape, batch, torch_factory, channels_last = CASES[case]
+  batch = FLAGS.batch_size or batch
+  if FLAGS.input_size:
+    shape = (*shape[:-3], FLAGS.input_size, FLAGS.input_size, shape[-1])
+  common = dict(batch_size=batch, steps=FLAGS.steps, repeats=FLAGS.repeats)
+  row = lambda framework, impl, r: {"case": case, "framework": framework, "impl": impl,
+                                    "batch": batch, "input": "x".join(map(str, shape)), **r}
+  torch_shape = (shape[-1], *shape[:-1])
+  eager = train_throughput.torch_throughput(torch_factory(), torch_shape,
+                                            channels_last=channels_last, **common)
+  rows = [row("torch eager", "-", eager)]
+  if FLAGS.torch_compile:
+    r = train_throughput.torch_compiled_throughput(torch_factory(), torch_shape,
+                                                   channels_last=channels_last, **common)
+    rows.append(row("torch.compile", "-" if r["img_per_s"] else r["status"],
+                    {k: r[k] for k in ("compile_s", "img_per_s")}))
+  default = models.create(kw["model_name"], **{k: v for k, v in kw.items()
+                                                if k != "model_name"}).conv_impl
+  for impl in dict.fromkeys([default, *FLAGS.impls]):
+    try:
+      r = train_throughput.cnnlab_throughput(conv_impl=impl, input_shape=shape,
+                                             compiler_options=options, **kw, **common)
+    except ValueError as e:  # an impl that cannot serve one of the network's convs
+      print(f"{case}/{impl}: skipped: {e}")
+      continue
+    rows.append(row("cnnlab jit", impl, {**r, "default": impl == default}))
+  compiled = rows[1]["img_per_s"] if FLAGS.torch_compile else None
+  for r in rows:
+    r["ratio_to_torch"] = _ratio(r["img_per_s"], eager["img_per_s"])
+    r["ratio_to_compiled"] = _ratio(r["img_per_s"], compiled)
+  return rows
+
+
+def summary(case_rows: list[dict]) -> dict:
+  """One case's row: cnnlab's default and best impl, torch eager and compiled, their ratios."""
+  by = {r["framework"]: r for r in case_rows if r["framework"] != "cnnlab jit"}
+  ours = [r for r in case_rows if r["framework"] == "cnnlab jit"]
+  default = next(r for r in ours if r["default"])
+  best = max(ours, key=lambda r: r["img_per_s"])
+  tc = by.get("torch.compile", {"impl": "not run", "img_per_s": None, "compile_s": None})
+  tc_status = "compiled" if tc["img_per_s"] else tc["impl"]
+  eager = by["torch eager"]["img_per_s"]
+  return {"case": default["case"], "batch": default["batch"], "input": default["input"],
+          "default_impl": default["impl"], "default_img_per_s": default["img_per_s"],
+          "best_impl": best["impl"], "best_img_per_s": best["img_per_s"],
+          "torch_eager_img_per_s": eager,
+          "torch_compile": tc_status, "torch_compile_img_per_s": tc["img_per_s"],
+          "default_to_eager": _ratio(default["img_per_s"], eager),
+          "best_to_eager": _ratio(best["img_per_s"], eager),
+          "best_to_compiled": _ratio(best["img_per_s"], tc["img_per_s"]),
+          "best_compile_s": best["compile_s"], "torch_compile_s": tc["compile_s"]}
 
 
 def main(argv):
@@ -45,31 +127,25 @@ def main(argv):
   cfg = {"xla_cpu_options": FLAGS.xla_cpu_options}
   backend.check(cfg)
   options = backend.compiler_options(cfg)
-  rows = []
+  rows, summaries = [], []
   for case in FLAGS.cases:
-    kw, hwc, batch, torch_factory, channels_last = CASES[case]
-    common = dict(batch_size=batch, steps=FLAGS.steps, repeats=FLAGS.repeats)
-    ref = train_throughput.torch_throughput(torch_factory(), (hwc[2], hwc[0], hwc[1]),
-                                            channels_last=channels_last, **common)
-    rows.append({"case": case, "framework": "torch eager", "impl": "-", "batch": batch, **ref,
-                 "ratio_to_torch": 1.0})
-    for impl in FLAGS.impls:
-      try:
-        r = train_throughput.cnnlab_throughput(conv_impl=impl, input_shape=hwc,
-                                               compiler_options=options, **kw, **common)
-      except ValueError as e:  # an impl that cannot serve one of the network's convs
-        print(f"{case}/{impl}: skipped: {e}")
-        continue
-      rows.append({"case": case, "framework": "cnnlab jit", "impl": impl, "batch": batch, **r,
-                   "ratio_to_torch": r["img_per_s"] / ref["img_per_s"]})
-      print(rows[-1])
-  cols = ["case", "framework", "impl", "batch", "img_per_s", "ratio_to_torch", "compile_s"]
-  paths = report.write(FLAGS.workdir, "bench_train", rows, cols,
-                       extra={"steps": FLAGS.steps, "compiler_options": options or {}})
-  plotting.bar_chart([f"{r['case']}\n{r['framework']}\n{r['impl']}" for r in rows],
-                     [r["ratio_to_torch"] for r in rows], "train throughput / torch eager's",
+    case_rows = time_case(case, options)
+    rows += case_rows
+    summaries.append(summary(case_rows))
+    for r in case_rows:
+      print(r)
+  cols = ["case", "framework", "impl", "default", "batch", "input", "img_per_s", "ratio_to_torch",
+          "ratio_to_compiled", "compile_s"]
+  tables = (report.markdown_table(summaries, list(summaries[0])) + "\n\n"
+            + report.markdown_table(rows, cols))
+  paths = report.write(FLAGS.workdir, "bench_train", rows, cols, markdown=tables,
+                       extra={"steps": FLAGS.steps, "compiler_options": options or {},
+                              "summary": summaries})
+  timed = [r for r in rows if r["img_per_s"]]
+  plotting.bar_chart([f"{r['case']}\n{r['framework']}\n{r['impl']}" for r in timed],
+                     [r["ratio_to_torch"] for r in timed], "train throughput / torch eager's",
                      os.path.join(FLAGS.workdir, "bench_train.png"), fmt="%.2f", hline=1.0)
-  print(report.markdown_table(rows, cols))
+  print(tables)
   print("wrote", paths["json"], paths["md"])
   if FLAGS.compile_times:
     ct = compile_times.all_models()

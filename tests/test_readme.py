@@ -19,7 +19,7 @@ README = (REPO / "README.md").read_text()
 SMOKE_CONFIG = {"scripts/bench_conv.py": "configs/bench/conv.py:smoke"}
 EXTRA_FLAGS = {"scripts/bench_conv.py": ["--update_cache=false"],
                "scripts/bench_train.py": ["--steps=1", "--repeats=1", "--cases=lenet5",
-                                          "--impls=lax"]}
+                                          "--impls=lax", "--torch_compile=false"]}
 
 
 def _blocks(text=README):

@@ -29,6 +29,8 @@ def machine() -> dict:
   return {**report.machine(), "torch": torch.__version__, "torch_threads": torch.get_num_threads()}
 
 
-def write(workdir: str, name: str, rows: list[dict], columns: list[str], extra=None) -> dict:
+def write(workdir: str, name: str, rows: list[dict], columns: list[str], extra=None,
+          markdown: str | None = None) -> dict:
   """``cnnlab.report.write`` with this machine description (torch included)."""
-  return report.write(workdir, name, rows, columns, extra=extra, machine_info=machine())
+  return report.write(workdir, name, rows, columns, extra=extra, markdown=markdown,
+                      machine_info=machine())

@@ -55,8 +55,8 @@ def load_flax_params(module: nn.Module, params: dict) -> nn.Module:
 
 def torch_to_flax(net: nn.Module) -> dict:
   """A torch module tree whose submodule names are the Flax paths -> ``{'params',
-  'batch_stats'}`` (Conv2d OIHW -> HWIO, depthwise (C,1,k,k) -> (k,k,1,C); Linear (O,I) ->
-  (I,O); BatchNorm2d weight/bias -> scale/bias, running stats -> mean/var)."""
+  'batch_stats'}`` (Conv2d OIHW -> HWIO, Conv3d OIDHW -> DHWIO, depthwise (C,1,k,k) -> (k,k,1,C);
+  Linear (O,I) -> (I,O); BatchNorm2d/3d weight/bias -> scale/bias, running stats -> mean/var)."""
   params, stats = {}, {}
 
   def put(tree, path, t):
@@ -67,15 +67,16 @@ def torch_to_flax(net: nn.Module) -> dict:
 
   for name, m in net.named_modules():
     path = tuple(name.split(".")) if name else ()
-    if isinstance(m, nn.Conv2d):
-      put(params, path + ("kernel",), m.weight.permute(2, 3, 1, 0))
+    if isinstance(m, (nn.Conv2d, nn.Conv3d)):
+      put(params, path + ("kernel",), m.weight.permute(*range(2, m.weight.ndim), 1, 0))
     elif isinstance(m, nn.Linear):
       put(params, path + ("kernel",), m.weight.T)
-    elif isinstance(m, nn.BatchNorm2d):
+    elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm3d)):
       put(params, path + ("scale",), m.weight)
       put(stats, path + ("mean",), m.running_mean)
       put(stats, path + ("var",), m.running_var)
-    if isinstance(m, (nn.Conv2d, nn.Linear, nn.BatchNorm2d)) and m.bias is not None:
+    if isinstance(m, (nn.Conv2d, nn.Conv3d, nn.Linear, nn.BatchNorm2d, nn.BatchNorm3d)) and \
+        m.bias is not None:
       put(params, path + ("bias",), m.bias)
   return {"params": params, "batch_stats": stats}
 
@@ -164,3 +165,212 @@ class TorchFire(nn.Module):
   def forward(self, x):
     x = torch.relu(self.squeeze(x))
     return torch.cat([torch.relu(self.expand1x1(x)), torch.relu(self.expand3x3(x))], 1)
+
+
+# ---- depthwise-heavy nets and C3D, as cnnlab builds them (module names = the Flax paths, so
+# ``torch_to_flax`` maps one onto the other; BatchNorm at torch's defaults, as cnnlab's) ----
+
+def make_divisible(v: float, divisor: int = 8) -> int:
+  """torchvision's ``_make_divisible`` (= ``cnnlab.models.blocks.make_divisible``)."""
+  new_v = max(divisor, int(v + divisor / 2) // divisor * divisor)
+  return new_v + divisor if new_v < 0.9 * v else new_v
+
+
+def drop_path(x, rate: float, training: bool):
+  """Stochastic depth (torchvision ``StochasticDepth(rate, 'row')``): whole examples zeroed with
+  probability ``rate``, survivors scaled by ``1 / (1 - rate)``."""
+  if not training or rate == 0.0:
+    return x
+  keep = torch.empty((x.shape[0],) + (1,) * (x.ndim - 1), dtype=x.dtype).bernoulli_(1 - rate)
+  return x * keep / (1 - rate)
+
+
+class ConvNormAct(nn.Module):
+  """``cnnlab.models.blocks.ConvNormAct``: bias-free conv (padding ``(k-1)//2``) -> BN -> act."""
+
+  def __init__(self, cin, cout, k, stride=1, groups=1, act=None, dims=2):
+    super().__init__()
+    conv, bn = (nn.Conv2d, nn.BatchNorm2d) if dims == 2 else (nn.Conv3d, nn.BatchNorm3d)
+    self.conv = conv(cin, cout, k, stride, (k - 1) // 2, groups=groups, bias=False)
+    self.bn = bn(cout)
+    self.act = act() if act else nn.Identity()
+
+  def forward(self, x):
+    return self.act(self.bn(self.conv(x)))
+
+
+class SqueezeExcitation(nn.Module):
+  """``cnnlab.models.blocks.SqueezeExcitation``: ``x * gate(fc2(act(fc1(mean_HW(x)))))``."""
+
+  def __init__(self, c, squeeze, act, gate):
+    super().__init__()
+    self.fc1, self.fc2 = nn.Conv2d(c, squeeze, 1), nn.Conv2d(squeeze, c, 1)
+    self.act, self.gate = act(), gate()
+
+  def forward(self, x):
+    return x * self.gate(self.fc2(self.act(self.fc1(x.mean((2, 3), keepdim=True)))))
+
+
+class InvertedResidual(nn.Module):
+  """``cnnlab.models.blocks.InvertedResidual``: [1x1 expand iff ``exp != cin``] -> kxk depthwise
+  -> [SE] -> 1x1 project; residual (through drop path) iff stride 1 and ``cin == cout``."""
+
+  def __init__(self, cin, exp, cout, k, stride, act, se=None, drop_path_rate=0.0):
+    super().__init__()
+    self.expand = ConvNormAct(cin, exp, 1, act=act) if exp != cin else None
+    self.depthwise = ConvNormAct(exp, exp, k, stride, groups=exp, act=act)
+    self.se = se
+    self.project = ConvNormAct(exp, cout, 1)
+    self.res, self.drop_path_rate = stride == 1 and cin == cout, drop_path_rate
+
+  def forward(self, x):
+    y = self.depthwise(x if self.expand is None else self.expand(x))
+    y = self.project(y if self.se is None else self.se(y))
+    return drop_path(y, self.drop_path_rate, self.training) + x if self.res else y
+
+
+class MobileNetV2(nn.Module):
+  """``cnnlab`` ``mobilenet_v2`` (torchvision's layout, width 1.0): ReLU6 inverted residuals,
+  rows ``(t, c, n, s)`` of Sandler et al. 2018, Table 2."""
+
+  def __init__(self, num_classes=1000, dropout=0.2):
+    super().__init__()
+    self.stem_conv = ConvNormAct(3, 32, 3, 2, act=nn.ReLU6)
+    blocks, cin = [], 32
+    for t, c, n, s in ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
+                       (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)):
+      for j in range(n):
+        blocks.append(InvertedResidual(cin, int(round(cin * t)), c, 3, s if j == 0 else 1,
+                                       nn.ReLU6))
+        cin = c
+    for i, b in enumerate(blocks):
+      self.add_module(f"block{i}", b)
+    self.blocks = blocks  # plain list: the modules are registered under their Flax names
+    self.head_conv = ConvNormAct(cin, 1280, 1, act=nn.ReLU6)
+    self.drop = nn.Dropout(dropout)
+    self.classifier = nn.Linear(1280, num_classes)
+
+  def forward(self, x):
+    x = self.stem_conv(x)
+    for b in self.blocks:
+      x = b(x)
+    return self.classifier(self.drop(self.head_conv(x).mean((2, 3))))
+
+
+class EfficientNetB0(nn.Module):
+  """``cnnlab`` ``efficientnet_b0`` (torchvision's layout; Tan & Le 2019): SiLU MBConv blocks
+  with SE (squeeze ``max(1, C_in // 4)``, SiLU, sigmoid), stochastic depth ``0.2 * i / 16``."""
+
+  ROWS = ((1, 3, 1, 32, 16, 1), (6, 3, 2, 16, 24, 2), (6, 5, 2, 24, 40, 2), (6, 3, 2, 40, 80, 3),
+          (6, 5, 1, 80, 112, 3), (6, 5, 2, 112, 192, 4), (6, 3, 1, 192, 320, 1))
+
+  def __init__(self, num_classes=1000, dropout=0.2, drop_path_rate=0.2):
+    super().__init__()
+    self.stem_conv = ConvNormAct(3, 32, 3, 2, act=nn.SiLU)
+    specs = [(e, k, s if j == 0 else 1, ci if j == 0 else co, co)
+             for e, k, s, ci, co, n in self.ROWS for j in range(n)]
+    self.blocks = []
+    for i, (e, k, s, ci, co) in enumerate(specs):
+      se = SqueezeExcitation(make_divisible(ci * e), max(1, ci // 4), nn.SiLU, nn.Sigmoid)
+      b = InvertedResidual(ci, make_divisible(ci * e), co, k, s, nn.SiLU, se,
+                           drop_path_rate * i / len(specs))
+      self.add_module(f"block{i}", b)
+      self.blocks.append(b)
+    self.head_conv = ConvNormAct(320, 1280, 1, act=nn.SiLU)
+    self.drop = nn.Dropout(dropout)
+    self.classifier = nn.Linear(1280, num_classes)
+
+  def forward(self, x):
+    x = self.stem_conv(x)
+    for b in self.blocks:
+      x = b(x)
+    return self.classifier(self.drop(self.head_conv(x).mean((2, 3))))
+
+
+def channel_shuffle(x, groups: int):
+  """NCHW: channel ``g * (C/groups) + j`` moves to ``j * groups + g`` (torchvision)."""
+  n, c, h, w = x.shape
+  return x.view(n, groups, c // groups, h, w).transpose(1, 2).reshape(n, c, h, w)
+
+
+class ShuffleV2Unit(nn.Module):
+  """``cnnlab.models.shufflenet.ShuffleV2Unit`` (torchvision's ``InvertedResidual``)."""
+
+  def __init__(self, cin, cout, stride):
+    super().__init__()
+    half, self.stride = cout // 2, stride
+    if stride == 2:
+      self.branch1_0 = nn.Conv2d(cin, cin, 3, 2, 1, groups=cin, bias=False)
+      self.branch1_1 = nn.BatchNorm2d(cin)
+      self.branch1_2 = nn.Conv2d(cin, half, 1, bias=False)
+      self.branch1_3 = nn.BatchNorm2d(half)
+    c2 = cin if stride == 2 else half
+    self.branch2_0 = nn.Conv2d(c2, half, 1, bias=False)
+    self.branch2_1 = nn.BatchNorm2d(half)
+    self.branch2_3 = nn.Conv2d(half, half, 3, stride, 1, groups=half, bias=False)
+    self.branch2_4 = nn.BatchNorm2d(half)
+    self.branch2_5 = nn.Conv2d(half, half, 1, bias=False)
+    self.branch2_6 = nn.BatchNorm2d(half)
+
+  def forward(self, x):
+    if self.stride == 1:
+      x1, x2 = x.chunk(2, dim=1)
+    else:
+      x1 = self.branch1_2(self.branch1_1(self.branch1_0(x)))
+      x1, x2 = torch.relu(self.branch1_3(x1)), x
+    y = torch.relu(self.branch2_1(self.branch2_0(x2)))
+    y = self.branch2_5(self.branch2_4(self.branch2_3(y)))
+    return channel_shuffle(torch.cat([x1, torch.relu(self.branch2_6(y))], 1), 2)
+
+
+class ShuffleNetV2(nn.Module):
+  """``cnnlab`` ``shufflenet_v2_*`` (torchvision's layout; Ma et al. 2018): stem 3x3/2 conv 24 ->
+  3x3/2 max pool -> stages of (4, 8, 4) units -> 1x1 conv ``stage_channels[3]`` -> pool -> fc."""
+
+  def __init__(self, stage_channels=(116, 232, 464, 1024), num_classes=1000):
+    super().__init__()
+    self.conv1_0 = nn.Conv2d(3, 24, 3, 2, 1, bias=False)
+    self.conv1_1 = nn.BatchNorm2d(24)
+    self.units, cin = [], 24
+    for s, (repeats, cout) in enumerate(zip((4, 8, 4), stage_channels[:3])):
+      for i in range(repeats):
+        u = ShuffleV2Unit(cin, cout, 2 if i == 0 else 1)
+        self.add_module(f"stage{s + 2}_{i}", u)
+        self.units.append(u)
+        cin = cout
+    self.conv5_0 = nn.Conv2d(cin, stage_channels[3], 1, bias=False)
+    self.conv5_1 = nn.BatchNorm2d(stage_channels[3])
+    self.fc = nn.Linear(stage_channels[3], num_classes)
+
+  def forward(self, x):
+    x = nn.functional.max_pool2d(torch.relu(self.conv1_1(self.conv1_0(x))), 3, 2, 1)
+    for u in self.units:
+      x = u(x)
+    x = torch.relu(self.conv5_1(self.conv5_0(x)))
+    return self.fc(x.mean((2, 3)))
+
+
+class C3D(nn.Module):
+  """``cnnlab`` ``c3d`` (Tran et al. 2015, with BN and a pooled ``fc`` head): stage ``i`` is
+  ``depths[i]`` 3x3x3 conv -> BN -> ReLU units of ``widths[i]`` features, then a max pool 1x2x2
+  (stage 1) or 2x2x2; NCDHW."""
+
+  def __init__(self, widths=(16, 32, 64, 128, 128), depths=(1, 1, 2, 2, 2), in_channels=1,
+               num_classes=10):
+    super().__init__()
+    self.stages, cin = [], in_channels
+    for i, (width, depth) in enumerate(zip(widths, depths)):
+      units = []
+      for j in range(depth):
+        units.append(ConvNormAct(cin, width, 3, act=nn.ReLU, dims=3))
+        self.add_module(f"conv{i + 1}_{j}", units[-1])
+        cin = width
+      self.stages.append(units)
+    self.fc = nn.Linear(cin, num_classes)
+
+  def forward(self, x):
+    for i, units in enumerate(self.stages):
+      for u in units:
+        x = u(x)
+      x = nn.functional.max_pool3d(x, (1, 2, 2) if i == 0 else 2)
+    return self.fc(x.mean((2, 3, 4)))

@@ -1,7 +1,8 @@
-"""Training throughput of a cnnlab model vs the same network in PyTorch eager, same run.
+"""Training throughput of a cnnlab model vs the same network in PyTorch (eager or compiled).
 
 cnnlab: the library's own jitted ``train_step`` (donated state, device-side metrics) with Adam;
-torch: ``zero_grad / forward / cross_entropy / backward / step`` with ``torch.optim.Adam``. Both
+torch: ``zero_grad / forward / cross_entropy / backward / step`` with ``torch.optim.Adam``, eager
+or through ``torch.compile`` (default mode: Dynamo + Inductor, forward and backward). Both
 read batches already in memory (4 rotating random batches), so only the step is timed. Compile
 time (lower + compile) is reported separately; throughput is the median of ``repeats`` timed
 windows of ``steps`` steps each, after warm-up. ``compiler_options``: XLA's, for cnnlab's step
@@ -67,20 +68,42 @@ def cnnlab_throughput(model_name, *, batch_size, steps, repeats=3, lr=1e-3, num_
   return {"compile_s": compile_s, "img_per_s": _windows(run, steps, repeats, batch_size)}
 
 
-def torch_throughput(module: torch.nn.Module, input_shape_chw, *, batch_size, steps, repeats=3,
-                     lr=1e-3, num_classes=10, channels_last=False) -> dict:
+def torch_throughput(module: torch.nn.Module, input_shape_cfirst, *, batch_size, steps, repeats=3,
+                     lr=1e-3, num_classes=10, channels_last=False, torch_compile=False) -> dict:
+  """``input_shape_cfirst``: one example, ``(C, *spatial)`` (2D or 3D); ``channels_last``: NHWC /
+  NDHWC memory format. ``torch_compile``: the step runs ``torch.compile(module)``; its
+  ``compile_s`` is the first step's time (Dynamo + Inductor, forward and backward, plus that
+  one step), kept out of the windows. Raises what ``torch.compile`` raises on a failed compile."""
   opt = torch.optim.Adam(module.parameters(), lr=lr)
-  fmt = torch.channels_last if channels_last else torch.contiguous_format
+  nd = len(input_shape_cfirst) - 1
+  fmt = ({2: torch.channels_last, 3: torch.channels_last_3d}[nd] if channels_last
+         else torch.contiguous_format)
   module = module.to(memory_format=fmt)
   batches = [(torch.from_numpy(x).to(memory_format=fmt), torch.from_numpy(y).long())
-             for x, y in _batches(batch_size, input_shape_chw, num_classes)]
+             for x, y in _batches(batch_size, input_shape_cfirst, num_classes)]
+  net = torch.compile(module) if torch_compile else module
 
   def run(n):
     for i in range(n):
       x, y = batches[i % len(batches)]
       opt.zero_grad(set_to_none=True)
-      torch.nn.functional.cross_entropy(module(x), y).backward()
+      torch.nn.functional.cross_entropy(net(x), y).backward()
       opt.step()
 
-  run(3)
-  return {"compile_s": 0.0, "img_per_s": _windows(run, steps, repeats, batch_size)}
+  t = time.perf_counter()
+  run(1)
+  compile_s = time.perf_counter() - t if torch_compile else 0.0
+  run(2)
+  return {"compile_s": compile_s, "img_per_s": _windows(run, steps, repeats, batch_size)}
+
+
+def torch_compiled_throughput(module: torch.nn.Module, input_shape_cfirst, **kw) -> dict:
+  """:func:`torch_throughput` with ``torch_compile=True`` plus ``status``: 'compiled', or on any
+  compile failure 'not compiled: <exception, first line>' with ``img_per_s`` and ``compile_s``
+  None (Dynamo / Inductor fail in many ways: no C++ compiler, an unsupported op, ...)."""
+  try:
+    return {**torch_throughput(module, input_shape_cfirst, torch_compile=True, **kw),
+            "status": "compiled"}
+  except Exception as e:  # noqa: BLE001 - every failure becomes the row's reason
+    reason = f"{type(e).__name__}: {e}".splitlines()[0][:160]
+    return {"compile_s": None, "img_per_s": None, "status": f"not compiled: {reason}"}

@@ -1,0 +1,67 @@
+"""``scripts/bench_train.py`` and ``cnnlab.bench.train_throughput``: the torch side in 3D with
+channels_last, the ``torch.compile`` row and its fallback, and (slow) smoke runs of the
+depthwise-heavy and 3D cases at tiny sizes: rows, summary, JSON and PNG."""
+
+import json
+import subprocess
+import sys
+
+import matplotlib.image
+import pytest
+import torch
+
+from cnnlab.bench import torch_models, train_throughput
+from conftest import REPO
+
+TINY = dict(batch_size=2, steps=1, repeats=1)
+
+
+def test_torch_3d_channels_last_step_trains():
+  """A 2-stage C3D on 16x32x32 clips in NDHWC memory format: the step runs and moves weights."""
+  net = torch_models.C3D(widths=(4, 8), depths=(1, 1))
+  before = net.fc.weight.detach().clone()
+  r = train_throughput.torch_throughput(net, (1, 16, 32, 32), channels_last=True, **TINY)
+  assert r["img_per_s"] > 0 and r["compile_s"] == 0.0
+  assert not torch.equal(before, net.fc.weight)
+
+
+def test_failed_torch_compile_becomes_a_reason(monkeypatch):
+  """A compile failure (raised lazily at the first call, as Dynamo / Inductor do) gives no
+  timing and the exception's first line as the reason."""
+
+  def broken_compile(module):
+    def call(*args):
+      raise RuntimeError("InductorError: C++ compile failed\ndetails")
+    return call
+
+  monkeypatch.setattr(torch, "compile", broken_compile)
+  r = train_throughput.torch_compiled_throughput(torch_models.LeNet5(), (1, 32, 32), **TINY)
+  assert r == {"compile_s": None, "img_per_s": None,
+               "status": "not compiled: RuntimeError: InductorError: C++ compile failed"}
+
+
+@pytest.mark.slow
+def test_torch_compile_is_timed_apart_from_its_compile():
+  r = train_throughput.torch_compiled_throughput(torch_models.LeNet5(), (1, 32, 32), **TINY)
+  assert r["status"] == "compiled" and r["compile_s"] > 0 and r["img_per_s"] > 0
+
+
+@pytest.mark.slow  # 20-50 s a case on one core (jit compile of the train step)
+@pytest.mark.parametrize("case", ["mobilenet_v2", "efficientnet_b0", "shufflenet_v2", "c3d"])
+def test_smoke_run_of_new_case(case, tmp_path):
+  cmd = [sys.executable, str(REPO / "scripts" / "bench_train.py"), f"--workdir={tmp_path}",
+         f"--cases={case}", "--impls=lax,depthwise", "--steps=1", "--repeats=1",
+         "--batch_size=2", "--input_size=32", "--compile_times=false", "--torch_compile=false"]
+  proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  data = json.loads((tmp_path / "bench_train.json").read_text())
+  rows = {(r["framework"], r["impl"]): r for r in data["rows"]}
+  # depthwise serves only groups == C_in convs: every one of these nets has others, so skipped.
+  assert set(rows) == {("torch eager", "-"), ("cnnlab jit", "lax")}
+  assert rows["cnnlab jit", "lax"]["default"]
+  assert all(r["img_per_s"] > 0 and r["case"] == case for r in rows.values())
+  (s,) = data["summary"]
+  eager = rows["torch eager", "-"]["img_per_s"]
+  assert s["default_impl"] == s["best_impl"] == "lax" and s["torch_compile"] == "not run"
+  assert s["best_to_eager"] == pytest.approx(rows["cnnlab jit", "lax"]["img_per_s"] / eager)
+  assert matplotlib.image.imread(tmp_path / "bench_train.png").shape[0] > 0
