@@ -17,6 +17,7 @@ padding conventions: docs/conventions.md.
   (``conv_winograd.py``).
 - ``depthwise``: ``groups == C_in`` as shifted elementwise products with its own VJP
   (``conv_depthwise.py``).
+- ``perpass``: forward, input grad and weight grad each by its own impl (``conv_perpass.py``).
 - ``auto``: one of the above per shape, from a benchmark cache (``conv_auto.py``).
 
 Argument parsing lives in ``conv_case.py``, the registry and capability checks (``supports``,
@@ -36,6 +37,7 @@ import jax.numpy as jnp
 from cnnlab.ops import conv_lax  # noqa: F401  (isort: keep the registration order)
 from cnnlab.ops import conv_fft, conv_im2col, conv_matmul, conv_shift  # noqa: F401
 from cnnlab.ops import conv_winograd, conv_depthwise, conv_auto  # noqa: F401
+from cnnlab.ops import conv_perpass  # noqa: F401  (after the impls its passes use)
 from cnnlab.ops import padding as padlib
 from cnnlab.ops import conv_registry
 from cnnlab.ops.conv_case import make_case
