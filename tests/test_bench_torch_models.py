@@ -67,20 +67,6 @@ def test_forward_shape(name):
   assert tuple(y.shape) == out.shape == (2, 10)
 
 
-def calibrated(net, x):
-  """``net`` in eval mode with random BN affines and running statistics from one train-mode pass
-  over ``x``: every layer's output then keeps unit scale, so the logits depend on the input (with
-  arbitrary statistics the signal of these deep nets dies out and only the biases reach them)."""
-  net = torch_models.randomize_bn(net)
-  for m in net.modules():
-    if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.BatchNorm3d)):
-      m.reset_running_stats()
-      m.momentum = None  # cumulative average: after one pass, that batch's statistics
-  with torch.no_grad():
-    net.train()(x)
-  return net.eval()
-
-
 def to_torch(x):
   return torch.from_numpy(np.moveaxis(x, -1, 1).copy())
 
@@ -92,7 +78,7 @@ def test_eval_logits_match_with_copied_weights(name):
   shape = NETS[name][2]
   x, x_stats = np.split(np.random.default_rng(0).standard_normal((10, *shape), dtype=np.float32),
                         [2])
-  net = calibrated(NETS[name][1](), to_torch(x_stats))
+  net = torch_models.calibrate_bn(NETS[name][1](), to_torch(x_stats))
   with torch.no_grad():
     want = net(to_torch(x)).numpy()
   assert np.abs(want[0] - want[1]).max() > 1e-2  # the input reaches the logits

@@ -157,10 +157,13 @@ def test_big_variants_eval_shape_at_native_size(variant):
 # ---- numerics against the torch re-statement ----
 
 def test_b0_eval_logits_match_torch_and_are_finite():
-  net = torch_net(width=1.0, depth=1.0).eval()
-  x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+  gen = torch.Generator().manual_seed(1)
+  x, x_stats = torch.randn(2, 3, 32, 32, generator=gen), torch.randn(8, 3, 32, 32, generator=gen)
+  torch.manual_seed(0)
+  net = torch_models.calibrate_bn(TEfficientNet(width=1.0, depth=1.0), x_stats)
   with torch.no_grad():
     ref = net(x).numpy()
+  assert np.abs(ref[0] - ref[1]).max() > 1e-2 * np.abs(ref).max()  # the input reaches them
   variables = torch_to_flax(net)
   model = models.create("efficientnet_b0")
   v = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((2, 32, 32, 3)))

@@ -191,11 +191,16 @@ def jitted_apply(name, train, **kw):
 
 @pytest.mark.parametrize("name", ["mobilenet_v2", "mobilenet_v3_small"])
 def test_eval_logits_match_torch(name):
-  """32x32 (even sizes: 'SAME' would pad stride-2 convs (0, 1) instead of torch's (1, 1))."""
-  net = torch_net(name).eval()
-  x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+  """32x32 (even sizes: 'SAME' would pad stride-2 convs (0, 1) instead of torch's (1, 1)); BN
+  statistics from a batch (``calibrate_bn``), so the logits depend on the input."""
+  gen = torch.Generator().manual_seed(1)
+  x, x_stats = torch.randn(2, 3, 32, 32, generator=gen), torch.randn(8, 3, 32, 32, generator=gen)
+  torch.manual_seed(0)
+  net = torch_models.calibrate_bn(TMobileNetV2() if name == "mobilenet_v2" else
+                                  TMobileNetV3(name[-5:]), x_stats)
   with torch.no_grad():
     ref = net(x).numpy()
+  assert np.abs(ref[0] - ref[1]).max() > 1e-2 * np.abs(ref).max()  # the input reaches them
   variables = torch_to_flax(net)
   _, v = shapes(name)
   assert jax.tree.map(lambda a: a.shape, v) == jax.tree.map(lambda a: a.shape, variables)

@@ -40,6 +40,21 @@ def randomize_bn(net: nn.Module, seed: int = 0) -> nn.Module:
   return net
 
 
+def calibrate_bn(net: nn.Module, x: torch.Tensor, seed: int = 0) -> nn.Module:
+  """``net`` in eval mode with random BN affines (:func:`randomize_bn`) and running statistics
+  from one train-mode pass over ``x`` (``(N, C, ...)``): every layer's output keeps about unit
+  scale, so a parity test's logits depend on its input (with arbitrary statistics the signal of
+  a deep net dies out and only the biases reach the logits)."""
+  net = randomize_bn(net, seed)
+  for m in net.modules():
+    if isinstance(m, (nn.BatchNorm2d, nn.BatchNorm3d)):
+      m.reset_running_stats()
+      m.momentum = None  # cumulative average: after one pass, that batch's statistics
+  with torch.no_grad():
+    net.train()(x)
+  return net.eval()
+
+
 def load_flax_params(module: nn.Module, params: dict) -> nn.Module:
   """Copies a Flax param tree into a torch module whose submodule names match the Flax ones:
   conv kernels ``(*window, I, O)`` -> ``(O, I, *window)``, dense ``(I, O)`` -> ``(O, I)``."""
