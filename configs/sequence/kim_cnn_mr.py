@@ -5,10 +5,10 @@ maps, ReLU, max over time, dropout 0.5, dense 2-way with each output unit's weig
 norm <= 3 (`optimizer.max_norm`); Adadelta (lr 1.0, rho 0.95, eps 1e-6), batch 50: Kim's
 settings, but 10 epochs (Kim: 25) to fit ten folds in the CPU budget. The convs run as im2col:
 a train step's gradient took 0.16 s against 0.8 s with `lax` (C=300 channels, k=3-5, ~56 words;
-A/B in one process on one core of this CPU, 2026-12-05). Data: shared/data/mr (4,798 sentences per polarity; Kim's set has 5,331), fold
-`data.fold` of 10 (seeded, balanced) held out; the vocabulary (16,917 words + padding/unknown for
-fold 0; `model.vocab_size` 20,000 covers every fold) is built from the training folds only and
-stored as WORKDIR/vocab.json.
+A/B in one process on one core of this CPU, 2026-12-05). Data: shared/data/mr (4,798 sentences
+per polarity; Kim's set has 5,331), fold `data.fold` of 10 (seeded, balanced) held out; the
+vocabulary (16,917 words + padding/unknown for fold 0; `model.vocab_size` 20,000 covers every
+fold) is built from the training folds only and stored as WORKDIR/vocab.json.
 Command (one fold, then all ten and their mean +- std):
   python scripts/run.py --config=configs/sequence/kim_cnn_mr.py --workdir=runs/kim_cnn_mr/fold0
   python scripts/sweep.py --config=configs/sequence/kim_cnn_mr.py --workdir=runs/kim_cnn_mr \

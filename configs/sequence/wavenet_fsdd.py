@@ -10,7 +10,7 @@ Command:
 Evaluate on another folder of WAVs: as m5_fsdd.py (--config.data.manual_dir=DIR
   --config.data.eval_split=all --config.data.eval_options.speakers="()").
 Smoke (2 steps, 0.25 s crops, yweweler's test recordings): :smoke
-Result: not yet run to completion (estimated 1-1.5 h on the 2-core CPU).
+Result: not yet run to completion (estimated 2.5 h on one core: about 7 s per step).
 Published: WaveNet (van den Oord et al. 2016) reports no digit classification; the comparison
 is with m5_fsdd.py (1D raw waveform) and m5_fsdd.py:spectrogram_cnn (2D log-mel) on this split.
 """

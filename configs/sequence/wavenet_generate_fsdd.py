@@ -12,7 +12,7 @@ Command:
   python scripts/run.py --config=configs/sequence/wavenet_generate_fsdd.py \
       --workdir=runs/wavenet_generate_fsdd
 Smoke (2 steps of a 4-layer net on 512-sample crops, one 200-sample clip): :smoke
-Result: not yet run to completion (estimated 1-1.5 h on the 2-core CPU).
+Result: not yet run to completion (several hours on this CPU for 3,000 steps).
 Published: van den Oord et al. 2016 give no FSDD figure (their speech model: VCTK, 30 layers,
 MOS ratings); the next-sample accuracy and loss here are the reference. Receptive field of one
 1..512 cycle with kernel 2: 1,024 samples, as the paper.
