@@ -8,6 +8,7 @@ import os
 import pathlib
 import sys
 
+import numpy as np
 import pytest
 from absl import logging as absl_logging
 
@@ -45,3 +46,17 @@ def needs_mnist8k():
 def digits_config():
   """lenet5_digits with its smoke switch: 2 steps, batch 16, no progress bar."""
   return load_config_module(REPO / "configs" / "lenet5_digits.py").get_config("smoke")
+
+
+def arrays(seed, *shapes, dtype=None):
+  """Standard-normal jnp arrays of ``shapes`` (float32 unless ``dtype``), seeded."""
+  import jax.numpy as jnp  # noqa: PLC0415 - conftest stays light for tests without JAX
+  rng = np.random.default_rng(seed)
+  return [jnp.asarray(rng.standard_normal(s), dtype or jnp.float32) for s in shapes]
+
+
+def forward_and_grads(fn, x, w, ct):
+  """``(fn(x, w), d/dx, d/dw)`` of ``fn`` for the cotangent ``ct``."""
+  import jax  # noqa: PLC0415
+  y, vjp = jax.vjp(fn, x, w)
+  return (y, *vjp(ct))

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from jax import lax
 
 from cnnlab import ops
+from conftest import arrays, forward_and_grads
 from cnnlab.ops import conv_depthwise
 from cnnlab.ops.conv_registry import supports
 
@@ -53,16 +54,6 @@ def depthwise_cases(draw, nd):
   kw = dict(stride=stride, padding=padding, dilation=dilation)
   return ((draw(st.integers(1, 3)), *spatial, c), (*window, 1, c * m), kw,
           draw(st.integers(0, 2**31 - 1)))
-
-
-def arrays(seed, *shapes, dtype=jnp.float32):
-  rng = np.random.default_rng(seed)
-  return [jnp.asarray(rng.standard_normal(s), dtype) for s in shapes]
-
-
-def forward_and_grads(fn, x, w, ct):
-  y, vjp = jax.vjp(fn, x, w)
-  return (y, *vjp(ct))
 
 
 def depthwise(x, w, **kw):

@@ -244,7 +244,23 @@ class InvertedResidual(nn.Module):
     return drop_path(y, self.drop_path_rate, self.training) + x if self.res else y
 
 
-class MobileNetV2(nn.Module):
+class _StemBlocksHead(nn.Module):
+  """Stem conv -> inverted-residual ``blocks`` -> 1x1 head conv to 1280 -> mean pool -> dropout
+  -> linear: the frame of :class:`MobileNetV2` and :class:`EfficientNetB0`."""
+
+  def _head(self, cin, act, dropout, num_classes):
+    self.head_conv = ConvNormAct(cin, 1280, 1, act=act)
+    self.drop = nn.Dropout(dropout)
+    self.classifier = nn.Linear(1280, num_classes)
+
+  def forward(self, x):
+    x = self.stem_conv(x)
+    for b in self.blocks:
+      x = b(x)
+    return self.classifier(self.drop(self.head_conv(x).mean((2, 3))))
+
+
+class MobileNetV2(_StemBlocksHead):
   """``cnnlab`` ``mobilenet_v2`` (torchvision's layout, width 1.0): ReLU6 inverted residuals,
   rows ``(t, c, n, s)`` of Sandler et al. 2018, Table 2."""
 
@@ -261,18 +277,10 @@ class MobileNetV2(nn.Module):
     for i, b in enumerate(blocks):
       self.add_module(f"block{i}", b)
     self.blocks = blocks  # plain list: the modules are registered under their Flax names
-    self.head_conv = ConvNormAct(cin, 1280, 1, act=nn.ReLU6)
-    self.drop = nn.Dropout(dropout)
-    self.classifier = nn.Linear(1280, num_classes)
-
-  def forward(self, x):
-    x = self.stem_conv(x)
-    for b in self.blocks:
-      x = b(x)
-    return self.classifier(self.drop(self.head_conv(x).mean((2, 3))))
+    self._head(cin, nn.ReLU6, dropout, num_classes)
 
 
-class EfficientNetB0(nn.Module):
+class EfficientNetB0(_StemBlocksHead):
   """``cnnlab`` ``efficientnet_b0`` (torchvision's layout; Tan & Le 2019): SiLU MBConv blocks
   with SE (squeeze ``max(1, C_in // 4)``, SiLU, sigmoid), stochastic depth ``0.2 * i / 16``."""
 
@@ -291,15 +299,7 @@ class EfficientNetB0(nn.Module):
                            drop_path_rate * i / len(specs))
       self.add_module(f"block{i}", b)
       self.blocks.append(b)
-    self.head_conv = ConvNormAct(320, 1280, 1, act=nn.SiLU)
-    self.drop = nn.Dropout(dropout)
-    self.classifier = nn.Linear(1280, num_classes)
-
-  def forward(self, x):
-    x = self.stem_conv(x)
-    for b in self.blocks:
-      x = b(x)
-    return self.classifier(self.drop(self.head_conv(x).mean((2, 3))))
+    self._head(320, nn.SiLU, dropout, num_classes)
 
 
 def channel_shuffle(x, groups: int):
