@@ -19,8 +19,9 @@ Evaluate on another folder of sentences (rt-polarity.neg/.pos) with the run's vo
   python scripts/evaluate.py --config=configs/sequence/kim_cnn_mr.py \
       --workdir=runs/kim_cnn_mr/fold0 --config.data.manual_dir=DIR --config.data.eval_split=all
 Smoke (2 steps, 32-d embeddings, 16 maps per width): :smoke
-Result: not yet run to completion (estimated 15-25 min per fold, 3-4 h for the ten, on the
-2-core CPU).
+Result (2026-12-05, the sweep + :analysis above): accuracy 75.2 +- 1.5 % over the 10 folds
+  (73.9, 74.6, 74.6, 75.4, 74.9, 76.4, 78.2, 75.7, 75.7, 72.5; population std); 102 min of
+  fold wall time in all, 3.2 min for a fold with a core to itself, up to 19.5 min sharing.
 Published (Kim 2014, Table 2, MR, 10-fold CV): CNN-rand 76.1 %, CNN-static 81.0 %,
 CNN-non-static 81.5 %, CNN-multichannel 81.1 % (the last three need word2vec vectors).
 """
