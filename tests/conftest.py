@@ -60,3 +60,16 @@ def forward_and_grads(fn, x, w, ct):
   import jax  # noqa: PLC0415
   y, vjp = jax.vjp(fn, x, w)
   return (y, *vjp(ct))
+
+
+def evaluate_cli(config_arg, run, capsys, *flags):
+  """``scripts/evaluate.py --config=CONFIG_ARG --workdir=RUN FLAGS...`` through the library's CLI
+  in this process: its exit code must be 0; returns the JSON result line it printed."""
+  import json  # noqa: PLC0415
+  from cnnlab import train  # noqa: PLC0415
+  from cnnlab.train import cli  # noqa: PLC0415
+  capsys.readouterr()
+  code = cli.execute(lambda config, workdir: train.evaluate(config, workdir),
+                     ["evaluate.py", f"--config={config_arg}", f"--workdir={run}", *flags])
+  assert code == 0
+  return json.loads(capsys.readouterr().out.strip().splitlines()[-1])

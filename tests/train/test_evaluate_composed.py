@@ -3,7 +3,6 @@ manual_dir=DIR``): a U-Net trained 2 steps on one folder is evaluated on canvase
 digits; the printed mIoU, pixel accuracy and count equal those computed here from the restored
 model's predictions on the same canvases (sklearn's IoU)."""
 
-import json
 import struct
 
 import jax
@@ -12,8 +11,8 @@ import pytest
 from sklearn.metrics import jaccard_score
 
 from cnnlab import data, train
-from cnnlab.train import cli, workdir as workdir_lib
-from conftest import REPO, load_config_module
+from cnnlab.train import workdir as workdir_lib
+from conftest import REPO, evaluate_cli, load_config_module
 
 CONFIG = REPO / "configs" / "dense" / "unet_digit_segmentation.py"
 
@@ -38,13 +37,8 @@ def test_evaluate_segmentation_on_another_idx_folder(tmp_path, capsys):
                 train_split="train[:32]", eval_split="train[32:]")
   train.train_and_evaluate(c, str(run))
   other = _idx_folder(tmp_path / "b", 1, 9)
-  capsys.readouterr()
-  code = cli.execute(lambda config, workdir: train.evaluate(config, workdir), [
-      "evaluate.py", f"--config={CONFIG}:smoke", f"--workdir={run}",
-      f"--config.data.manual_dir={other}", "--config.data.eval_split=train",
-      f"--config.data.data_dir={tfds_dir}"])
-  assert code == 0
-  result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+  result = evaluate_cli(f"{CONFIG}:smoke", run, capsys, f"--config.data.manual_dir={other}",
+                        "--config.data.eval_split=train", f"--config.data.data_dir={tfds_dir}")
   assert result["num_examples"] == 9
 
   source, _ = data.load("digit_segmentation", "train", manual_dir=str(other),

@@ -9,8 +9,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from cnnlab import models, train
-from cnnlab.train import cli, validate, workdir as workdir_lib
-from conftest import REPO, load_config_module
+from cnnlab.train import validate, workdir as workdir_lib
+from conftest import REPO, evaluate_cli, load_config_module
 
 CONFIG = REPO / "configs" / "sequence" / "kim_cnn_mr.py"
 NEG = "dull bad boring awful slow flat tired weak".split()
@@ -44,14 +44,9 @@ def test_evaluate_other_sentences_with_the_runs_vocabulary(tmp_path, capsys):
   c.data.update(manual_dir=str(train_dir), data_dir=str(tfds_dir))
   train.train_and_evaluate(c, str(run))
   vocab_bytes = (run / "vocab.json").read_bytes()
-  capsys.readouterr()
 
-  code = cli.execute(lambda config, workdir: train.evaluate(config, workdir), [
-      "evaluate.py", f"--config={CONFIG}:smoke", f"--workdir={run}",
-      f"--config.data.manual_dir={other}", "--config.data.eval_split=all",
-      f"--config.data.data_dir={tfds_dir}"])
-  assert code == 0
-  result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+  result = evaluate_cli(f"{CONFIG}:smoke", run, capsys, f"--config.data.manual_dir={other}",
+                        "--config.data.eval_split=all", f"--config.data.data_dir={tfds_dir}")
   assert (run / "vocab.json").read_bytes() == vocab_bytes  # read, not rewritten
 
   doc = json.loads(vocab_bytes)

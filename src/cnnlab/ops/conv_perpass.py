@@ -6,7 +6,7 @@ impl's code: the weight grad by ``im2col`` is ``patches(x)^T g``, one matmul on 
 (``conv_im2col``); by ``shift`` it is ``sum_k x_k^T g``, one matmul per kernel offset without a
 patch matrix (``conv_shift``); by ``lax`` it is XLA's weight-gradient conv.
 
-``make_perpass(fwd, dx, dw)`` -> ``(fn, limits)`` for any methods (per-pass benchmarks);
+``make_perpass(fwd=, dx=, dw=)`` -> ``(fn, limits)`` for any methods (per-pass benchmarks);
 ``perpass`` is registered with ``DEFAULT_METHODS``: the mix with the best geometric-mean fwd+bwd
 time over the ResNet 3x3 stages on one CPU core with XLA's default options, still about
 ``lax``'s (docs/performance.md, "Per-pass choice"). The impl serves a case iff each method's
@@ -25,10 +25,13 @@ PASSES = ("fwd", "dx", "dw")
 DEFAULT_METHODS = {"fwd": "lax", "dx": "lax", "dw": "shift"}
 
 
-def make_perpass(fwd: str = "lax", dx: str = "lax", dw: str = "shift"):
-  """``(fn, limits)``: ``fn(x, w, *, stride, pads, dilation, groups)`` computing each pass by
-  the registered impl named for it; ``limits(case)`` the first pass whose impl cannot serve it."""
-  methods = dict(zip(PASSES, (fwd, dx, dw)))
+def make_perpass(**methods: str):
+  """``(fn, limits)``: ``fn(x, w, *, stride, pads, dilation, groups)`` computing each pass
+  (``fwd=``, ``dx=``, ``dw=``; the others by :data:`DEFAULT_METHODS`) by the registered impl named
+  for it; ``limits(case)`` the first pass whose impl cannot serve it."""
+  if set(methods) - set(PASSES):
+    raise ValueError(f"passes {sorted(set(methods) - set(PASSES))} are not among {PASSES}")
+  methods = {**DEFAULT_METHODS, **methods}
   impls = {p: get_impl(m) for p, m in methods.items()}  # ValueError for an unknown method
 
   def limits(case):
@@ -62,5 +65,5 @@ def make_perpass(fwd: str = "lax", dx: str = "lax", dw: str = "shift"):
   return fn, limits
 
 
-_fn, _limits = make_perpass(**DEFAULT_METHODS)
+_fn, _limits = make_perpass()
 register_impl("perpass", limits=_limits)(_fn)

@@ -86,11 +86,13 @@ def _prepare(config_path, arg, points, workdir) -> list[pathlib.Path]:
 def _check_finished(dirs) -> None:
   """Refuses to count a point as finished when the config it gives now (its config file changed
   since) differs from the one it was trained with: one line naming the fields."""
+  module = None
   for d in dirs:
     if not ((d / "result.json").exists() and workdir_lib.config_path(d).exists()):
       continue
-    point = json.loads((d / "point.json").read_text())
-    config = job.load_config(point["config"], point["arg"], point["overrides"])
+    point = json.loads((d / "point.json").read_text())  # every point names the sweep's config
+    module = module or job.load_module(point["config"])
+    config = job.load_config(point["config"], point["arg"], point["overrides"], module)
     old, new, diff = workdir_lib.config_changes(d, config)
     if diff:
       changes = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff)

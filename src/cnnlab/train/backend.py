@@ -54,8 +54,9 @@ def check(config) -> None:
   debug options are the same on every backend; nothing is compiled if there are none): an
   unknown name or a bad value raises :class:`ConfigError` naming
   ``config.xla_cpu_options.<name>``."""
-  for name, v in options(config).items():
-    lowered = jax.jit(lambda x: x + 1).lower(1.0)
+  opts = options(config)
+  lowered = jax.jit(lambda x: x + 1).lower(1.0) if opts else None
+  for name, v in opts.items():
     try:
       lowered.compile(compiler_options={name: v})
     except jax.errors.JaxRuntimeError as e:
