@@ -1,12 +1,23 @@
 """Shared test fixtures: repository paths and the shared data folder (never copied in).
 
 Under CI (``CI=true``) the shared data folder must be there: tests that read it would otherwise
-skip quietly, so its absence fails the whole session at collection."""
+skip quietly, so its absence fails the whole session at collection.
+
+One XLA compilation cache serves the whole session: many tests, their xdist workers and the
+scripts they start compile the same smoke programs. It is made empty for each session and removed
+at its end, so nothing compiled in one run is reused by another. ``jax.log_compiles`` still logs
+every compile (it logs at lowering, before the cache is looked up).
+
+Tests compile with ``--xla_backend_optimization_level=0`` (added to ``XLA_FLAGS`` unless it names
+a level): LLVM's optimisation of the CPU code is most of a small program's compile time, and the
+tests time nothing. It took a quarter off the suite's CPU time."""
 
 import importlib.util
 import os
 import pathlib
+import shutil
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -20,6 +31,27 @@ absl_logging.get_absl_handler().python_handler.stream = sys.__stderr__
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 MNIST8K = SHARED_DATA / "mnist8k"
+
+
+_OWN_CACHE = []
+
+
+def pytest_configure(config):
+  """Before any JAX import (and before xdist starts its workers, which inherit the variables)."""
+  del config
+  if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    _OWN_CACHE.append(tempfile.mkdtemp(prefix="cnnlab-test-xla-cache-"))
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = _OWN_CACHE[0]
+    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+  flags = os.environ.get("XLA_FLAGS", "")
+  if "xla_backend_optimization_level" not in flags:
+    os.environ["XLA_FLAGS"] = f"{flags} --xla_backend_optimization_level=0".strip()
+
+
+def pytest_unconfigure(config):
+  del config
+  for path in _OWN_CACHE:
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def pytest_sessionstart(session):

@@ -211,6 +211,7 @@ def test_output_shape_and_features(name):
   assert feats["pre_logits"].shape == (2, c)  # 1024 / 2208 / 1664 / 1920 / 342 (paper)
 
 
+@pytest.mark.slow  # the default suite compiles this train forward in test_registry
 def test_densenet_bc_100_jitted_train_forward():
   # One compile (train mode; eval mode is compared with torch above): finite logits of the right
   # shape and every running statistic updated.

@@ -34,7 +34,7 @@ def saved_state(workdir, step):
   return ckptr.restore(path, target)
 
 
-# Configs whose 2-step run takes >= 12 s on 2 cores (compiling a large network's train step):
+# Configs whose 2-step run takes >= 7 s on 2 cores (mostly compiling the train step):
 # the default suite traces their first step abstractly; `pytest -m slow` runs the 2 steps.
 HEAVY = {f"mnist8k:{name}" for name in ("googlenet", "densenet_bc_100", "vgg11_bn", "resnet18",
                                          "efficientnet_b0", "mobilenet_v2", "shufflenet_v2_x0_5",
@@ -46,7 +46,12 @@ HEAVY = {f"mnist8k:{name}" for name in ("googlenet", "densenet_bc_100", "vgg11_b
                                              "single_frame_moving_digits",
                                              "fcn8s_digit_segmentation", "segmentation_table",
                                              "dilated_context_digit_segmentation",
-                                             "checkerboard"}
+                                             "checkerboard", "unet_digit_segmentation",
+                                             "fsdd_small_different", "fsdd_large_different",
+                                             "cifar10_resnet20", "vae_mnist8k", "tcn_seqmnist",
+                                             "tcn_pmnist", "tcn_adding", "denoise_mnist8k",
+                                             "digits_small_similar", "digits_large_similar",
+                                             "lstm_seqmnist", "norm_batch_size"}
 
 
 def _smoke_config(path, arg=""):
@@ -95,7 +100,8 @@ def test_stop_and_resume_is_bit_identical(digits_config, tmp_path):
   full, resumed = tmp_path / "full", tmp_path / "resumed"
   train.train_and_evaluate(digits_config, str(full))
   shutil.copytree(full, resumed)
-  shutil.rmtree(workdir_lib.checkpoints_dir(resumed) / "6")  # as if the run had stopped after step 3
+  # as if the run had stopped after step 3
+  shutil.rmtree(workdir_lib.checkpoints_dir(resumed) / "6")
   train.train_and_evaluate(digits_config, str(resumed))
   a, b = saved_state(full, 6), saved_state(resumed, 6)
   assert int(b["step"]) == 6
