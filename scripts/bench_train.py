@@ -6,6 +6,8 @@ at its default input size.
   python scripts/bench_train.py --cases=lenet5 --impls=lax,shift,im2col --compile_times=false
   python scripts/bench_train.py --cases=resnet18_cifar --impls=lax --xla_cpu_options=no_ynn_conv
   python scripts/bench_train.py --cases=mobilenet_v2,shufflenet_v2 --impls=lax,auto,depthwise
+  python scripts/bench_train.py --cases=resnet18_cifar,mobilenet_v2 --impls=lax --profile_steps=3 \
+      --compile_times=false --torch_compile=false
 
 Writes bench_train.{json,md,png} (and compile_times.{json,md}) to --workdir and prints the
 tables: one row per framework / impl with its ratio to torch eager (> 1: faster than torch
@@ -13,7 +15,9 @@ eager), and a summary per case: cnnlab's default impl (the model's ``conv_impl``
 timed), cnnlab's best of the timed impls, torch eager, torch.compile (or 'not compiled: REASON')
 and the ratios between them. Compile times are columns of their own, never in the throughput. The
 JSON's ``compiler_options`` are the XLA options the cnnlab steps were compiled with
-(``--xla_cpu_options``, ``cnnlab.train.backend``; {} = XLA's defaults).
+(``--xla_cpu_options``, ``cnnlab.train.backend``; {} = XLA's defaults). ``--profile_steps``
+adds, per case, where the default impl's step spends its time (``profiles`` in the JSON, tables
+in the Markdown).
 """
 
 import os
@@ -22,7 +26,7 @@ import torch
 from absl import app, flags
 
 from cnnlab import models, plotting
-from cnnlab.bench import compile_times, report, torch_models, train_throughput
+from cnnlab.bench import compile_times, report, step_profile, torch_models, train_throughput
 from cnnlab.train import backend
 from cnnlab.train.config import VIDEO_MODELS
 
@@ -56,6 +60,8 @@ flags.DEFINE_integer("batch_size", 0, "Batch of every case (0: each case's own).
 flags.DEFINE_integer("input_size", 0, "Height = width of every case's input (0: each case's own).")
 flags.DEFINE_bool("torch_compile", True, "Also time torch.compile(model).")
 flags.DEFINE_bool("compile_times", True, "Also time compiling every registered model.")
+flags.DEFINE_integer("profile_steps", 0, "Also trace this many steps of cnnlab's default impl per "
+                     "case and split their time by kind and pass (cnnlab.bench.step_profile).")
 flags.DEFINE_string("xla_cpu_options", "", "XLA CPU compiler options for the cnnlab steps, as "
                     "config.xla_cpu_options ('', a preset such as no_ynn_conv, 'name=value ...').")
 FLAGS = flags.FLAGS
@@ -88,8 +94,9 @@ def time_case(case: str, options) -> list[dict]:
                                                 if k != "model_name"}).conv_impl
   for impl in dict.fromkeys([default, *FLAGS.impls]):
     try:
-      r = train_throughput.cnnlab_throughput(conv_impl=impl, input_shape=shape,
-                                             compiler_options=options, **kw, **common)
+      r = train_throughput.cnnlab_throughput(
+          conv_impl=impl, input_shape=shape, compiler_options=options, **kw, **common,
+          profile_calls=FLAGS.profile_steps if impl == default else 0)
     except ValueError as e:  # an impl that cannot serve one of the network's convs
       print(f"{case}/{impl}: skipped: {e}")
       continue
@@ -127,20 +134,24 @@ def main(argv):
   cfg = {"xla_cpu_options": FLAGS.xla_cpu_options}
   backend.check(cfg)
   options = backend.compiler_options(cfg)
-  rows, summaries = [], []
+  rows, summaries, profiles = [], [], {}
   for case in FLAGS.cases:
     case_rows = time_case(case, options)
+    for r in case_rows:
+      if "profile" in r:
+        profiles[case] = r.pop("profile")
+      print(r)
     rows += case_rows
     summaries.append(summary(case_rows))
-    for r in case_rows:
-      print(r)
   cols = ["case", "framework", "impl", "default", "batch", "input", "img_per_s", "ratio_to_torch",
           "ratio_to_compiled", "compile_s"]
   tables = (report.markdown_table(summaries, list(summaries[0])) + "\n\n"
-            + report.markdown_table(rows, cols))
+            + report.markdown_table(rows, cols)
+            + "".join(f"\n\nProfile of {case} (cnnlab's default impl), "
+                      + step_profile.table(p) for case, p in profiles.items()))
   paths = report.write(FLAGS.workdir, "bench_train", rows, cols, markdown=tables,
                        extra={"steps": FLAGS.steps, "compiler_options": options or {},
-                              "summary": summaries})
+                              "summary": summaries, "profiles": profiles})
   timed = [r for r in rows if r["img_per_s"]]
   plotting.bar_chart([f"{r['case']}\n{r['framework']}\n{r['impl']}" for r in timed],
                      [r["ratio_to_torch"] for r in timed], "train throughput / torch eager's",

@@ -6,7 +6,8 @@ or through ``torch.compile`` (default mode: Dynamo + Inductor, forward and backw
 read batches already in memory (4 rotating random batches), so only the step is timed. Compile
 time (lower + compile) is reported separately; throughput is the median of ``repeats`` timed
 windows of ``steps`` steps each, after warm-up. ``compiler_options``: XLA's, for cnnlab's step
-(``cnnlab.train.backend.compiler_options``; None = XLA's defaults).
+(``cnnlab.train.backend.compiler_options``; None = XLA's defaults). ``profile_calls``: also
+trace that many steps and split their time (``cnnlab.bench.step_profile``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import optax
 import torch
 
 from cnnlab import models
+from cnnlab.bench import step_profile
 from cnnlab.train import state as state_lib
 from cnnlab.train import steps as steps_lib
 
@@ -41,7 +43,8 @@ def _windows(run_steps, steps, repeats, batch_size):
 
 
 def cnnlab_throughput(model_name, *, batch_size, steps, repeats=3, lr=1e-3, num_classes=10,
-                      input_shape=None, compiler_options=None, **model_kw) -> dict:
+                      input_shape=None, compiler_options=None, profile_calls=0,
+                      **model_kw) -> dict:
   model = models.create(model_name, num_classes=num_classes, **model_kw)
   input_shape = tuple(input_shape or models.get_spec(model_name).input_shape)
   tx = optax.adam(lr)
@@ -65,7 +68,11 @@ def cnnlab_throughput(model_name, *, batch_size, steps, repeats=3, lr=1e-3, num_
     box[:] = [s, m]
 
   run(3)
-  return {"compile_s": compile_s, "img_per_s": _windows(run, steps, repeats, batch_size)}
+  out = {"compile_s": compile_s, "img_per_s": _windows(run, steps, repeats, batch_size)}
+  if profile_calls:
+    out["profile"] = step_profile.profile(compiled.as_text(), run, calls=profile_calls,
+                                          model_scope=type(model).__name__)
+  return out
 
 
 def torch_throughput(module: torch.nn.Module, input_shape_cfirst, *, batch_size, steps, repeats=3,
