@@ -3,6 +3,8 @@
   python scripts/bench_conv.py --config=configs/bench/conv.py --workdir=runs/bench_conv
   Smoke (two tiny shapes, impls lax/fft/im2col, 2 timed iterations):
     --config=configs/bench/conv.py:smoke
+  The 1D convs of the sequence models instead (Kim's CNN, the TCN, WaveNet, M5; real batch
+  sizes and lengths): --config=configs/bench/conv.py:sequence
 
 Each shape: ``name``, ``cls`` (the class the summary groups by), ``x`` ``(N, *spatial, C_in)``,
 ``window``, ``c_out``, ``stride``, ``padding`` (symmetric int, so torch gets the same conv),
@@ -53,6 +55,21 @@ def shapes():
   return out
 
 
+def sequence_shapes():
+  """One conv of each sequence model of configs/sequence, at its config's batch and length."""
+  out = [_shape(f"kim_k{k}", "conv1d_wide_c", (50, 56, 300), (k,), 100, skip=["matmul_sparse"])
+         for k in (3, 4, 5)]
+  out += [_shape(f"tcn_d{d}", "conv1d_dilated", (64, 784, 25), (7,), 25, padding=3 * d,
+                 dilation=d, skip=["matmul_sparse"]) for d in (1, 16)]
+  out += [_shape(f"wavenet_d{d}", "conv1d_dilated", (32, 8000, 16), (2,), 32, padding=d // 2,
+                 dilation=d, skip=["matmul_sparse"]) for d in (2, 64)]
+  out += [_shape("m5_stem", "conv1d_wide_c", (32, 8000, 1), (80,), 128, stride=4, padding=38,
+                 skip=["matmul_sparse"]),
+          _shape("m5_block", "conv1d_wide_c", (32, 500, 128), (3,), 128, padding=1,
+                 skip=["matmul_sparse"])]
+  return out
+
+
 def get_config(arg=None):
   c = ml_collections.ConfigDict()
   c.shapes = shapes()
@@ -68,6 +85,9 @@ def get_config(arg=None):
     c.impls = ("lax", "fft", "im2col")
     c.iters = 2
     c.matmul_size = 128
+  elif arg == "sequence":
+    c.shapes = sequence_shapes()
+    c.impls = ("lax", "fft", "im2col", "shift")
   elif arg:
-    raise ValueError(f"config arg {arg!r} is not one of ('smoke',)")
+    raise ValueError(f"config arg {arg!r} is not one of ('smoke', 'sequence')")
   return c
