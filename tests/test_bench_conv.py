@@ -10,7 +10,7 @@ import ml_collections
 import pytest
 
 from cnnlab.bench import conv
-from cnnlab.ops import conv_auto
+from cnnlab.ops import conv_auto, conv_registry
 from cnnlab.ops.conv_case import make_case
 from conftest import REPO, load_config_module
 
@@ -73,3 +73,22 @@ def test_cache_feeds_auto(smoke_run):
     case = make_case(s["x"], w_shape, "float32", "float32", stride=s["stride"],
                      padding=s["padding"], dilation=s["dilation"], groups=s["groups"])
     assert conv_auto.choose(case, entries) == min(times, key=times.get)
+
+
+def test_sequence_shapes_match_torch_and_each_impl_serves_them():
+  """Each 1D shape of ``:sequence`` has torch's output length, and every impl it times takes it."""
+  torch = pytest.importorskip("torch")
+  cfg = load_config_module(REPO / "configs" / "bench" / "conv.py").get_config("sequence")
+  assert len(cfg.shapes) == 9 and set(cfg.impls) == {"lax", "fft", "im2col", "shift"}
+  for s in cfg.shapes:
+    n, length, c_in = s["x"]
+    (k,) = s["window"]
+    case = make_case((n, length, c_in), (k, c_in, s["c_out"]), jnp.float32, jnp.float32,
+                     stride=s["stride"], padding=[(s["padding"], s["padding"])],
+                     dilation=s["dilation"])
+    ref = torch.nn.functional.conv1d(torch.zeros(1, c_in, length), torch.zeros(s["c_out"], c_in, k),
+                                     stride=s["stride"], padding=s["padding"],
+                                     dilation=s["dilation"])
+    assert case.out_spatial == tuple(ref.shape[2:]), s["name"]
+    for impl in cfg.impls:
+      assert conv_registry.unsupported_reason(impl, case) is None, (s["name"], impl)
