@@ -33,122 +33,10 @@ def shapes(name, shape=(32, 32, 3), batch=2, **kw):
   return model, jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((batch,) + shape))
 
 
-# ---- plain torch re-statement of torchvision's MobileNetV2 / V3 (module names = ours) ----
-
-def tv_make_divisible(v, divisor=8):
-  new_v = max(divisor, int(v + divisor / 2) // divisor * divisor)
-  return new_v + divisor if new_v < 0.9 * v else new_v
-
-
-class TConvBNAct(tnn.Module):
-  def __init__(self, cin, cout, k, stride=1, groups=1, act=None, bn=(0.1, 1e-5)):
-    super().__init__()
-    self.conv = tnn.Conv2d(cin, cout, k, stride, (k - 1) // 2, groups=groups, bias=False)
-    self.bn = tnn.BatchNorm2d(cout, eps=bn[1], momentum=bn[0])
-    self.act = act() if act else tnn.Identity()
-
-  def forward(self, x):
-    return self.act(self.bn(self.conv(x)))
-
-
-class TSE(tnn.Module):
-  def __init__(self, c, squeeze, act, gate):
-    super().__init__()
-    self.fc1, self.fc2 = tnn.Conv2d(c, squeeze, 1), tnn.Conv2d(squeeze, c, 1)
-    self.act, self.gate = act(), gate()
-
-  def forward(self, x):
-    s = x.mean((2, 3), keepdim=True)
-    return x * self.gate(self.fc2(self.act(self.fc1(s))))
-
-
-class TInvRes(tnn.Module):
-  def __init__(self, cin, exp, cout, k, stride, act, bn, se=None):
-    super().__init__()
-    if exp != cin:
-      self.expand = TConvBNAct(cin, exp, 1, act=act, bn=bn)
-    self.depthwise = TConvBNAct(exp, exp, k, stride, groups=exp, act=act, bn=bn)
-    if se:
-      self.se = se
-    self.project = TConvBNAct(exp, cout, 1, bn=bn)
-    self.res = stride == 1 and cin == cout
-
-  def forward(self, x):
-    y = self.expand(x) if hasattr(self, "expand") else x
-    y = self.depthwise(y)
-    y = self.project(self.se(y) if hasattr(self, "se") else y)
-    return y + x if self.res else y
-
-
-class TMobileNetV2(tnn.Module):
-  """torchvision.models.mobilenet_v2 (width 1.0)."""
-
-  def __init__(self, num_classes=1000, dropout=0.2):
-    super().__init__()
-    self.stem_conv = TConvBNAct(3, 32, 3, 2, act=tnn.ReLU6)
-    cin, i = 32, 0
-    for t, c, n, s in [[1, 16, 1, 1], [6, 24, 2, 2], [6, 32, 3, 2], [6, 64, 4, 2],
-                       [6, 96, 3, 1], [6, 160, 3, 2], [6, 320, 1, 1]]:
-      for j in range(n):
-        self.add_module(f"block{i}", TInvRes(cin, int(round(cin * t)), c, 3, s if j == 0 else 1,
-                                             tnn.ReLU6, (0.1, 1e-5)))
-        cin, i = c, i + 1
-    self.nblocks = i
-    self.head_conv = TConvBNAct(320, 1280, 1, act=tnn.ReLU6)
-    self.drop = tnn.Dropout(dropout)
-    self.classifier = tnn.Linear(1280, num_classes)
-
-  def forward(self, x):
-    x = self.stem_conv(x)
-    for i in range(self.nblocks):
-      x = getattr(self, f"block{i}")(x)
-    return self.classifier(self.drop(self.head_conv(x).mean((2, 3))))
-
-
-class TMobileNetV3(tnn.Module):
-  """torchvision.models.mobilenet_v3_{large,small} (width 1.0)."""
-
-  def __init__(self, arch, num_classes=1000, dropout=0.2):
-    super().__init__()
-    bn = (0.01, 1e-3)
-    rows = {  # (in, kernel, expanded, out, SE, activation, stride), torchvision's bneck_conf
-        "large": [(16, 3, 16, 16, 0, "RE", 1), (16, 3, 64, 24, 0, "RE", 2),
-                  (24, 3, 72, 24, 0, "RE", 1), (24, 5, 72, 40, 1, "RE", 2),
-                  (40, 5, 120, 40, 1, "RE", 1), (40, 5, 120, 40, 1, "RE", 1),
-                  (40, 3, 240, 80, 0, "HS", 2), (80, 3, 200, 80, 0, "HS", 1),
-                  (80, 3, 184, 80, 0, "HS", 1), (80, 3, 184, 80, 0, "HS", 1),
-                  (80, 3, 480, 112, 1, "HS", 1), (112, 3, 672, 112, 1, "HS", 1),
-                  (112, 5, 672, 160, 1, "HS", 2), (160, 5, 960, 160, 1, "HS", 1),
-                  (160, 5, 960, 160, 1, "HS", 1)],
-        "small": [(16, 3, 16, 16, 1, "RE", 2), (16, 3, 72, 24, 0, "RE", 2),
-                  (24, 3, 88, 24, 0, "RE", 1), (24, 5, 96, 40, 1, "HS", 2),
-                  (40, 5, 240, 40, 1, "HS", 1), (40, 5, 240, 40, 1, "HS", 1),
-                  (40, 5, 120, 48, 1, "HS", 1), (48, 5, 144, 48, 1, "HS", 1),
-                  (48, 5, 288, 96, 1, "HS", 2), (96, 5, 576, 96, 1, "HS", 1),
-                  (96, 5, 576, 96, 1, "HS", 1)]}[arch]
-    last = {"large": 1280, "small": 1024}[arch]
-    self.stem_conv = TConvBNAct(3, 16, 3, 2, act=tnn.Hardswish, bn=bn)
-    for i, (cin, k, e, c, se, a, s) in enumerate(rows):
-      act = tnn.Hardswish if a == "HS" else tnn.ReLU
-      sq = TSE(e, tv_make_divisible(e // 4), tnn.ReLU, tnn.Hardsigmoid) if se else None
-      self.add_module(f"block{i}", TInvRes(cin, e, c, k, s, act, bn, sq))
-    self.nblocks = len(rows)
-    self.head_conv = TConvBNAct(rows[-1][3], 6 * rows[-1][3], 1, act=tnn.Hardswish, bn=bn)
-    self.classifier_hidden = tnn.Linear(6 * rows[-1][3], last)
-    self.act, self.drop = tnn.Hardswish(), tnn.Dropout(dropout)
-    self.classifier = tnn.Linear(last, num_classes)
-
-  def forward(self, x):
-    x = self.stem_conv(x)
-    for i in range(self.nblocks):
-      x = getattr(self, f"block{i}")(x)
-    x = self.head_conv(x).mean((2, 3))
-    return self.classifier(self.drop(self.act(self.classifier_hidden(x))))
-
-
 def torch_net(name, seed=0, **kw):
   torch.manual_seed(seed)
-  net = TMobileNetV2(**kw) if name == "mobilenet_v2" else TMobileNetV3(name[-5:], **kw)
+  net = (torch_models.MobileNetV2(**kw) if name == "mobilenet_v2" else
+         torch_models.MobileNetV3(name[-5:], **kw))
   return torch_models.randomize_bn(net, seed)
 
 
@@ -196,8 +84,8 @@ def test_eval_logits_match_torch(name):
   gen = torch.Generator().manual_seed(1)
   x, x_stats = torch.randn(2, 3, 32, 32, generator=gen), torch.randn(8, 3, 32, 32, generator=gen)
   torch.manual_seed(0)
-  net = torch_models.calibrate_bn(TMobileNetV2() if name == "mobilenet_v2" else
-                                  TMobileNetV3(name[-5:]), x_stats)
+  net = torch_models.calibrate_bn(torch_models.MobileNetV2() if name == "mobilenet_v2" else
+                                  torch_models.MobileNetV3(name[-5:]), x_stats)
   with torch.no_grad():
     ref = net(x).numpy()
   assert np.abs(ref[0] - ref[1]).max() > 1e-2 * np.abs(ref).max()  # the input reaches them

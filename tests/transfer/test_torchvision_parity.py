@@ -53,12 +53,11 @@ class _Block(tnn.Module):
 
 
 def mobilenet_v3(variant, num_classes):
-  net = load_config_module(_MODELS / "test_mobilenet.py").TMobileNetV3(variant, num_classes)
+  net = torch_models.MobileNetV3(variant, num_classes)
   blocks = []
-  for i in range(net.nblocks):
-    b = getattr(net, f"block{i}")
-    parts = [_cna(b.expand)] if hasattr(b, "expand") else []
-    parts += [_cna(b.depthwise), *([b.se] if hasattr(b, "se") else []), _cna(b.project)]
+  for b in net.blocks:
+    parts = [_cna(b.expand)] if b.expand is not None else []
+    parts += [_cna(b.depthwise), *([b.se] if b.se is not None else []), _cna(b.project)]
     blocks.append(_Block(parts))
   features = tnn.Sequential(_cna(net.stem_conv), *blocks, _cna(net.head_conv))
   classifier = tnn.Sequential(net.classifier_hidden, net.act, net.drop, net.classifier)

@@ -201,13 +201,14 @@ def drop_path(x, rate: float, training: bool):
 
 
 class ConvNormAct(nn.Module):
-  """``cnnlab.models.blocks.ConvNormAct``: bias-free conv (padding ``(k-1)//2``) -> BN -> act."""
+  """``cnnlab.models.blocks.ConvNormAct``: bias-free conv (padding ``(k-1)//2``) -> BN -> act;
+  ``bn``: BatchNorm's ``(momentum, eps)`` (torch's defaults; MobileNet-v3: ``(0.01, 1e-3)``)."""
 
-  def __init__(self, cin, cout, k, stride=1, groups=1, act=None, dims=2):
+  def __init__(self, cin, cout, k, stride=1, groups=1, act=None, dims=2, bn=(0.1, 1e-5)):
     super().__init__()
-    conv, bn = (nn.Conv2d, nn.BatchNorm2d) if dims == 2 else (nn.Conv3d, nn.BatchNorm3d)
+    conv, norm = (nn.Conv2d, nn.BatchNorm2d) if dims == 2 else (nn.Conv3d, nn.BatchNorm3d)
     self.conv = conv(cin, cout, k, stride, (k - 1) // 2, groups=groups, bias=False)
-    self.bn = bn(cout)
+    self.bn = norm(cout, eps=bn[1], momentum=bn[0])
     self.act = act() if act else nn.Identity()
 
   def forward(self, x):
@@ -230,12 +231,13 @@ class InvertedResidual(nn.Module):
   """``cnnlab.models.blocks.InvertedResidual``: [1x1 expand iff ``exp != cin``] -> kxk depthwise
   -> [SE] -> 1x1 project; residual (through drop path) iff stride 1 and ``cin == cout``."""
 
-  def __init__(self, cin, exp, cout, k, stride, act, se=None, drop_path_rate=0.0):
+  def __init__(self, cin, exp, cout, k, stride, act, se=None, drop_path_rate=0.0,
+               bn=(0.1, 1e-5)):
     super().__init__()
-    self.expand = ConvNormAct(cin, exp, 1, act=act) if exp != cin else None
-    self.depthwise = ConvNormAct(exp, exp, k, stride, groups=exp, act=act)
+    self.expand = ConvNormAct(cin, exp, 1, act=act, bn=bn) if exp != cin else None
+    self.depthwise = ConvNormAct(exp, exp, k, stride, groups=exp, act=act, bn=bn)
     self.se = se
-    self.project = ConvNormAct(exp, cout, 1)
+    self.project = ConvNormAct(exp, cout, 1, bn=bn)
     self.res, self.drop_path_rate = stride == 1 and cin == cout, drop_path_rate
 
   def forward(self, x):
@@ -300,6 +302,52 @@ class EfficientNetB0(_StemBlocksHead):
       self.add_module(f"block{i}", b)
       self.blocks.append(b)
     self._head(320, nn.SiLU, dropout, num_classes)
+
+
+class MobileNetV3(nn.Module):
+  """``cnnlab`` ``mobilenet_v3_{large,small}`` (torchvision's layout, width 1.0; Howard et al.
+  2019): Hardswish / ReLU inverted residuals, SE squeezing to ``make_divisible(C / 4)`` with a
+  Hardsigmoid gate, BN momentum 0.01 and eps 1e-3, a hidden Hardswish classifier layer."""
+
+  ROWS = {  # (in, kernel, expanded, out, SE, activation, stride): torchvision's bneck_conf
+      "large": ((16, 3, 16, 16, 0, "RE", 1), (16, 3, 64, 24, 0, "RE", 2),
+                (24, 3, 72, 24, 0, "RE", 1), (24, 5, 72, 40, 1, "RE", 2),
+                (40, 5, 120, 40, 1, "RE", 1), (40, 5, 120, 40, 1, "RE", 1),
+                (40, 3, 240, 80, 0, "HS", 2), (80, 3, 200, 80, 0, "HS", 1),
+                (80, 3, 184, 80, 0, "HS", 1), (80, 3, 184, 80, 0, "HS", 1),
+                (80, 3, 480, 112, 1, "HS", 1), (112, 3, 672, 112, 1, "HS", 1),
+                (112, 5, 672, 160, 1, "HS", 2), (160, 5, 960, 160, 1, "HS", 1),
+                (160, 5, 960, 160, 1, "HS", 1)),
+      "small": ((16, 3, 16, 16, 1, "RE", 2), (16, 3, 72, 24, 0, "RE", 2),
+                (24, 3, 88, 24, 0, "RE", 1), (24, 5, 96, 40, 1, "HS", 2),
+                (40, 5, 240, 40, 1, "HS", 1), (40, 5, 240, 40, 1, "HS", 1),
+                (40, 5, 120, 48, 1, "HS", 1), (48, 5, 144, 48, 1, "HS", 1),
+                (48, 5, 288, 96, 1, "HS", 2), (96, 5, 576, 96, 1, "HS", 1),
+                (96, 5, 576, 96, 1, "HS", 1))}
+
+  def __init__(self, arch="large", num_classes=1000, dropout=0.2):
+    super().__init__()
+    bn, rows = (0.01, 1e-3), self.ROWS[arch]
+    last = {"large": 1280, "small": 1024}[arch]
+    self.stem_conv = ConvNormAct(3, 16, 3, 2, act=nn.Hardswish, bn=bn)
+    self.blocks = []
+    for i, (cin, k, e, c, se, a, s) in enumerate(rows):
+      act = nn.Hardswish if a == "HS" else nn.ReLU
+      sq = SqueezeExcitation(e, make_divisible(e // 4), nn.ReLU, nn.Hardsigmoid) if se else None
+      b = InvertedResidual(cin, e, c, k, s, act, sq, bn=bn)
+      self.add_module(f"block{i}", b)
+      self.blocks.append(b)
+    self.head_conv = ConvNormAct(rows[-1][3], 6 * rows[-1][3], 1, act=nn.Hardswish, bn=bn)
+    self.classifier_hidden = nn.Linear(6 * rows[-1][3], last)
+    self.act, self.drop = nn.Hardswish(), nn.Dropout(dropout)
+    self.classifier = nn.Linear(last, num_classes)
+
+  def forward(self, x):
+    x = self.stem_conv(x)
+    for b in self.blocks:
+      x = b(x)
+    x = self.head_conv(x).mean((2, 3))
+    return self.classifier(self.drop(self.act(self.classifier_hidden(x))))
 
 
 def channel_shuffle(x, groups: int):
