@@ -3,7 +3,8 @@
   python scripts/bench_conv.py --config=configs/bench/conv.py --workdir=runs/bench_conv \
       --doc=docs/conv_benchmark.md
   smoke: --config=configs/bench/conv.py:smoke
-  with XLA CPU options (cnnlab.train.backend): --xla_cpu_options=no_ynn_conv
+  with XLA's default CPU options instead of the configs' default (cnnlab.train.backend):
+      --xla_cpu_options=''
 
 Writes ``conv_bench.{json,md,png}`` and ``conv_benchmark.md`` (the "which conv is fastest"
 summary) into ``--workdir`` after every shape, and merges the fwd+bwd times into the
@@ -25,8 +26,9 @@ flags.DEFINE_string("doc", None, "Also write the summary Markdown here (docs/con
 flags.DEFINE_string("cache", None, "impl='auto' cache to merge into (default: "
                     "$CNNLAB_CONV_CACHE or ~/.cache/cnnlab/conv_cache.json).")
 flags.DEFINE_bool("update_cache", True, "Merge this run's fwd+bwd times into the auto cache.")
-flags.DEFINE_string("xla_cpu_options", "", "XLA CPU compiler options for the cnnlab impls, as "
-                    "config.xla_cpu_options ('', a preset such as no_ynn_conv, 'name=value ...').")
+flags.DEFINE_string("xla_cpu_options", backend.DEFAULT,
+                    "XLA CPU compiler options for the cnnlab impls, as config.xla_cpu_options "
+                    "('': XLA's defaults, a preset, 'name=value ...').")
 FLAGS = flags.FLAGS
 
 

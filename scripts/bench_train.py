@@ -4,15 +4,16 @@ at its default input size.
 
   python scripts/bench_train.py --workdir=runs/bench_train
   python scripts/bench_train.py --cases=lenet5 --impls=lax,shift,im2col --compile_times=false
-  python scripts/bench_train.py --cases=resnet18_cifar --impls=lax --xla_cpu_options=no_ynn_conv
+  python scripts/bench_train.py --cases=resnet18_cifar --impls=lax --xla_cpu_options=''
   python scripts/bench_train.py --cases=mobilenet_v2,shufflenet_v2 --impls=lax,auto,depthwise
   python scripts/bench_train.py --cases=resnet18_cifar,mobilenet_v2 --impls=lax --profile_steps=3 \
       --compile_times=false --torch_compile=false
 
 Writes bench_train.{json,md,png} (and compile_times.{json,md}) to --workdir and prints the
 tables: one row per framework / impl with its ratio to torch eager (> 1: faster than torch
-eager), and a summary per case: cnnlab's default impl (the model's ``conv_impl`` default, always
-timed), cnnlab's best of the timed impls, torch eager, torch.compile (or 'not compiled: REASON')
+eager), and a summary per case: cnnlab's default impl (the training configs' ``model.conv_impl``,
+always timed), cnnlab's best of the timed impls, torch eager, torch.compile (or 'not compiled:
+REASON')
 and the ratios between them. Compile times are columns of their own, never in the throughput. The
 JSON's ``compiler_options`` are the XLA options the cnnlab steps were compiled with
 (``--xla_cpu_options``, ``cnnlab.train.backend``; {} = XLA's defaults). ``--profile_steps``
@@ -25,9 +26,11 @@ import os
 import torch
 from absl import app, flags
 
-from cnnlab import models, plotting
+from cnnlab import plotting
 from cnnlab.bench import compile_times, report, step_profile, torch_models, train_throughput
+from cnnlab.ops import conv_auto
 from cnnlab.train import backend
+from cnnlab.train import config as config_lib
 from cnnlab.train.config import VIDEO_MODELS
 
 # name -> (cnnlab model + options, one example's shape (channels last), batch, torch factory,
@@ -52,8 +55,8 @@ CASES = {
 
 flags.DEFINE_string("workdir", "runs/bench_train", "Output directory.")
 flags.DEFINE_list("cases", list(CASES), f"Networks to time, from {list(CASES)}.")
-flags.DEFINE_list("impls", ["lax", "shift", "im2col", "auto"],
-                  "cnnlab conv impls to time (the model's default impl is always timed too).")
+flags.DEFINE_list("impls", ["lax", "im2col"], "cnnlab conv impls to time (the training configs' "
+                  "model.conv_impl, auto, is always timed too).")
 flags.DEFINE_integer("steps", 20, "Steps per timed window.")
 flags.DEFINE_integer("repeats", 3, "Timed windows (median reported).")
 flags.DEFINE_integer("batch_size", 0, "Batch of every case (0: each case's own).")
@@ -62,8 +65,9 @@ flags.DEFINE_bool("torch_compile", True, "Also time torch.compile(model).")
 flags.DEFINE_bool("compile_times", True, "Also time compiling every registered model.")
 flags.DEFINE_integer("profile_steps", 0, "Also trace this many steps of cnnlab's default impl per "
                      "case and split their time by kind and pass (cnnlab.bench.step_profile).")
-flags.DEFINE_string("xla_cpu_options", "", "XLA CPU compiler options for the cnnlab steps, as "
-                    "config.xla_cpu_options ('', a preset such as no_ynn_conv, 'name=value ...').")
+flags.DEFINE_string("xla_cpu_options", backend.DEFAULT,
+                    "XLA CPU compiler options for the cnnlab steps, as config.xla_cpu_options "
+                    "('': XLA's defaults, a preset, 'name=value ...').")
 FLAGS = flags.FLAGS
 
 
@@ -90,8 +94,7 @@ def time_case(case: str, options) -> list[dict]:
                                                    channels_last=channels_last, **common)
     rows.append(row("torch.compile", "-" if r["img_per_s"] else r["status"],
                     {k: r[k] for k in ("compile_s", "img_per_s")}))
-  default = models.create(kw["model_name"], **{k: v for k, v in kw.items()
-                                                if k != "model_name"}).conv_impl
+  default = config_lib.base().model.conv_impl  # what the training configs use
   for impl in dict.fromkeys([default, *FLAGS.impls]):
     try:
       r = train_throughput.cnnlab_throughput(
@@ -136,7 +139,8 @@ def main(argv):
   options = backend.compiler_options(cfg)
   rows, summaries, profiles = [], [], {}
   for case in FLAGS.cases:
-    case_rows = time_case(case, options)
+    with conv_auto.compiled_with(options):  # impl='auto' reads timings made with these options
+      case_rows = time_case(case, options)
     for r in case_rows:
       if "profile" in r:
         profiles[case] = r.pop("profile")

@@ -12,6 +12,7 @@ import pytest
 from cnnlab.bench import conv
 from cnnlab.ops import conv_auto, conv_registry
 from cnnlab.ops.conv_case import make_case
+from cnnlab.train import backend
 from conftest import REPO, load_config_module
 
 
@@ -31,7 +32,7 @@ def test_json_has_every_shape_impl_and_torch(smoke_run):
   data = json.loads((smoke_run / "conv_bench.json").read_text())
   rows = data["rows"]
   assert data["matmul_peak_gflops"] > 0
-  assert data["compiler_options"] == {}  # XLA's defaults: no --xla_cpu_options
+  assert data["compiler_options"] == backend.NO_YNN_CONV  # the default: no --xla_cpu_options
   for s in config.shapes:
     impls = {r["impl"] for r in rows if r["shape"] == s["name"]}
     assert {"torch", "lax"} <= impls <= {"torch", *config.impls}
@@ -62,7 +63,8 @@ def test_markdown_and_png_written(smoke_run):
 
 
 def test_cache_feeds_auto(smoke_run):
-  """``impl='auto'`` picks, per shape, the impl with the smallest fwd+bwd time in the rows."""
+  """``impl='auto'`` traced with the run's compiler options picks, per shape, the impl with the
+  smallest fwd+bwd time in the rows."""
   config = load_config_module(REPO / "configs" / "bench" / "conv.py").get_config("smoke")
   rows = json.loads((smoke_run / "conv_bench.json").read_text())["rows"]
   entries = conv_auto.load_cache(smoke_run / "cache.json")
@@ -72,7 +74,8 @@ def test_cache_feeds_auto(smoke_run):
     w_shape = (*s["window"], s["x"][-1] // s["groups"], s["c_out"])
     case = make_case(s["x"], w_shape, "float32", "float32", stride=s["stride"],
                      padding=s["padding"], dilation=s["dilation"], groups=s["groups"])
-    assert conv_auto.choose(case, entries) == min(times, key=times.get)
+    with conv_auto.compiled_with(backend.NO_YNN_CONV):
+      assert conv_auto.choose(case, entries) == min(times, key=times.get)
 
 
 def test_sequence_shapes_match_torch_and_each_impl_serves_them():

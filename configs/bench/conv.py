@@ -12,7 +12,8 @@ Each shape: ``name``, ``cls`` (the class the summary groups by), ``x`` ``(N, *sp
 ``matmul_sparse`` on the 1D / depthwise shapes, where a first run measured it ~1000x slower than
 lax with tens of seconds of compile).
 Reduced from the issue's sizes to finish in a few minutes on 2 CPU cores: the ResNet stages
-(ResNet-18/34 3x3 convs, 56x56x64 ... 7x7x512, and the first stride-2 3x3) at N=4 instead of 64,
+(ResNet-18/34 3x3 convs, 56x56x64 ... 7x7x512, and the first stride-2 3x3) at N=4 (class
+``resnet``; the four stages again at N=64, class ``resnet_n64``, with lax, im2col, shift, perpass),
 the ResNet stem at N=4 with 112x112 input instead of 224x224, depthwise and 1D at N=8; LeNet at
 its real N=64.
 """
@@ -23,6 +24,9 @@ import ml_collections
 def _shape(name, cls, x, window, c_out, stride=1, padding=0, dilation=1, groups=1, skip=()):
   return dict(name=name, cls=cls, x=tuple(x), window=tuple(window), c_out=c_out, stride=stride,
               padding=padding, dilation=dilation, groups=groups, skip=tuple(skip))
+
+
+_N64_SKIP = ("fft", "matmul", "matmul_sparse", "winograd", "winograd_f4")
 
 
 def shapes():
@@ -36,6 +40,11 @@ def shapes():
                       padding=1))
   out.append(_shape("resnet_down_56x64", "resnet", (4, 56, 56, 64), (3, 3), 128, stride=2,
                     padding=1))
+  # The same stages at ResNet-18's training batch (N=64), without the impls slowest at N=4
+  # (docs/conv_benchmark.md), to keep the run within minutes.
+  for i, (hw, c) in enumerate([(56, 64), (28, 128), (14, 256), (7, 512)]):
+    out.append(_shape(f"resnet_s{i + 1}_{hw}x{c}_n64", "resnet_n64", (64, hw, hw, c), (3, 3), c,
+                      padding=1, skip=_N64_SKIP))
   for k in (3, 7, 11, 15, 23, 31, 47, 63):
     out.append(_shape(f"conv1d_k{k}", "conv1d_large_k", (8, 512, 32), (k,), 32, padding=k // 2,
                       skip=["matmul_sparse"]))

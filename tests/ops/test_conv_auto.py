@@ -92,6 +92,26 @@ def test_entries_of_another_device_are_not_used(cache):
   assert conv_auto.choose(_case(padding="SAME")) == "shift"
 
 
+def test_entries_of_other_compiler_options_are_not_used(cache):
+  """Times made under XLA compiler options pick the impl only where a jit is traced with the
+  same options (``compiled_with``), and the defaults' times only under the defaults."""
+  opts = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_DOT"}
+  plain = conv_auto.case_key(_case(padding="SAME"))
+  with conv_auto.compiled_with(opts):
+    tagged = conv_auto.case_key(_case(padding="SAME"))
+  assert tagged != plain and tagged.startswith(f"dev={conv_auto.device()}+xla=")
+  _write(cache, {plain: {"fwd_bwd_s": {"lax": 2.0, "shift": 1.0}},
+                 tagged: {"fwd_bwd_s": {"lax": 2.0, "fft": 1.0}}})
+  assert conv_auto.choose(_case(padding="SAME")) == "shift"
+  with conv_auto.compiled_with(opts):
+    assert conv_auto.choose(_case(padding="SAME")) == "fft"
+    assert "fft" in _jaxpr_text()
+  with conv_auto.compiled_with({}):  # no options: XLA's defaults
+    assert conv_auto.choose(_case(padding="SAME")) == "shift"
+  _write(cache, {tagged: {"fwd_bwd_s": {"lax": 2.0, "fft": 1.0}}})
+  assert conv_auto.choose(_case(padding="SAME")) == "lax"  # the heuristic
+
+
 def test_heuristic_keeps_lax_off_the_cpu(cache, monkeypatch):
   case = _case((2, 12, 12, 1), (5, 5, 1, 6))
   assert conv_auto.choose(case) == "im2col"  # the CPU's choice for C_in == 1

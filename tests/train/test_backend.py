@@ -54,6 +54,20 @@ def test_bad_option_is_one_line_naming_it(digits_config, value, message):
   assert "\n" not in str(err.value)
 
 
+def test_preset_option_this_jaxlib_rejects_is_dropped(monkeypatch, digits_config, caplog):
+  """A preset names fields of one jaxlib's XLA: on a jaxlib without one, the run goes on without
+  it (one warning), while the same option written out stops the run."""
+  monkeypatch.setitem(backend.PRESETS, "later_jaxlib",
+                      {**backend.NO_YNN_CONV, "xla_cpu_option_of_a_later_jaxlib": True})
+  digits_config.xla_cpu_options = "later_jaxlib"
+  validate.check_static(digits_config, num_devices=1)
+  assert backend.compiler_options(digits_config) == backend.NO_YNN_CONV
+  assert "this jaxlib rejects xla_cpu_option_of_a_later_jaxlib" in caplog.text
+  digits_config.xla_cpu_options = "xla_cpu_option_of_a_later_jaxlib=true"
+  with pytest.raises(train.ConfigError, match="xla_cpu_options.xla_cpu_option_of_a_later_jaxlib"):
+    validate.check_static(digits_config, num_devices=1)
+
+
 def _conv_loss(x, w):
   y = lax.conv_general_dilated(x, w, (1, 1), ((1, 1), (1, 1)),
                                dimension_numbers=("NHWC", "HWIO", "NHWC"))

@@ -133,10 +133,12 @@ def bench_shape(s, cfg, peak):
                      compile_s=compile_s, max_abs_diff_vs_torch=err, window=list(s["window"]),
                      c_in=s["x"][-1], groups=s["groups"]))
     print(report.markdown_table(rows[-1:], COLS).splitlines()[-1], flush=True)
-  entry = {"shape": s["name"], "torch_fwd_bwd_s": t_bwd_ref,
+  options = backend.compiler_options(cfg)
+  entry = {"shape": s["name"], "torch_fwd_bwd_s": t_bwd_ref, "compiler_options": options or {},
            "fwd_s": {r[0]: r[1] for r in timings[1:]},
            "fwd_bwd_s": {r[0]: r[2] for r in timings[1:]}}
-  return rows, {conv_auto.case_key(case): entry}
+  with conv_auto.compiled_with(options):
+    return rows, {conv_auto.case_key(case): entry}
 
 
 def plot_kernel_sizes(rows, out_path):

@@ -6,7 +6,9 @@ Cache: the JSON that ``scripts/bench_conv.py`` writes/merges, at ``$CNNLAB_CONV_
   {"version": 2, "entries": {case_key: {"fwd_bwd_s": {impl: median seconds}, ...}}}
 
 A case key starts with the device it was timed on (``dev=<platform>:<device kind>``, e.g.
-``dev=cpu:cpu``): a time measured on one backend or chip never picks the impl on another.
+``dev=cpu:cpu``) and the XLA compiler options in force (``+xla=<hash>`` when there are any, set
+by :func:`compiled_with`; the entry lists them): a time measured on one backend, chip or set of
+options never picks the impl under another.
 Choice, at trace time (shapes only), among the registered impls that support the case:
 1. the cached impl with the smallest fwd+bwd time for this exact case on this device; else for
    the same case with the nearest batch size;
@@ -20,7 +22,10 @@ Choice, at trace time (shapes only), among the registered impls that support the
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
+import hashlib
 import json
 import os
 import pathlib
@@ -34,16 +39,38 @@ from cnnlab.ops.conv_registry import get_impl, list_impls, register_impl, unsupp
 CACHE_ENV = "CNNLAB_CONV_CACHE"
 DEFAULT_CACHE = pathlib.Path("~/.cache/cnnlab/conv_cache.json")
 VERSION = 2  # 2: keys start with the device (1 had none)
+_OPTIONS = contextvars.ContextVar("cnnlab_conv_auto_options", default="")
 
 
 def cache_path() -> pathlib.Path:
   return pathlib.Path(os.environ.get(CACHE_ENV) or DEFAULT_CACHE).expanduser()
 
 
+def options_tag(options: dict | None) -> str:
+  """``''`` for no options (XLA's defaults), else 8 hex digits of a hash of ``options``."""
+  if not options:
+    return ""
+  return hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()[:8]
+
+
+@contextlib.contextmanager
+def compiled_with(options: dict | None):
+  """Within: ``impl='auto'`` traced here reads (and :func:`case_key` names) the cache entries
+  timed with these XLA compiler options, the ``compiler_options`` of the jit being traced
+  (None or ``{}``: XLA's defaults)."""
+  token = _OPTIONS.set(options_tag(options))
+  try:
+    yield
+  finally:
+    _OPTIONS.reset(token)
+
+
 def device() -> str:
-  """``'<platform>:<device kind>'`` of JAX's first device, e.g. ``'cpu:cpu'``."""
+  """``'<platform>:<device kind>'`` of JAX's first device, e.g. ``'cpu:cpu'``, then
+  ``'+xla=<options_tag>'`` inside :func:`compiled_with` options."""
   d = jax.devices()[0]
-  return f"{d.platform}:{d.device_kind}"
+  tag = _OPTIONS.get()
+  return f"{d.platform}:{d.device_kind}" + (f"+xla={tag}" if tag else "")
 
 
 def case_key(case: ConvCase) -> str:

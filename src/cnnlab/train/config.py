@@ -10,8 +10,9 @@ passing ``arg`` through :func:`apply_arg`. Fields (``config.<field>``):
   ``noise_std`` -> clean inputs), ``vae`` negative ELBO; chosen by the config, not guessed from
   the data); ``model.name``
   (registry name), ``model.conv_impl`` (the
-  ``cnnlab.ops.conv`` impl every conv of the model uses; every model takes it) + any option of
-  that model;
+  ``cnnlab.ops.conv`` impl every conv of the model uses; every model takes it; default ``auto``:
+  per conv, the fastest measured on this backend, docs/performance.md) + any option of that
+  model;
 - ``data``: ``name``, ``data_dir``/``manual_dir`` ('' = unset), ``train_split``/``eval_split``
   (TFDS slicing syntax), ``image_size`` (0 = native; else resized to a square on device),
   ``mean``/``std`` (after scaling uint8 to [0, 1]), ``random_crop_padding``, ``random_flip``,
@@ -39,8 +40,8 @@ passing ``arg`` through :func:`apply_arg`. Fields (``config.<field>``):
   ``model.remat`` (ResNets: a ``jax.checkpoint`` policy per block, ``blocks.REMAT_POLICIES``);
   docs/scale.md;
 - ``xla_cpu_options``: XLA compiler options for the train and eval steps, applied on the CPU
-  backend only (``cnnlab.train.backend``: ``''`` = XLA's defaults, a preset such as
-  ``no_ynn_conv``, or ``'name=value ...'``; docs/performance.md); may change on resumption;
+  backend only (``cnnlab.train.backend``: ``''`` = XLA's defaults, a preset (default
+  ``no_ynn_conv``), or ``'name=value ...'``; docs/performance.md); may change on resumption;
 - ``profile_steps``: ``(start, stop)`` traces steps start+1..stop into ``WORKDIR/profile`` and
   prints their input-wait / compute split (``cnnlab.train.profile``); ``(0, 0)`` = off;
 - ``nonfinite_policy``: ``stop`` (a NaN/inf loss or gradient norm ends the run, exit code 3) or
@@ -62,6 +63,7 @@ import pathlib
 
 import ml_collections
 
+from cnnlab.train import backend
 from cnnlab.train.errors import ConfigError
 
 ARGS = ("smoke", "local")
@@ -124,7 +126,7 @@ def base() -> ml_collections.ConfigDict:
   c.seed = 0
   c.task = "classification"
   c.noise_std = 0.0
-  c.model = ml_collections.ConfigDict({"name": "lenet5", "conv_impl": "lax"})
+  c.model = ml_collections.ConfigDict({"name": "lenet5", "conv_impl": "auto"})
   c.data = ml_collections.ConfigDict(dict(
       name="digits", data_dir="", manual_dir="", train_split="train", eval_split="test",
       image_size=0, mean=(0.0,), std=(1.0,), random_crop_padding=0, random_flip=False,
@@ -150,7 +152,7 @@ def base() -> ml_collections.ConfigDict:
   c.nonfinite_policy = "stop"
   c.max_nonfinite_skips = 10
   c.profile_steps = (0, 0)
-  c.xla_cpu_options = ""
+  c.xla_cpu_options = backend.DEFAULT
   c.grad_accum_steps = 1
   c.grad_accum_impl = "multisteps"
   c.ema_decay = 0.0
@@ -203,7 +205,7 @@ def mnist8k(model_name: str, image_size: int = 32, num_epochs: float = 10,
   """The real-digit recipe: ``model_name`` on :func:`mnist8k_data`, Adam 1e-3 with cosine decay
   and 0.5 warm-up epochs, batch 32, ``num_epochs`` epochs (188 steps each)."""
   c = mnist8k_data(base(), image_size)
-  c.model = ml_collections.ConfigDict({"name": model_name, "conv_impl": "lax", **model_options})
+  c.model = ml_collections.ConfigDict({"name": model_name, "conv_impl": "auto", **model_options})
   c.optimizer.update(name="adam", learning_rate=1e-3, schedule="cosine",
                      warmup_epochs=min(0.5, num_epochs / 4))
   c.batch_size = 32
@@ -262,7 +264,7 @@ def moving_digits(model_name: str, arg: str | None) -> ml_collections.ConfigDict
   if args.get("figure"):
     return analysis("predictions_figure", run_workdir=f"runs/video/{model_name}", num_examples=4)
   c = moving_digits_data(base(), args.get("target", "direction"))
-  c.model = ml_collections.ConfigDict({"name": model_name, "conv_impl": "lax",
+  c.model = ml_collections.ConfigDict({"name": model_name, "conv_impl": "auto",
                                        **VIDEO_MODELS[model_name]})
   c.optimizer.update(name="adam", learning_rate=1e-3, schedule="cosine", warmup_epochs=0.2)
   c.batch_size = 16
@@ -303,7 +305,7 @@ def digit_segmentation(model_name: str, arg: str | None, num_epochs: float = 10
   if args.get("figure"):
     return analysis("predictions_figure", run_workdir=f"runs/dense/{model_name}", num_examples=4)
   c = digit_segmentation_data(base())
-  c.model = ml_collections.ConfigDict({"name": model_name, "conv_impl": "lax",
+  c.model = ml_collections.ConfigDict({"name": model_name, "conv_impl": "auto",
                                        **DENSE_MODELS[model_name]})
   if "decoder" in args:
     c.model.decoder = args["decoder"]

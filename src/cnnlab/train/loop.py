@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from cnnlab import data, models
 from cnnlab.data import pipeline
+from cnnlab.ops import conv_auto
 from cnnlab.train import accum, checkpoint, mesh as mesh_lib, metrics, optim, profile, steps
 from cnnlab.train import state as state_lib
 from cnnlab.train import backend, validate, workdir as workdir_lib
@@ -247,7 +248,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         f"{config.data.train_split!r} ({len(train_src)} examples)")
   # Process 0 owns the workdir (the others wait for it at the barriers of `_train`).
   lock = workdir_lib.lock(workdir) if jax.process_index() == 0 else contextlib.nullcontext()
-  with lock, _SignalStop() as stop:
+  # impl='auto' picks from conv timings made with the steps' compiler options (ops.conv_auto)
+  with lock, _SignalStop() as stop, conv_auto.compiled_with(backend.compiler_options(config)):
     return _train(config, workdir, setup, train_src, eval_src, steps_per_epoch, stop)
 
 
@@ -410,4 +412,5 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, step: int | str = 
                       f"{workdir_lib.steps(workdir)})") from None
   finally:
     mngr.close()
-  return {"step": step, **run_eval(config, setup, state, eval_src, _eval_fn(config, setup))}
+  with conv_auto.compiled_with(backend.compiler_options(config)):
+    return {"step": step, **run_eval(config, setup, state, eval_src, _eval_fn(config, setup))}

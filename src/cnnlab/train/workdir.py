@@ -32,10 +32,11 @@ import ml_collections
 from cnnlab.train import config as config_lib
 from cnnlab.train.errors import ConfigError, WorkdirBusy
 
-# Fields that may change between a run and its resumption (they do not change the parameters).
+# Fields that may change between a run and its resumption (they do not change the parameters;
+# the conv impl and the XLA options change only float rounding).
 NON_RESULT_FIELDS = ("progress_bar", "log_every_steps", "eval_every_steps", "eval_batch_size",
                      "checkpoint_every_steps", "keep_checkpoints", "data.eval_split",
-                     "profile_steps", "xla_cpu_options")
+                     "profile_steps", "xla_cpu_options", "model.conv_impl")
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
