@@ -8,6 +8,10 @@ at its default input size.
   python scripts/bench_train.py --cases=mobilenet_v2,shufflenet_v2 --impls=lax,auto,depthwise
   python scripts/bench_train.py --cases=resnet18_cifar,mobilenet_v2 --impls=lax --profile_steps=3 \
       --compile_times=false --torch_compile=false
+GPU mode (bfloat16, batches that fill an H100, the device's peak as the reference; torch here is
+a CPU build, docs/performance.md, "GPU bench mode"):
+  python scripts/bench_train.py --workdir=runs/bench_train_gpu --cases=resnet50 --batch_size=256 \
+      --dtype=bfloat16 --impls=lax --torch=false
 
 Writes bench_train.{json,md,png} (and compile_times.{json,md}) to --workdir and prints the
 tables: one row per framework / impl with its ratio to torch eager (> 1: faster than torch
@@ -18,7 +22,9 @@ and the ratios between them. Compile times are columns of their own, never in th
 JSON's ``compiler_options`` are the XLA options the cnnlab steps were compiled with
 (``--xla_cpu_options``, ``cnnlab.train.backend``; {} = XLA's defaults). ``--profile_steps``
 adds, per case, where the default impl's step spends its time (``profiles`` in the JSON, tables
-in the Markdown).
+in the Markdown). Every row has ``mfu``: model FLOPs utilisation, img/s x the analytic train
+FLOPs per image (``train_throughput.train_flops_per_example``) / the device's peak
+(``cnnlab.bench.peak``: a GPU's table value for ``--dtype``, else a measured float32 matmul).
 """
 
 import os
@@ -27,7 +33,8 @@ import torch
 from absl import app, flags
 
 from cnnlab import plotting
-from cnnlab.bench import compile_times, report, step_profile, torch_models, train_throughput
+from cnnlab.bench import compile_times, peak, report, step_profile, torch_models
+from cnnlab.bench import train_throughput
 from cnnlab.ops import conv_auto
 from cnnlab.train import backend
 from cnnlab.train import config as config_lib
@@ -51,10 +58,15 @@ CASES = {
                       lambda: torch_models.ShuffleNetV2(num_classes=10), True),
     "c3d": (dict(model_name="c3d", **VIDEO_MODELS["c3d"]), (16, 64, 64, 1), 8,
             lambda: torch_models.C3D(VIDEO_MODELS["c3d"]["widths"]), True),
+    # The GPU mode's network (not in the default --cases: ~10 s per step on this CPU).
+    "resnet50": (dict(model_name="resnet50"), (224, 224, 3), 32,
+                 lambda: torch_models.TorchResNet("bottleneck", (3, 4, 6, 3), num_classes=10),
+                 True),
 }
 
 flags.DEFINE_string("workdir", "runs/bench_train", "Output directory.")
-flags.DEFINE_list("cases", list(CASES), f"Networks to time, from {list(CASES)}.")
+flags.DEFINE_list("cases", [c for c in CASES if c != "resnet50"],
+                  f"Networks to time, from {list(CASES)}.")
 flags.DEFINE_list("impls", ["lax", "im2col"], "cnnlab conv impls to time (the training configs' "
                   "model.conv_impl, auto, is always timed too).")
 flags.DEFINE_integer("steps", 20, "Steps per timed window.")
@@ -62,6 +74,10 @@ flags.DEFINE_integer("repeats", 3, "Timed windows (median reported).")
 flags.DEFINE_integer("batch_size", 0, "Batch of every case (0: each case's own).")
 flags.DEFINE_integer("input_size", 0, "Height = width of every case's input (0: each case's own).")
 flags.DEFINE_bool("torch_compile", True, "Also time torch.compile(model).")
+flags.DEFINE_bool("torch", True, "Time PyTorch at all (its CPU build here). --torch=false on a GPU, "
+                  "where the reference is the device's peak (the mfu column).")
+flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Compute dtype of both "
+                  "frameworks (parameters and Adam stay float32).")
 flags.DEFINE_bool("compile_times", True, "Also time compiling every registered model.")
 flags.DEFINE_integer("profile_steps", 0, "Also trace this many steps of cnnlab's default impl per "
                      "case and split their time by kind and pass (cnnlab.bench.step_profile).")
@@ -75,9 +91,10 @@ def _ratio(a, b):
   return a / b if a and b else None
 
 
-def time_case(case: str, options) -> list[dict]:
+def time_case(case: str, options, peak_tflops: float) -> list[dict]:
   """Rows for one case: torch eager, torch.compile (or why not), cnnlab's default impl and every
-  ``--impls`` one (an impl that cannot serve one of the network's convs is skipped)."""
+  ``--impls`` one (an impl that cannot serve one of the network's convs is skipped); ``mfu``:
+  img/s x the analytic train FLOPs per image / ``peak_tflops``."""
   kw, shape, batch, torch_factory, channels_last = CASES[case]
   batch = FLAGS.batch_size or batch
   if FLAGS.input_size:
@@ -86,28 +103,31 @@ def time_case(case: str, options) -> list[dict]:
   row = lambda framework, impl, r: {"case": case, "framework": framework, "impl": impl,
                                     "batch": batch, "input": "x".join(map(str, shape)), **r}
   torch_shape = (shape[-1], *shape[:-1])
-  eager = train_throughput.torch_throughput(torch_factory(), torch_shape,
-                                            channels_last=channels_last, **common)
-  rows = [row("torch eager", "-", eager)]
-  if FLAGS.torch_compile:
+  eager = ({"img_per_s": None} if not FLAGS.torch else train_throughput.torch_throughput(
+      torch_factory(), torch_shape, channels_last=channels_last, dtype=FLAGS.dtype, **common))
+  rows = [row("torch eager", "-" if FLAGS.torch else "not run", eager)]
+  if FLAGS.torch and FLAGS.torch_compile:
     r = train_throughput.torch_compiled_throughput(torch_factory(), torch_shape,
-                                                   channels_last=channels_last, **common)
+                                                   channels_last=channels_last,
+                                                   dtype=FLAGS.dtype, **common)
     rows.append(row("torch.compile", "-" if r["img_per_s"] else r["status"],
                     {k: r[k] for k in ("compile_s", "img_per_s")}))
   default = config_lib.base().model.conv_impl  # what the training configs use
   for impl in dict.fromkeys([default, *FLAGS.impls]):
     try:
       r = train_throughput.cnnlab_throughput(
-          conv_impl=impl, input_shape=shape, compiler_options=options, **kw, **common,
-          profile_calls=FLAGS.profile_steps if impl == default else 0)
+          conv_impl=impl, input_shape=shape, compiler_options=options, dtype=FLAGS.dtype, **kw,
+          **common, profile_calls=FLAGS.profile_steps if impl == default else 0)
     except ValueError as e:  # an impl that cannot serve one of the network's convs
       print(f"{case}/{impl}: skipped: {e}")
       continue
     rows.append(row("cnnlab jit", impl, {**r, "default": impl == default}))
-  compiled = rows[1]["img_per_s"] if FLAGS.torch_compile else None
+  compiled = rows[1]["img_per_s"] if FLAGS.torch and FLAGS.torch_compile else None
+  flops = train_throughput.train_flops_per_example(input_shape=shape, **kw)
   for r in rows:
     r["ratio_to_torch"] = _ratio(r["img_per_s"], eager["img_per_s"])
     r["ratio_to_compiled"] = _ratio(r["img_per_s"], compiled)
+    r["mfu"] = r["img_per_s"] and r["img_per_s"] * flops / (peak_tflops * 1e12)
   return rows
 
 
@@ -128,7 +148,8 @@ def summary(case_rows: list[dict]) -> dict:
           "default_to_eager": _ratio(default["img_per_s"], eager),
           "best_to_eager": _ratio(best["img_per_s"], eager),
           "best_to_compiled": _ratio(best["img_per_s"], tc["img_per_s"]),
-          "best_compile_s": best["compile_s"], "torch_compile_s": tc["compile_s"]}
+          "best_compile_s": best["compile_s"], "torch_compile_s": tc["compile_s"],
+          "default_mfu": default["mfu"], "best_mfu": best["mfu"]}
 
 
 def main(argv):
@@ -137,10 +158,12 @@ def main(argv):
   cfg = {"xla_cpu_options": FLAGS.xla_cpu_options}
   backend.check(cfg)
   options = backend.compiler_options(cfg)
+  peak_tflops, peak_source = peak.peak_tflops(FLAGS.dtype)
+  print(f"peak: {peak_tflops:.3g} TFLOP/s ({peak_source})")
   rows, summaries, profiles = [], [], {}
   for case in FLAGS.cases:
     with conv_auto.compiled_with(options):  # impl='auto' reads timings made with these options
-      case_rows = time_case(case, options)
+      case_rows = time_case(case, options, peak_tflops)
     for r in case_rows:
       if "profile" in r:
         profiles[case] = r.pop("profile")
@@ -148,18 +171,23 @@ def main(argv):
     rows += case_rows
     summaries.append(summary(case_rows))
   cols = ["case", "framework", "impl", "default", "batch", "input", "img_per_s", "ratio_to_torch",
-          "ratio_to_compiled", "compile_s"]
+          "ratio_to_compiled", "mfu", "compile_s"]
   tables = (report.markdown_table(summaries, list(summaries[0])) + "\n\n"
             + report.markdown_table(rows, cols)
             + "".join(f"\n\nProfile of {case} (cnnlab's default impl), "
                       + step_profile.table(p) for case, p in profiles.items()))
   paths = report.write(FLAGS.workdir, "bench_train", rows, cols, markdown=tables,
                        extra={"steps": FLAGS.steps, "compiler_options": options or {},
-                              "summary": summaries, "profiles": profiles})
+                              "dtype": FLAGS.dtype, "peak_tflops": peak_tflops,
+                              "peak_source": peak_source, "summary": summaries,
+                              "profiles": profiles})
   timed = [r for r in rows if r["img_per_s"]]
+  key, label = (("ratio_to_torch", "train throughput / torch eager's") if FLAGS.torch
+                else ("mfu", "model FLOPs utilisation"))
   plotting.bar_chart([f"{r['case']}\n{r['framework']}\n{r['impl']}" for r in timed],
-                     [r["ratio_to_torch"] for r in timed], "train throughput / torch eager's",
-                     os.path.join(FLAGS.workdir, "bench_train.png"), fmt="%.2f", hline=1.0)
+                     [r[key] for r in timed], label,
+                     os.path.join(FLAGS.workdir, "bench_train.png"), fmt="%.2f",
+                     hline=1.0 if FLAGS.torch else None)
   print(tables)
   print("wrote", paths["json"], paths["md"])
   if FLAGS.compile_times:

@@ -1,5 +1,6 @@
 """``scripts/bench_train.py`` and ``cnnlab.bench.train_throughput``: the torch side in 3D with
-channels_last, the ``torch.compile`` row and its fallback, and (slow) smoke runs of the
+channels_last and in bfloat16, the ``torch.compile`` row and its fallback, the GPU mode's MFU
+against LeNet-5's published multiply-adds, the peak table, and (slow) smoke runs of the
 depthwise-heavy and 3D cases at tiny sizes: rows, summary, JSON and PNG."""
 
 import json
@@ -10,7 +11,9 @@ import matplotlib.image
 import pytest
 import torch
 
-from cnnlab.bench import torch_models, train_throughput
+import jax
+
+from cnnlab.bench import peak, torch_models, train_throughput
 from conftest import REPO
 
 TINY = dict(batch_size=2, steps=1, repeats=1)
@@ -40,6 +43,44 @@ def test_failed_torch_compile_becomes_a_reason(monkeypatch):
                "status": "not compiled: RuntimeError: InductorError: C++ compile failed"}
 
 
+def test_torch_bfloat16_autocast_step_trains():
+  net = torch_models.LeNet5()
+  before = net.output.weight.detach().clone()
+  r = train_throughput.torch_throughput(net, (1, 32, 32), dtype="bfloat16", **TINY)
+  assert r["img_per_s"] > 0 and net.output.weight.dtype == torch.float32
+  assert not torch.equal(before, net.output.weight)
+
+
+def test_gpu_peak_from_the_table(monkeypatch):
+  class H100:
+    platform, device_kind = "gpu", "NVIDIA H100 80GB HBM3"
+
+  monkeypatch.setattr(jax, "devices", lambda: [H100()])
+  assert peak.peak_tflops("bfloat16") == (989.4, "H100 dense bfloat16 peak (table)")
+  with pytest.raises(ValueError, match=r"dtype='int8' has no H100 peak \(allowed: "):
+    peak.peak_tflops("int8")
+
+
+def test_gpu_mode_mfu_from_lenet_macs(tmp_path):
+  """``--torch=false --dtype=bfloat16`` (the GPU mode, here on the CPU): no torch timing, and
+  each cnnlab row's MFU is img/s x 6 x LeNet-5's 416,520 multiply-adds per image (conv 117,600
+  + 240,000, dense 48,000 + 10,080 + 840) / the recorded peak."""
+  cmd = [sys.executable, str(REPO / "scripts" / "bench_train.py"), f"--workdir={tmp_path}",
+         "--cases=lenet5", "--impls=lax", "--steps=1", "--repeats=1", "--batch_size=4",
+         "--dtype=bfloat16", "--torch=false", "--compile_times=false"]
+  proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  data = json.loads((tmp_path / "bench_train.json").read_text())
+  assert data["dtype"] == "bfloat16" and data["peak_tflops"] > 0
+  rows = {(r["framework"], r["impl"]): r for r in data["rows"]}
+  assert set(rows) == {("torch eager", "not run"), ("cnnlab jit", "lax"), ("cnnlab jit", "auto")}
+  assert rows["torch eager", "not run"]["img_per_s"] is None
+  for impl in ("lax", "auto"):
+    r = rows["cnnlab jit", impl]
+    assert r["mfu"] == pytest.approx(r["img_per_s"] * 6 * 416_520 / (data["peak_tflops"] * 1e12))
+  assert matplotlib.image.imread(tmp_path / "bench_train.png").shape[0] > 0
+
+
 @pytest.mark.slow
 def test_torch_compile_is_timed_apart_from_its_compile():
   r = train_throughput.torch_compiled_throughput(torch_models.LeNet5(), (1, 32, 32), **TINY)
@@ -56,12 +97,14 @@ def test_smoke_run_of_new_case(case, tmp_path):
   assert proc.returncode == 0, proc.stderr[-3000:]
   data = json.loads((tmp_path / "bench_train.json").read_text())
   rows = {(r["framework"], r["impl"]): r for r in data["rows"]}
-  # depthwise serves only groups == C_in convs: every one of these nets has others, so skipped.
-  assert set(rows) == {("torch eager", "-"), ("cnnlab jit", "lax")}
-  assert rows["cnnlab jit", "lax"]["default"]
+  # depthwise serves only groups == C_in convs: every one of these nets has others, so skipped;
+  # auto (the training configs' conv impl) is always timed, as the default.
+  assert set(rows) == {("torch eager", "-"), ("cnnlab jit", "lax"), ("cnnlab jit", "auto")}
+  assert rows["cnnlab jit", "auto"]["default"] and not rows["cnnlab jit", "lax"]["default"]
   assert all(r["img_per_s"] > 0 and r["case"] == case for r in rows.values())
   (s,) = data["summary"]
   eager = rows["torch eager", "-"]["img_per_s"]
-  assert s["default_impl"] == s["best_impl"] == "lax" and s["torch_compile"] == "not run"
-  assert s["best_to_eager"] == pytest.approx(rows["cnnlab jit", "lax"]["img_per_s"] / eager)
+  best = max(("lax", "auto"), key=lambda i: rows["cnnlab jit", i]["img_per_s"])
+  assert s["default_impl"] == "auto" and s["best_impl"] == best and s["torch_compile"] == "not run"
+  assert s["best_to_eager"] == pytest.approx(rows["cnnlab jit", best]["img_per_s"] / eager)
   assert matplotlib.image.imread(tmp_path / "bench_train.png").shape[0] > 0

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from cnnlab import ops, plotting
-from cnnlab.bench import report
+from cnnlab.bench import peak, report
 from cnnlab.ops import conv_auto
 from cnnlab.ops.conv_case import make_case
 from cnnlab.ops.conv_registry import impls_supporting
@@ -51,10 +51,7 @@ def direct_flops(s, out_shape):
 
 
 def matmul_peak_gflops(n, cfg):
-  a = jnp.asarray(np.random.default_rng(0).standard_normal((n, n), np.float32))
-  mm = jax.jit(jnp.matmul)
-  return 2 * n**3 / report.median_seconds(lambda: mm(a, a), warmup=cfg.warmup + 1,
-                                          iters=cfg.iters) / 1e9
+  return 1e3 * peak.measured_matmul_tflops(n, warmup=cfg.warmup + 1, iters=cfg.iters)
 
 
 def to_torch(a_nhwc, nd, requires_grad=False):

@@ -7,7 +7,9 @@ read batches already in memory (4 rotating random batches), so only the step is 
 time (lower + compile) is reported separately; throughput is the median of ``repeats`` timed
 windows of ``steps`` steps each, after warm-up. ``compiler_options``: XLA's, for cnnlab's step
 (``cnnlab.train.backend.compiler_options``; None = XLA's defaults). ``profile_calls``: also
-trace that many steps and split their time (``cnnlab.bench.step_profile``).
+trace that many steps and split their time (``cnnlab.bench.step_profile``). ``dtype``: the compute
+dtype (cnnlab: the model's ``dtype``, parameters and Adam in float32; torch: ``torch.autocast``).
+:func:`train_flops_per_example` (the analytic MACs) turns img/s into model FLOPs utilisation.
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ import statistics
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 import torch
 
 from cnnlab import models
 from cnnlab.bench import step_profile
+from cnnlab.models import summary
 from cnnlab.train import state as state_lib
 from cnnlab.train import steps as steps_lib
 
@@ -42,10 +46,18 @@ def _windows(run_steps, steps, repeats, batch_size):
   return statistics.median(rates)
 
 
+def train_flops_per_example(model_name, input_shape, num_classes=10, **model_kw) -> float:
+  """FLOPs of one example's train step, ``3 x 2 x MACs`` of the forward pass: the backward pass
+  costs about twice the forward (input and weight gradients). MACs: ``models.summary.summarize``
+  (convs and dense layers, padding taps counted, as torchvision's GFLOPS column)."""
+  model = models.create(model_name, num_classes=num_classes, **model_kw)
+  return 6.0 * summary.summarize(model, tuple(input_shape)).total_macs
+
+
 def cnnlab_throughput(model_name, *, batch_size, steps, repeats=3, lr=1e-3, num_classes=10,
                       input_shape=None, compiler_options=None, profile_calls=0,
-                      **model_kw) -> dict:
-  model = models.create(model_name, num_classes=num_classes, **model_kw)
+                      dtype="float32", **model_kw) -> dict:
+  model = models.create(model_name, num_classes=num_classes, dtype=jnp.dtype(dtype), **model_kw)
   input_shape = tuple(input_shape or models.get_spec(model_name).input_shape)
   tx = optax.adam(lr)
   state = jax.jit(lambda: state_lib.create(model, tx, input_shape, 0))()
@@ -76,7 +88,8 @@ def cnnlab_throughput(model_name, *, batch_size, steps, repeats=3, lr=1e-3, num_
 
 
 def torch_throughput(module: torch.nn.Module, input_shape_cfirst, *, batch_size, steps, repeats=3,
-                     lr=1e-3, num_classes=10, channels_last=False, torch_compile=False) -> dict:
+                     lr=1e-3, num_classes=10, channels_last=False, torch_compile=False,
+                     dtype="float32") -> dict:
   """``input_shape_cfirst``: one example, ``(C, *spatial)`` (2D or 3D); ``channels_last``: NHWC /
   NDHWC memory format. ``torch_compile``: the step runs ``torch.compile(module)``; its
   ``compile_s`` is the first step's time (Dynamo + Inductor, forward and backward, plus that
@@ -90,11 +103,15 @@ def torch_throughput(module: torch.nn.Module, input_shape_cfirst, *, batch_size,
              for x, y in _batches(batch_size, input_shape_cfirst, num_classes)]
   net = torch.compile(module) if torch_compile else module
 
+  autocast = dtype != "float32"
+
   def run(n):
     for i in range(n):
       x, y = batches[i % len(batches)]
       opt.zero_grad(set_to_none=True)
-      torch.nn.functional.cross_entropy(net(x), y).backward()
+      with torch.autocast("cpu", dtype=getattr(torch, dtype), enabled=autocast):
+        loss = torch.nn.functional.cross_entropy(net(x), y)
+      loss.backward()
       opt.step()
 
   t = time.perf_counter()
