@@ -18,7 +18,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from cnnlab.bench import conv, report
-from cnnlab.train import backend
+from cnnlab.train import backend, config as config_lib
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/bench/conv.py", "Shape list.")
 flags.DEFINE_string("workdir", "runs/bench_conv", "Output directory.")
@@ -26,7 +26,7 @@ flags.DEFINE_string("doc", None, "Also write the summary Markdown here (docs/con
 flags.DEFINE_string("cache", None, "impl='auto' cache to merge into (default: "
                     "$CNNLAB_CONV_CACHE or ~/.cache/cnnlab/conv_cache.json).")
 flags.DEFINE_bool("update_cache", True, "Merge this run's fwd+bwd times into the auto cache.")
-flags.DEFINE_string("xla_cpu_options", backend.DEFAULT,
+flags.DEFINE_string("xla_cpu_options", config_lib.DEFAULT_XLA_CPU_OPTIONS,
                     "XLA CPU compiler options for the cnnlab impls, as config.xla_cpu_options "
                     "('': XLA's defaults, a preset, 'name=value ...').")
 FLAGS = flags.FLAGS

@@ -36,8 +36,7 @@ from cnnlab import plotting
 from cnnlab.bench import compile_times, peak, report, step_profile, torch_models
 from cnnlab.bench import train_throughput
 from cnnlab.ops import conv_auto
-from cnnlab.train import backend
-from cnnlab.train import config as config_lib
+from cnnlab.train import backend, config as config_lib
 from cnnlab.train.config import VIDEO_MODELS
 
 # name -> (cnnlab model + options, one example's shape (channels last), batch, torch factory,
@@ -81,7 +80,7 @@ flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Compute dtype of
 flags.DEFINE_bool("compile_times", True, "Also time compiling every registered model.")
 flags.DEFINE_integer("profile_steps", 0, "Also trace this many steps of cnnlab's default impl per "
                      "case and split their time by kind and pass (cnnlab.bench.step_profile).")
-flags.DEFINE_string("xla_cpu_options", backend.DEFAULT,
+flags.DEFINE_string("xla_cpu_options", config_lib.DEFAULT_XLA_CPU_OPTIONS,
                     "XLA CPU compiler options for the cnnlab steps, as config.xla_cpu_options "
                     "('': XLA's defaults, a preset, 'name=value ...').")
 FLAGS = flags.FLAGS

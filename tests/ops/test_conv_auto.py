@@ -63,6 +63,24 @@ def test_nearest_batch_then_heuristic(cache):
   assert conv_auto.choose(_case((16, 9, 8, 4))) == "lax"  # no entry: heuristic
 
 
+def test_symbolic_batch_takes_the_largest_timed_batch(cache):
+  """Under ``jax.export`` with a polymorphic batch the case's N is symbolic: the entry of the
+  largest timed batch decides."""
+  entries = {conv_auto.case_key(_case((n, 8, 8, 4), padding="SAME")): {"fwd_bwd_s": times}
+             for n, times in [(8, {"lax": 1.0, "im2col": 0.5}), (64, {"lax": 1.0, "shift": 0.5})]}
+  _write(cache, entries)
+  (b,) = jax.export.symbolic_shape("b")
+
+  def exported_hlo():  # a new function each time: jit's trace cache would keep the first choice
+    fn = lambda x, w: ops.conv(x, w, padding="SAME", impl="auto")  # noqa: E731
+    return jax.export.export(jax.jit(fn))(jax.ShapeDtypeStruct((b, 8, 8, 4), jnp.float32),
+                                          jax.ShapeDtypeStruct(W, jnp.float32)).mlir_module()
+
+  assert "stablehlo.convolution" not in exported_hlo()  # shift: dots over the offsets
+  _write(cache, {})
+  assert "stablehlo.convolution" in exported_hlo()  # the heuristic: lax
+
+
 @pytest.mark.parametrize("x_shape,w_shape,kw,expected", [
     ((2, 64, 4), (23, 4, 4), {}, "fft"),
     ((2, 96, 32), (47, 32, 32), {}, "fft"),

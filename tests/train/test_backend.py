@@ -13,7 +13,7 @@ import torch
 from jax import lax
 
 from cnnlab import train
-from cnnlab.train import backend, validate, workdir as workdir_lib
+from cnnlab.train import backend, workdir as workdir_lib
 
 pytestmark = pytest.mark.skipif(jax.default_backend() != "cpu", reason="XLA CPU options")
 
@@ -50,8 +50,15 @@ def test_nothing_applied_off_cpu(monkeypatch):
 def test_bad_option_is_one_line_naming_it(digits_config, value, message):
   digits_config.xla_cpu_options = value
   with pytest.raises(train.ConfigError, match=message) as err:
-    validate.check_static(digits_config, num_devices=1)
+    backend.check(digits_config)
   assert "\n" not in str(err.value)
+
+
+def test_loop_rejects_a_bad_option_before_writing(digits_config, tmp_path):
+  digits_config.xla_cpu_options = "xla_cpu_bogus=1"
+  with pytest.raises(train.ConfigError, match="config.xla_cpu_options.xla_cpu_bogus='1'"):
+    train.train_and_evaluate(digits_config, str(tmp_path))
+  assert not workdir_lib.config_path(tmp_path).exists()
 
 
 def test_preset_option_this_jaxlib_rejects_is_dropped(monkeypatch, digits_config, caplog):
@@ -60,12 +67,12 @@ def test_preset_option_this_jaxlib_rejects_is_dropped(monkeypatch, digits_config
   monkeypatch.setitem(backend.PRESETS, "later_jaxlib",
                       {**backend.NO_YNN_CONV, "xla_cpu_option_of_a_later_jaxlib": True})
   digits_config.xla_cpu_options = "later_jaxlib"
-  validate.check_static(digits_config, num_devices=1)
+  backend.check(digits_config)
   assert backend.compiler_options(digits_config) == backend.NO_YNN_CONV
   assert "this jaxlib rejects xla_cpu_option_of_a_later_jaxlib" in caplog.text
   digits_config.xla_cpu_options = "xla_cpu_option_of_a_later_jaxlib=true"
   with pytest.raises(train.ConfigError, match="xla_cpu_options.xla_cpu_option_of_a_later_jaxlib"):
-    validate.check_static(digits_config, num_devices=1)
+    backend.check(digits_config)
 
 
 def _conv_loss(x, w):

@@ -11,7 +11,7 @@ by :func:`compiled_with`; the entry lists them): a time measured on one backend,
 options never picks the impl under another.
 Choice, at trace time (shapes only), among the registered impls that support the case:
 1. the cached impl with the smallest fwd+bwd time for this exact case on this device; else for
-   the same case with the nearest batch size;
+   the same case with the nearest batch size (the largest one for a symbolic batch);
 2. else the heuristic. Off the CPU: ``lax`` (cuDNN / the TPU's convs). On the CPU, from the
    crossovers measured in docs/experiments/conv_impls.md and docs/conv_benchmark.md: ``fft`` for
    1D, ``groups == 1``, stride 1 and kernel >= 23 taps with C_in <= 8, or >= 47 taps with
@@ -83,10 +83,12 @@ def case_key(case: ConvCase) -> str:
           f"{np.dtype(case.dtype).name}")
 
 
-def _split(key: str) -> tuple[int, str]:
-  """``(N, the key without its batch field)``."""
+def _split(key: str) -> tuple[int | None, str]:
+  """``(N, the key without its batch field)``; N is None for a symbolic batch (``jax.export``
+  with a polymorphic batch dimension)."""
   dev, n, rest = key.split("|", 2)
-  return int(n.removeprefix("n=")), f"{dev}|{rest}"
+  n = n.removeprefix("n=")
+  return (int(n) if n.isdigit() else None), f"{dev}|{rest}"
 
 
 @functools.lru_cache(maxsize=8)
@@ -145,7 +147,8 @@ def choose(case: ConvCase, entries: dict | None = None) -> str:
   if key in entries:
     candidates = [entries[key]]
   else:
-    same = sorted((abs(m - n), k) for k in entries for m, r in [_split(k)] if r == rest)
+    same = sorted((-m if n is None else abs(m - n), k)  # symbolic N: the largest timed batch
+                  for k in entries for m, r in [_split(k)] if r == rest)
     candidates = [entries[k] for _, k in same]
   for entry in candidates:
     times = {k: t for k, t in entry.get("fwd_bwd_s", {}).items() if _can(k, case)}

@@ -1,8 +1,8 @@
 """XLA compiler options for the CPU backend: ``config.xla_cpu_options``.
 
 The field is a string: ``''`` (XLA's defaults), the name of a preset in :data:`PRESETS` (the
-configs' default is :data:`DEFAULT`), or XLA debug options as space-separated ``name=value``
-pairs (as in ``XLA_FLAGS``; the leading ``--`` is optional), e.g.
+configs' default is ``cnnlab.train.config.DEFAULT_XLA_CPU_OPTIONS``), or XLA debug options as
+space-separated ``name=value`` pairs (as in ``XLA_FLAGS``; the leading ``--`` is optional), e.g.
 ``'xla_cpu_enable_fast_math=true'``. The loop compiles its train and eval steps with them
 (``jax.jit(..., compiler_options=...)``) only when JAX's default backend is the CPU; on GPU/TPU
 they are checked but not applied. They change speed, not the parameters beyond float rounding,
@@ -26,9 +26,6 @@ NO_YNN_CONV = {"xla_cpu_experimental_ynn_fusion_type":
                "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_DOT,"
                "LIBRARY_FUSION_TYPE_REDUCE"}
 PRESETS = {"no_ynn_conv": NO_YNN_CONV}
-# The configs' default: on this project's 2-core CPU, ResNet-18's train step ran 0.71x torch
-# eager with it against 0.43x with XLA's defaults (docs/performance.md, "XLA CPU options").
-DEFAULT = "no_ynn_conv"
 FIELD = "config.xla_cpu_options"
 
 

@@ -268,6 +268,7 @@ def _train(config, workdir, setup, train_src, eval_src, steps_per_epoch, stop) -
   freeze.check(config, abstract.params)
   optim.check_max_norm(config, abstract.params)
   plan = None if has_checkpoints else init_from.prepare(config, abstract)  # before writing
+  backend.check(config)  # compiles a probe: after every check that compiles nothing
   checkpoint.check_and_record_config(config, workdir, has_checkpoints)
   mngr = checkpoint.manager(workdir)
 
@@ -369,7 +370,8 @@ def _train(config, workdir, setup, train_src, eval_src, steps_per_epoch, stop) -
 
 def dry_run(config: ml_collections.ConfigDict) -> dict:
   """Everything ``train_and_evaluate`` checks before its first step, then one train step traced
-  abstractly (``jax.eval_shape``: nothing is compiled or run). Returns the parameter count."""
+  abstractly (``jax.eval_shape``: nothing is compiled or run but the one-addition probes of the
+  XLA options, ``backend.check``). Returns the parameter count."""
   validate.check_static(config, jax.device_count())
   train_src, info = _load(config, "train_split")
   train_src = _labeled_subset(config, train_src, info)
@@ -386,6 +388,7 @@ def dry_run(config: ml_collections.ConfigDict) -> dict:
   init_from.prepare(config, state)
   jax.eval_shape(_train_step_fn(config, setup), state, steps.zero_train_metrics(setup.task),
                  batch, jax.random.key(0))
+  backend.check(config)
   return {"num_params": sum(x.size for x in jax.tree.leaves(state.params)),
           "train_examples": len(train_src)}
 
@@ -412,5 +415,6 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, step: int | str = 
                       f"{workdir_lib.steps(workdir)})") from None
   finally:
     mngr.close()
+  backend.check(config)
   with conv_auto.compiled_with(backend.compiler_options(config)):
     return {"step": step, **run_eval(config, setup, state, eval_src, _eval_fn(config, setup))}

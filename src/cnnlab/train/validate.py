@@ -164,11 +164,10 @@ def check_model(config) -> None:
 
 
 def check_static(config, num_devices: int) -> None:
-  """:func:`check_model`, ``xla_cpu_options`` (``cnnlab.train.backend.check``) and batch
-  divisibility by the device count (needs no data)."""
-  from cnnlab.train import backend  # noqa: PLC0415 - imports JAX; check_fields must not
+  """:func:`check_model` and batch divisibility by the device count (needs no data). The XLA
+  options (``cnnlab.train.backend.check``) compile a probe, so the loop checks them after
+  everything that compiles nothing."""
   check_model(config)
-  backend.check(config)
   for f in ("batch_size", "eval_batch_size"):
     _require(config[f] % num_devices == 0, f, config[f],
              f"must be divisible by the number of devices ({num_devices})")
