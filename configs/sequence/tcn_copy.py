@@ -12,11 +12,8 @@ Command:
   python scripts/run.py --config=configs/sequence/tcn_copy.py --workdir=runs/tcn_copy
   python scripts/run.py --config=configs/sequence/tcn_copy.py:gru --workdir=runs/gru_copy
 Smoke (2 steps, 64 train / 32 test sequences): :smoke
-Result (2026-12-05, seed 0, full recipe, one core beside one other run): `:lstm` test loss
-  0.02046 (23.5 min; Bai et al. 0.0204): the loss of predicting blanks and guessing the symbols,
-  as theirs; `:gru` 0.02040 (21.6 min; Bai et al. 0.0197). The TCN (estimated 53 min) not yet
-  run to completion. Runs of 3 epochs, all three nets: docs/sequence.md, "Short runs of the Bai
-  et al. tasks".
+Result (2026-12-05, full recipe, TCN, LSTM and GRU): docs/sequence.md, "The Bai et al. table
+  (full recipes)"; runs of 3 epochs: "Short runs of the Bai et al. tasks".
 Published (Bai et al. 2018, Table 1, test loss, T = 1000): TCN 3.5e-5, LSTM 0.0204, GRU 0.0197
 (always predicting a blank and random symbols scores about 0.0204).
 """
