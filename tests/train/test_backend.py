@@ -54,6 +54,25 @@ def test_bad_option_is_one_line_naming_it(digits_config, value, message):
   assert "\n" not in str(err.value)
 
 
+def test_jit_traces_auto_with_its_options(tmp_path, monkeypatch):
+  """``backend.jit`` traces ``impl='auto'`` under the config's options: a cache entry timed with
+  ``no_ynn_conv`` picks the impl of a step compiled with it, and not of one compiled without."""
+  from cnnlab import ops  # noqa: PLC0415
+  from cnnlab.ops import conv_auto  # noqa: PLC0415
+  from cnnlab.ops.conv_case import make_case  # noqa: PLC0415
+
+  x, w = _inputs()
+  case = make_case(x.shape, w.shape, x.dtype, w.dtype, padding="SAME")
+  with conv_auto.compiled_with(backend.NO_YNN_CONV):
+    key = conv_auto.case_key(case)
+  monkeypatch.setenv(conv_auto.CACHE_ENV, str(tmp_path / "cache.json"))
+  conv_auto.merge_cache({key: {"fwd_bwd_s": {"lax": 2.0, "fft": 1.0}}})
+  conv = lambda x, w: ops.conv(x, w, padding="SAME", impl="auto")  # noqa: E731
+  for value, fft in (("no_ynn_conv", True), ("", False)):
+    hlo = backend.jit(conv, {"xla_cpu_options": value}).lower(x, w).as_text()
+    assert ("fft" in hlo) == fft and ("convolution" in hlo) != fft, value
+
+
 def test_loop_rejects_a_bad_option_before_writing(digits_config, tmp_path):
   digits_config.xla_cpu_options = "xla_cpu_bogus=1"
   with pytest.raises(train.ConfigError, match="config.xla_cpu_options.xla_cpu_bogus='1'"):

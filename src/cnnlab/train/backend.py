@@ -17,6 +17,7 @@ import functools
 import jax
 from absl import logging
 
+from cnnlab.ops import conv_auto
 from cnnlab.train.errors import ConfigError
 
 # jaxlib 0.10.2's CPU default sends convolutions to the YNN library fusion, whose weight-gradient
@@ -91,3 +92,17 @@ def compiler_options(config) -> dict[str, str | bool] | None:
   benchmarks): ``config``'s options on the CPU backend; None (XLA's defaults) on any other
   backend or when there are none. ``config``: anything with ``.get('xla_cpu_options')``."""
   return (options(config) or None) if jax.default_backend() == "cpu" else None
+
+
+def jit(fn, config, **kwargs):
+  """``jax.jit(fn, compiler_options=compiler_options(config), **kwargs)``, with ``fn`` traced
+  inside ``conv_auto.compiled_with`` those options: ``impl='auto'`` picks from conv timings made
+  with the options the step is compiled with. Keeps ``fn``'s name (a partial's function's)."""
+  options = compiler_options(config)
+
+  def traced(*args, **kw):
+    with conv_auto.compiled_with(options):
+      return fn(*args, **kw)
+
+  functools.update_wrapper(traced, fn.func if isinstance(fn, functools.partial) else fn)
+  return jax.jit(traced, compiler_options=options, **kwargs)

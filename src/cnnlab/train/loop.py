@@ -30,7 +30,6 @@ from tqdm import tqdm
 
 from cnnlab import data, models
 from cnnlab.data import pipeline
-from cnnlab.ops import conv_auto
 from cnnlab.train import accum, checkpoint, mesh as mesh_lib, metrics, optim, profile, steps
 from cnnlab.train import state as state_lib
 from cnnlab.train import backend, validate, workdir as workdir_lib
@@ -163,10 +162,9 @@ def _train_step_fn(config, setup):
 
 def _eval_fn(config, setup):
   repl = mesh_lib.replicated(setup.mesh)
-  return jax.jit(functools.partial(steps.eval_step, image_size=config.data.image_size,
-                                   task=setup.task),
-                 out_shardings=repl, donate_argnums=(1,),
-                 compiler_options=backend.compiler_options(config))
+  return backend.jit(functools.partial(steps.eval_step, image_size=config.data.image_size,
+                                       task=setup.task),
+                     config, out_shardings=repl, donate_argnums=(1,))
 
 
 def run_eval(config, setup, state, source, eval_step) -> dict:
@@ -248,8 +246,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         f"{config.data.train_split!r} ({len(train_src)} examples)")
   # Process 0 owns the workdir (the others wait for it at the barriers of `_train`).
   lock = workdir_lib.lock(workdir) if jax.process_index() == 0 else contextlib.nullcontext()
-  # impl='auto' picks from conv timings made with the steps' compiler options (ops.conv_auto)
-  with lock, _SignalStop() as stop, conv_auto.compiled_with(backend.compiler_options(config)):
+  with lock, _SignalStop() as stop:
     return _train(config, workdir, setup, train_src, eval_src, steps_per_epoch, stop)
 
 
@@ -295,8 +292,8 @@ def _train(config, workdir, setup, train_src, eval_src, steps_per_epoch, stop) -
   if jax.process_index() == 0:
     workdir_lib.cut_metrics(workdir, start)  # rows of steps after the checkpoint come again
 
-  train_step = jax.jit(_train_step_fn(config, setup), out_shardings=(repl, repl),
-                       donate_argnums=(0, 1), compiler_options=backend.compiler_options(config))
+  train_step = backend.jit(_train_step_fn(config, setup), config, out_shardings=(repl, repl),
+                           donate_argnums=(0, 1))
   eval_step = _eval_fn(config, setup)
   # Replicated constants are made by jitted functions: `device_put` cannot place an array on
   # another process's devices, and nothing is copied from the host in the step loop.
@@ -416,5 +413,4 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, step: int | str = 
   finally:
     mngr.close()
   backend.check(config)
-  with conv_auto.compiled_with(backend.compiler_options(config)):
-    return {"step": step, **run_eval(config, setup, state, eval_src, _eval_fn(config, setup))}
+  return {"step": step, **run_eval(config, setup, state, eval_src, _eval_fn(config, setup))}
