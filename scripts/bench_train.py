@@ -15,7 +15,7 @@ a CPU build, docs/performance.md, "GPU bench mode"):
 
 Writes bench_train.{json,md,png} (and compile_times.{json,md}) to --workdir and prints the
 tables: one row per framework / impl with its ratio to torch eager (> 1: faster than torch
-eager), and a summary per case: cnnlab's default impl (the training configs' ``model.conv_impl``,
+eager) and its spread ((fastest - slowest window) / median), and a summary per case: cnnlab's default impl (the training configs' ``model.conv_impl``,
 always timed), cnnlab's best of the timed impls, torch eager, torch.compile (or 'not compiled:
 REASON')
 and the ratios between them. Compile times are columns of their own, never in the throughput. The
@@ -110,7 +110,7 @@ def time_case(case: str, options, peak_tflops: float) -> list[dict]:
                                                    channels_last=channels_last,
                                                    dtype=FLAGS.dtype, **common)
     rows.append(row("torch.compile", "-" if r["img_per_s"] else r["status"],
-                    {k: r[k] for k in ("compile_s", "img_per_s")}))
+                    {k: r.get(k) for k in ("compile_s", "img_per_s", "spread")}))
   default = config_lib.base().model.conv_impl  # what the training configs use
   for impl in dict.fromkeys([default, *FLAGS.impls]):
     try:
@@ -169,8 +169,8 @@ def main(argv):
       print(r)
     rows += case_rows
     summaries.append(summary(case_rows))
-  cols = ["case", "framework", "impl", "default", "batch", "input", "img_per_s", "ratio_to_torch",
-          "ratio_to_compiled", "mfu", "compile_s"]
+  cols = ["case", "framework", "impl", "default", "batch", "input", "img_per_s", "spread",
+          "ratio_to_torch", "ratio_to_compiled", "mfu", "compile_s"]
   tables = (report.markdown_table(summaries, list(summaries[0])) + "\n\n"
             + report.markdown_table(rows, cols)
             + "".join(f"\n\nProfile of {case} (cnnlab's default impl), "

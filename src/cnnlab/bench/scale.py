@@ -66,7 +66,7 @@ def accum_throughput(model_name, *, batch_size, k, steps, repeats=3, num_classes
     run(2)
     rows.append({"model": model_name, "batch": batch_size, "k": k_impl, "impl": impl,
                  "micro_batch": batch_size // k_impl, "compile_s": compile_s,
-                 "img_per_s": _windows(run, steps, repeats, batch_size)})
+                 **_windows(run, steps, repeats, batch_size)})
   for r in rows:
     r["ratio_to_large_batch"] = r["img_per_s"] / rows[0]["img_per_s"]
   return rows

@@ -37,13 +37,16 @@ def _batches(batch_size, input_shape, num_classes, seed=0, n=4):
            rng.integers(0, num_classes, batch_size).astype(np.int32)) for _ in range(n)]
 
 
-def _windows(run_steps, steps, repeats, batch_size):
+def _windows(run_steps, steps, repeats, batch_size) -> dict:
+  """``img_per_s``: the median rate over ``repeats`` windows of ``steps`` steps; ``spread``:
+  (fastest - slowest window) / median."""
   rates = []
   for _ in range(repeats):
     t = time.perf_counter()
     run_steps(steps)
     rates.append(steps * batch_size / (time.perf_counter() - t))
-  return statistics.median(rates)
+  median = statistics.median(rates)
+  return {"img_per_s": median, "spread": (max(rates) - min(rates)) / median}
 
 
 def train_flops_per_example(model_name, input_shape, num_classes=10, **model_kw) -> float:
@@ -80,7 +83,7 @@ def cnnlab_throughput(model_name, *, batch_size, steps, repeats=3, lr=1e-3, num_
     box[:] = [s, m]
 
   run(3)
-  out = {"compile_s": compile_s, "img_per_s": _windows(run, steps, repeats, batch_size)}
+  out = {"compile_s": compile_s, **_windows(run, steps, repeats, batch_size)}
   if profile_calls:
     out["profile"] = step_profile.profile(compiled.as_text(), run, calls=profile_calls,
                                           model_scope=type(model).__name__)
@@ -118,7 +121,7 @@ def torch_throughput(module: torch.nn.Module, input_shape_cfirst, *, batch_size,
   run(1)
   compile_s = time.perf_counter() - t if torch_compile else 0.0
   run(2)
-  return {"compile_s": compile_s, "img_per_s": _windows(run, steps, repeats, batch_size)}
+  return {"compile_s": compile_s, **_windows(run, steps, repeats, batch_size)}
 
 
 def torch_compiled_throughput(module: torch.nn.Module, input_shape_cfirst, **kw) -> dict:
