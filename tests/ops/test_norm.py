@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
 
 from cnnlab import ops
 from cnnlab.ops import norm as norm_ops
@@ -31,7 +31,7 @@ def norm_case(draw):
   return shape, groups, draw(st.integers(0, 2**16))
 
 
-def check_torch(ours, theirs, shape, seed, params_like):
+def check_torch(ours, theirs, shape, seed, params_like, tol=TOL):
   """Forward and backward (w.r.t. x, scale, bias) of ``ours`` (channels-last, jitted) against
   ``theirs`` (torch, channels-first)."""
   rng = np.random.default_rng(seed)
@@ -50,7 +50,7 @@ def check_torch(ours, theirs, shape, seed, params_like):
   yt = theirs(xt, wt, bt)
   yt.backward(torch.tensor(g))
   for ours_a, ref in ((y, yt), (dx, xt.grad), (dw, wt.grad), (db, bt.grad)):
-    np.testing.assert_allclose(np.asarray(ours_a), ref.detach().numpy(), **TOL)
+    np.testing.assert_allclose(np.asarray(ours_a), ref.detach().numpy(), **tol)
 
 
 def _cf(fn):
@@ -60,10 +60,15 @@ def _cf(fn):
 
 @settings(max_examples=5, deadline=None)
 @given(norm_case())
+@example(case=((3, 1, 3), 3, 3))  # found by hypothesis: torch's dx 1.2e-4 where ours is exactly 0
 def test_group_norm_matches_torch(case):
   shape, groups, seed = case
+  # A single-element group normalises float noise, which 1/sqrt(eps) ~ 316 amplifies (the exact
+  # output is the bias and the exact input gradient 0): torch's noise reaches ~1e-4 there.
+  one = np.prod(shape[1:-1]) * shape[-1] // groups == 1
   check_torch(lambda x, w, b: ops.group_norm(x, groups, w, b),
-              _cf(lambda x, w, b: F.group_norm(x, groups, w, b, eps=1e-5)), shape, seed, shape[-1])
+              _cf(lambda x, w, b: F.group_norm(x, groups, w, b, eps=1e-5)), shape, seed, shape[-1],
+              tol=dict(rtol=1e-4, atol=1e-3) if one else TOL)
 
 
 @settings(max_examples=5, deadline=None)
