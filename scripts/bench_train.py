@@ -15,9 +15,9 @@ a CPU build, docs/performance.md, "GPU bench mode"):
 
 Writes bench_train.{json,md,png} (and compile_times.{json,md}) to --workdir and prints the
 tables: one row per framework / impl with its ratio to torch eager (> 1: faster than torch
-eager) and its spread ((fastest - slowest window) / median), and a summary per case: cnnlab's default impl (the training configs' ``model.conv_impl``,
-always timed), cnnlab's best of the timed impls, torch eager, torch.compile (or 'not compiled:
-REASON')
+eager) and its spread ((fastest - slowest window) / median), and a summary per case: cnnlab's
+default impl (the training configs' ``model.conv_impl``, always timed), cnnlab's best of the
+timed impls, torch eager, torch.compile (or 'not compiled: REASON')
 and the ratios between them. Compile times are columns of their own, never in the throughput. The
 JSON's ``compiler_options`` are the XLA options the cnnlab steps were compiled with
 (``--xla_cpu_options``, ``cnnlab.train.backend``; {} = XLA's defaults). ``--profile_steps``
@@ -73,8 +73,8 @@ flags.DEFINE_integer("repeats", 3, "Timed windows (median reported).")
 flags.DEFINE_integer("batch_size", 0, "Batch of every case (0: each case's own).")
 flags.DEFINE_integer("input_size", 0, "Height = width of every case's input (0: each case's own).")
 flags.DEFINE_bool("torch_compile", True, "Also time torch.compile(model).")
-flags.DEFINE_bool("torch", True, "Time PyTorch at all (its CPU build here). --torch=false on a GPU, "
-                  "where the reference is the device's peak (the mfu column).")
+flags.DEFINE_bool("torch", True, "Time PyTorch at all (its CPU build here). --torch=false on a "
+                  "GPU, where the reference is the device's peak (the mfu column).")
 flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Compute dtype of both "
                   "frameworks (parameters and Adam stay float32).")
 flags.DEFINE_bool("compile_times", True, "Also time compiling every registered model.")
