@@ -1,6 +1,6 @@
 """``scripts/bench_train.py`` and ``cnnlab.bench.train_throughput``: the torch side in 3D with
 channels_last and in bfloat16, the ``torch.compile`` row and its fallback, the GPU mode's MFU
-against LeNet-5's published multiply-adds, the peak table, and (slow) smoke runs of the
+against LeNet-5's hand-counted multiply-adds, and (slow) smoke runs of the
 depthwise-heavy and 3D cases at tiny sizes: rows, summary, JSON and PNG."""
 
 import json
@@ -11,9 +11,7 @@ import matplotlib.image
 import pytest
 import torch
 
-import jax
-
-from cnnlab.bench import peak, torch_models, train_throughput
+from cnnlab.bench import torch_models, train_throughput
 from conftest import REPO
 
 TINY = dict(batch_size=2, steps=1, repeats=1)
@@ -49,16 +47,6 @@ def test_torch_bfloat16_autocast_step_trains():
   r = train_throughput.torch_throughput(net, (1, 32, 32), dtype="bfloat16", **TINY)
   assert r["img_per_s"] > 0 and net.output.weight.dtype == torch.float32
   assert not torch.equal(before, net.output.weight)
-
-
-def test_gpu_peak_from_the_table(monkeypatch):
-  class H100:
-    platform, device_kind = "gpu", "NVIDIA H100 80GB HBM3"
-
-  monkeypatch.setattr(jax, "devices", lambda: [H100()])
-  assert peak.peak_tflops("bfloat16") == (989.4, "H100 dense bfloat16 peak (table)")
-  with pytest.raises(ValueError, match=r"dtype='int8' has no H100 peak \(allowed: "):
-    peak.peak_tflops("int8")
 
 
 def test_gpu_mode_mfu_from_lenet_macs(tmp_path):
