@@ -35,7 +35,6 @@ from absl import app, flags
 from cnnlab import plotting
 from cnnlab.bench import compile_times, peak, report, step_profile, torch_models
 from cnnlab.bench import train_throughput
-from cnnlab.ops import conv_auto
 from cnnlab.train import backend, config as config_lib
 from cnnlab.train.config import VIDEO_MODELS
 
@@ -161,8 +160,7 @@ def main(argv):
   print(f"peak: {peak_tflops:.3g} TFLOP/s ({peak_source})")
   rows, summaries, profiles = [], [], {}
   for case in FLAGS.cases:
-    with conv_auto.compiled_with(options):  # impl='auto' reads timings made with these options
-      case_rows = time_case(case, options, peak_tflops)
+    case_rows = time_case(case, options, peak_tflops)
     for r in case_rows:
       if "profile" in r:
         profiles[case] = r.pop("profile")

@@ -6,7 +6,8 @@ or through ``torch.compile`` (default mode: Dynamo + Inductor, forward and backw
 read batches already in memory (4 rotating random batches), so only the step is timed. Compile
 time (lower + compile) is reported separately; throughput is the median of ``repeats`` timed
 windows of ``steps`` steps each, after warm-up. ``compiler_options``: XLA's, for cnnlab's step
-(``cnnlab.train.backend.compiler_options``; None = XLA's defaults). ``profile_calls``: also
+(``cnnlab.train.backend.compiler_options``; None = XLA's defaults), under which ``impl='auto'``
+also picks (``conv_auto.traced_with``). ``profile_calls``: also
 trace that many steps and split their time (``cnnlab.bench.step_profile``). ``dtype``: the compute
 dtype (cnnlab: the model's ``dtype``, parameters and Adam in float32; torch: ``torch.autocast``).
 :func:`train_flops_per_example` (the analytic MACs) turns img/s into model FLOPs utilisation.
@@ -27,6 +28,7 @@ import torch
 from cnnlab import models
 from cnnlab.bench import step_profile
 from cnnlab.models import summary
+from cnnlab.ops import conv_auto
 from cnnlab.train import state as state_lib
 from cnnlab.train import steps as steps_lib
 
@@ -68,7 +70,8 @@ def cnnlab_throughput(model_name, *, batch_size, steps, repeats=3, lr=1e-3, num_
   key = jax.random.key(1)
   batches = [jax.device_put({"inputs": x, "label": y})
              for x, y in _batches(batch_size, input_shape, num_classes)]
-  step = jax.jit(functools.partial(steps_lib.train_step, image_size=0, label_smoothing=0.0),
+  step = jax.jit(conv_auto.traced_with(functools.partial(steps_lib.train_step, image_size=0,
+                                                         label_smoothing=0.0), compiler_options),
                  donate_argnums=(0, 1), compiler_options=compiler_options)
   t = time.perf_counter()
   compiled = step.lower(state, metrics, batches[0], key).compile()

@@ -65,6 +65,17 @@ def compiled_with(options: dict | None):
     _OPTIONS.reset(token)
 
 
+def traced_with(fn, options: dict | None):
+  """``fn`` traced inside :func:`compiled_with` ``options`` (to pass to ``jax.jit`` with the same
+  ``compiler_options``); keeps ``fn``'s name (a partial's function's) for the jit's name."""
+
+  def traced(*args, **kw):
+    with compiled_with(options):
+      return fn(*args, **kw)
+
+  return functools.update_wrapper(traced, fn.func if isinstance(fn, functools.partial) else fn)
+
+
 def device() -> str:
   """``'<platform>:<device kind>'`` of JAX's first device, e.g. ``'cpu:cpu'``, then
   ``'+xla=<options_tag>'`` inside :func:`compiled_with` options."""

@@ -97,12 +97,6 @@ def compiler_options(config) -> dict[str, str | bool] | None:
 def jit(fn, config, **kwargs):
   """``jax.jit(fn, compiler_options=compiler_options(config), **kwargs)``, with ``fn`` traced
   inside ``conv_auto.compiled_with`` those options: ``impl='auto'`` picks from conv timings made
-  with the options the step is compiled with. Keeps ``fn``'s name (a partial's function's)."""
+  with the options the step is compiled with."""
   options = compiler_options(config)
-
-  def traced(*args, **kw):
-    with conv_auto.compiled_with(options):
-      return fn(*args, **kw)
-
-  functools.update_wrapper(traced, fn.func if isinstance(fn, functools.partial) else fn)
-  return jax.jit(traced, compiler_options=options, **kwargs)
+  return jax.jit(conv_auto.traced_with(fn, options), compiler_options=options, **kwargs)
