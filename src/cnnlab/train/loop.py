@@ -34,7 +34,7 @@ from cnnlab.train import accum, checkpoint, mesh as mesh_lib, metrics, optim, pr
 from cnnlab.train import state as state_lib
 from cnnlab.train import backend, validate, workdir as workdir_lib
 from cnnlab.train.errors import ConfigError, NonFiniteError, Stopped
-from cnnlab.train import cut, freeze, init_from
+from cnnlab.train import cut, freeze, inflight, init_from
 
 
 @dataclasses.dataclass
@@ -172,10 +172,12 @@ def run_eval(config, setup, state, source, eval_step) -> dict:
   per_process = config.eval_batch_size // jax.process_count()
   m = jax.jit(functools.partial(steps.zero_metrics, setup.task),
               out_shardings=mesh_lib.replicated(setup.mesh))()
+  throttle = inflight.Throttle()
   for batch in pipeline.eval_batches(source, setup.info, config.data, batch_size=per_process,
                                      process_index=jax.process_index(),
                                      process_count=jax.process_count()):
     m = eval_step(state, m, mesh_lib.shard_batch(batch, setup.mesh))
+    throttle(m)
   return steps.summarize(m)
 
 
@@ -309,11 +311,13 @@ def _train(config, workdir, setup, train_src, eval_src, steps_per_epoch, stop) -
   result, last_saved = {}, start or None
   prof = profile.Window(config.get("profile_steps"), workdir)
   t0, step = time.perf_counter(), start
+  throttle = inflight.Throttle()
   try:
     while step < total:
       batch = prof.next_batch(it, step + 1)
       for micro in accum.host_micro_batches(config, batch):  # [batch] unless 'multisteps'
         state, m = train_step(state, m, mesh_lib.shard_batch(micro, setup.mesh), base_key)
+        throttle(m)
       step += 1
       prof.step_done(step, (state, m))
       bar.update()
