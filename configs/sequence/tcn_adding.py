@@ -4,9 +4,12 @@
 Model `tcn_adding`: 8 levels x 30 channels, kernel 7 (96,001 parameters; receptive field 3,061),
 one output from the last step. Data `adding`: 50,000 train / 1,000 test sequences generated from
 seeded generators. Task `regression` (loss = MSE; `mse` and `mae` logged; the best checkpoint is
-the lowest eval loss). Adam 2e-3, batch 32, 10 epochs (1,562 steps each), cosine decay.
+the lowest eval loss). Adam 4e-3, constant, no clipping, batch 32, 10 epochs (1,562 steps each):
+the defaults of Bai et al.'s code for this task (a first run with Adam 2e-3 and cosine decay
+was still at the mean's loss, 0.17, after 3,800 steps; stopped).
 `:lstm` / `:gru`: Bai et al.'s recurrent baselines at the TCN's budget (LSTM hidden 153: 95,626
-parameters; GRU 177: 95,935), last step -> 1 output, gradient norm clipped at 1.
+parameters; GRU 177: 95,935), last step -> 1 output, Adam 2e-3 with cosine decay, gradient
+norm clipped at 1.
 Command:
   python scripts/run.py --config=configs/sequence/tcn_adding.py --workdir=runs/tcn_adding
   python scripts/run.py --config=configs/sequence/tcn_adding.py:lstm --workdir=runs/lstm_adding
@@ -30,11 +33,11 @@ def get_config(arg=None):
   c.data.update(name="adding", train_split="train", eval_split="test", seq_len=600,
                 num_train=50_000, num_test=1_000, seed=0)
   c.model.name = "tcn_adding"
-  c.optimizer.update(name="adam", learning_rate=2e-3, schedule="cosine")
+  c.optimizer.update(name="adam", learning_rate=4e-3, schedule="constant")
   for cell, hidden in RNN_HIDDEN.items():
     if args.get(cell):
       c.model.update(name=cell, hidden_size=hidden, num_classes=1, head="last")
-      c.optimizer.grad_clip_norm = 1.0
+      c.optimizer.update(learning_rate=2e-3, schedule="cosine", grad_clip_norm=1.0)
   c.batch_size = 32
   c.eval_batch_size = 250
   c.num_epochs = 10
