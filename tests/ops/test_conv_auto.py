@@ -87,7 +87,7 @@ def test_symbolic_batch_takes_the_largest_timed_batch(cache):
     ((2, 96, 64), (63, 64, 64), {}, "lax"),
     ((2, 64, 4), (23, 4, 4), dict(stride=2), "lax"),
     ((2, 64, 4), (15, 4, 4), {}, "lax"),
-    ((2, 12, 12, 1), (5, 5, 1, 6), {}, "im2col"),
+    ((2, 12, 12, 1), (5, 5, 1, 6), {}, "lax"),  # C_in = 1: see the module docstring
     ((2, 12, 12, 3), (3, 3, 3, 8), dict(stride=2), "lax"),
     ((2, 12, 12, 8), (3, 3, 1, 8), dict(groups=8), "depthwise"),
     ((2, 12, 12, 8), (3, 3, 1, 16), dict(groups=8, stride=2), "depthwise"),
@@ -131,10 +131,10 @@ def test_entries_of_other_compiler_options_are_not_used(cache):
 
 
 def test_heuristic_keeps_lax_off_the_cpu(cache, monkeypatch):
-  case = _case((2, 12, 12, 1), (5, 5, 1, 6))
-  assert conv_auto.choose(case) == "im2col"  # the CPU's choice for C_in == 1
+  depthwise = _case((2, 12, 12, 4), (3, 3, 1, 4), groups=4)
+  assert conv_auto.choose(depthwise) == "depthwise"  # the CPU's choice for groups == C_in
   monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
-  assert conv_auto.choose(case) == "lax"
+  assert conv_auto.choose(depthwise) == "lax"
 
 
 def test_merge_cache_keeps_other_entries(cache):

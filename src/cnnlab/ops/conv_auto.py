@@ -15,9 +15,10 @@ Choice, at trace time (shapes only), among the registered impls that support the
 2. else the heuristic. Off the CPU: ``lax`` (cuDNN / the TPU's convs). On the CPU, from the
    crossovers measured in docs/experiments/conv_impls.md and docs/conv_benchmark.md: ``fft`` for
    1D, ``groups == 1``, stride 1 and kernel >= 23 taps with C_in <= 8, or >= 47 taps with
-   C_in <= 32; ``im2col`` for ``C_in == 1`` and stride 1 (LeNet's first conv: one patch matmul
-   beat lax 1.9x); ``depthwise`` for ``groups == C_in > 1`` (MobileNet-v2's 3x3 at 56x56x144:
-   fwd+bwd ~9x faster than lax's, docs/performance.md, "Depthwise convs"); else ``lax``.
+   C_in <= 32; ``depthwise`` for ``groups == C_in > 1`` (MobileNet-v2's 3x3 at 56x56x144:
+   fwd+bwd ~9x faster than lax's, docs/performance.md, "Depthwise convs"); else ``lax``, also
+   for ``C_in == 1``, where ``im2col`` wins the isolated conv but slowed every measured LeNet-5
+   train step (docs/performance.md, "`auto` as the configs' conv impl").
 """
 
 from __future__ import annotations
@@ -141,8 +142,6 @@ def heuristic(case: ConvCase) -> str:
   elif (case.nd == 1 and case.groups == 1 and case.stride == (1,)
       and ((k >= 23 and c_in <= 8) or (k >= 47 and c_in <= 32))):
     preferred = "fft"
-  elif c_in == 1 and all(s == 1 for s in case.stride):
-    preferred = "im2col"
   elif case.groups == c_in > 1:
     preferred = "depthwise"
   else:
