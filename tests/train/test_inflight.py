@@ -9,7 +9,7 @@ import jax
 from cnnlab.train import inflight
 
 # 200 dispatches of a 2-device data-parallel SGD step (its gradient is all-reduced), with the
-# loop's throttle after each. Without a bound, jaxlib 0.10.2 aborts this process once ~50 wait
+# loop's throttle after each. Without a bound, jaxlib 0.10.2 aborts this process once ~40 wait
 # in the queue (module docstring); the result is checked against the same steps in numpy.
 _CHILD = """
 import functools, numpy as np, jax, jax.numpy as jnp

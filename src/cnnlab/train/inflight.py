@@ -4,7 +4,7 @@ several CPU devices").
 With more than one CPU device in a process (``--xla_force_host_platform_device_count``,
 ``jax_num_cpu_devices``), jaxlib 0.10.2 aborts the process ("Termination timeout for `all
 reduce ...`") once a few dozen dispatched steps that hold a cross-device all-reduce wait in its
-queue: 50 queued steps of a 2-device data-parallel SGD step did, 30 did not. ``Throttle`` waits
+queue: 40 queued steps of a 2-device data-parallel SGD step did, 30 did not. ``Throttle`` waits
 for the outputs of every ``EVERY``-th dispatch there (``jax.block_until_ready``: no copy to the
 host) and does nothing on one CPU device, a GPU or a TPU.
 """
