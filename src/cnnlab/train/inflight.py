@@ -22,13 +22,13 @@ def needed() -> bool:
 
 
 class Throttle:
-  """``throttle(outputs)`` after each dispatch; waits on every ``every``-th where ``needed()``."""
+  """``throttle(outputs)`` after each dispatch; waits on every ``EVERY``-th where ``needed()``."""
 
-  def __init__(self, every: int = EVERY):
-    self.every = every if needed() else 0
+  def __init__(self):
+    self.active = needed()
     self.count = 0
 
   def __call__(self, outputs) -> None:
     self.count += 1
-    if self.every and self.count % self.every == 0:
+    if self.active and self.count % EVERY == 0:
       jax.block_until_ready(outputs)
