@@ -13,12 +13,13 @@ and ``x_k`` the zero-padded input under offset ``k`` (``conv_parts.window_slice`
 
 ``lax``'s ``feature_group_count = C`` weight gradient is a ``batch_group_count = C`` conv that
 XLA's CPU backend expands into a dense, ``C`` times larger one; these elementwise sums are not.
-Forward and each input-grad phase are one fused elementwise loop. The weight grad's sums run in
-``lax.scan`` over tiles of one example and a few rows of the first spatial dim (about
-``TILE_ELEMENTS`` output elements; the row count divides the output rows), so a tile's input,
-cotangent and products stay in cache: on one CPU core (N=32, 56x56x144, 3x3) this halved its
-time against whole-example steps. Tiling the other two passes the same way made them slower;
-``lax.map`` over chunks of 2-4 examples sped them up alone but slowed the jitted fwd+bwd by 10 %.
+Forward and each input-grad phase are one fused elementwise loop. The weight grad's ``K``
+sums are one variadic ``lax.reduce`` per tile (one pass over its inputs), in a ``lax.scan``
+over tiles of one example and some rows of the first spatial dim (about ``TILE_ELEMENTS``
+output elements; the row count divides the output rows): docs/performance.md, "Depthwise
+convs", gives the timings behind the form and the tile size. Tiling the other two passes the same
+way made them slower; ``lax.map`` over chunks of 2-4 examples sped them up alone but slowed the
+jitted fwd+bwd by 10 %.
 Accumulates in ``conv_parts.accum_dtype`` (float32 for bfloat16) and casts back.
 """
 
@@ -38,7 +39,7 @@ from cnnlab.ops.conv_case import output_spatial
 from cnnlab.ops.conv_parts import accum_dtype, window_slice
 from cnnlab.ops.conv_registry import register_impl
 
-TILE_ELEMENTS = 16384  # output elements per scan step (56 x 144 float32 rows: 2 rows, 64 KB)
+TILE_ELEMENTS = 262144  # output elements per scan step (1 MB of float32)
 
 
 def _limits(case):
@@ -146,9 +147,12 @@ def _weight_grad(x, g, w_shape, stride, pads, dilation):
 
   def tile(out_t, xp_t, g_t):
     xp_t, g_t = _repeat(xp_t, m).astype(acc), g_t.astype(acc)
-    axes = tuple(range(g_t.ndim - 1))
-    return jnp.stack([jnp.sum(window_slice(xp_t, k, stride, dilation, out_t) * g_t, axes)
-                      for k in np.ndindex(*window)])
+    products = [window_slice(xp_t, k, stride, dilation, out_t) * g_t
+                for k in np.ndindex(*window)]
+    # One variadic reduce: all K sums in one pass over the tile (K separate sums: 2x slower).
+    sums = lax.reduce(products, [jnp.zeros((), acc)] * len(products),
+                      lambda a, b: [u + v for u, v in zip(a, b)], tuple(range(g_t.ndim - 1)))
+    return jnp.stack(sums)
 
   xp = padlib.pad_input(x, pads, "zeros")
   dw = _sum_tiles(tile, jnp.zeros((math.prod(window), c_out), acc),
