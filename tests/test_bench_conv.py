@@ -95,3 +95,18 @@ def test_sequence_shapes_match_torch_and_each_impl_serves_them():
     assert case.out_spatial == tuple(ref.shape[2:]), s["name"]
     for impl in cfg.impls:
       assert conv_registry.unsupported_reason(impl, case) is None, (s["name"], impl)
+
+
+def test_depthwise_arg_keeps_the_depthwise_shapes_for_the_depthwise_impl():
+  """``:depthwise``: the five ``groups == C_in`` shapes of the full list, ``depthwise`` impl."""
+  module = load_config_module(REPO / "configs" / "bench" / "conv.py")
+  cfg = module.get_config("depthwise")
+  every = module.get_config().shapes
+  assert [s["name"] for s in cfg.shapes] == [s["name"] for s in every
+                                             if s["groups"] == s["x"][-1] > 1]
+  assert len(cfg.shapes) == 5 and tuple(cfg.impls) == ("depthwise",)
+  for s in cfg.shapes:
+    case = make_case(s["x"], (*s["window"], 1, s["c_out"]), jnp.float32, jnp.float32,
+                     stride=s["stride"], padding=[(s["padding"],) * 2] * len(s["window"]),
+                     dilation=s["dilation"], groups=s["groups"])
+    assert conv_registry.unsupported_reason("depthwise", case) is None, s["name"]

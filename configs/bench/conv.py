@@ -5,6 +5,8 @@
     --config=configs/bench/conv.py:smoke
   The 1D convs of the sequence models instead (Kim's CNN, the TCN, WaveNet, M5; real batch
   sizes and lengths): --config=configs/bench/conv.py:sequence
+  Only the depthwise shapes, `depthwise` impl against torch (10 timed iterations, about a
+  minute): --config=configs/bench/conv.py:depthwise
 
 Each shape: ``name``, ``cls`` (the class the summary groups by), ``x`` ``(N, *spatial, C_in)``,
 ``window``, ``c_out``, ``stride``, ``padding`` (symmetric int, so torch gets the same conv),
@@ -97,6 +99,10 @@ def get_config(arg=None):
   elif arg == "sequence":
     c.shapes = sequence_shapes()
     c.impls = ("lax", "fft", "im2col", "shift")
+  elif arg == "depthwise":
+    c.shapes = [s for s in c.shapes if s["cls"] == "depthwise"]
+    c.impls = ("depthwise",)
+    c.iters = 10
   elif arg:
-    raise ValueError(f"config arg {arg!r} is not one of ('smoke', 'sequence')")
+    raise ValueError(f"config arg {arg!r} is not one of ('smoke', 'sequence', 'depthwise')")
   return c

@@ -10,10 +10,29 @@ import platform
 
 
 def machine() -> dict:
-  """Platform, CPU count and JAX version/backend of this process."""
+  """Platform, CPU model, CPU count and JAX version/backend of this process."""
   import jax  # noqa: PLC0415 - keep importing this module cheap
-  return {"platform": platform.platform(), "cpu_count": os.cpu_count(), "jax": jax.__version__,
-          "jax_backend": jax.default_backend()}
+  return {"platform": platform.platform(), "cpu": cpu_model(), "cpu_count": os.cpu_count(),
+          "jax": jax.__version__, "jax_backend": jax.default_backend()}
+
+
+VECTOR_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile", "asimd", "sve")
+
+
+def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str:
+  """The first ``model name`` of Linux's ``cpuinfo`` and its vector flags among
+  ``VECTOR_FLAGS`` (``"AMD EPYC (avx2 fma)"``); ``platform.processor()`` where the file or the
+  field is missing. Ratios against torch differ between CPUs: benchmarks record it."""
+  try:
+    with open(cpuinfo, encoding="utf-8", errors="replace") as f:
+      fields = dict(line.split(":", 1) for line in f.read().split("\n\n")[0].splitlines()
+                    if ":" in line)
+  except OSError:
+    fields = {}
+  fields = {k.strip(): v.strip() for k, v in fields.items()}
+  name = fields.get("model name") or platform.processor() or "unknown"
+  flags = [f for f in VECTOR_FLAGS if f in fields.get("flags", fields.get("Features", "")).split()]
+  return f"{name} ({' '.join(flags)})" if flags else name
 
 
 def fmt(v) -> str:
