@@ -149,7 +149,7 @@ def _weight_grad(x, g, w_shape, stride, pads, dilation):
     xp_t, g_t = _repeat(xp_t, m).astype(acc), g_t.astype(acc)
     products = [window_slice(xp_t, k, stride, dilation, out_t) * g_t
                 for k in np.ndindex(*window)]
-    # One variadic reduce: all K sums in one pass over the tile (K separate sums: 2x slower).
+    # One variadic reduce: all K sums in one pass over the tile (K separate sums: 1.7-1.9x slower).
     sums = lax.reduce(products, [jnp.zeros((), acc)] * len(products),
                       lambda a, b: [u + v for u, v in zip(a, b)], tuple(range(g_t.ndim - 1)))
     return jnp.stack(sums)
