@@ -15,8 +15,7 @@ Command:
   python scripts/run.py --config=configs/sequence/tcn_adding.py:lstm --workdir=runs/lstm_adding
 Smoke (2 steps, 64 train / 64 test sequences): :smoke
 Result (2026-12-06, all three nets, full recipe): docs/sequence.md, "The Bai et al. table
-  (full recipes)". Runs of 800 steps, all three nets:
-  "Short runs of the Bai et al. tasks".
+  (full recipes)". Runs of 800 steps, all three nets: "Short runs of the Bai et al. tasks".
 Published (Bai et al. 2018, Table 1, test MSE, T = 600): TCN 5.8e-5, LSTM 0.164, GRU 5.3e-5
 (predicting the mean 1.0 scores about 0.167).
 """

@@ -25,11 +25,10 @@ def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str:
   field is missing. Ratios against torch differ between CPUs: benchmarks record it."""
   try:
     with open(cpuinfo, encoding="utf-8", errors="replace") as f:
-      fields = dict(line.split(":", 1) for line in f.read().split("\n\n")[0].splitlines()
-                    if ":" in line)
+      lines = f.read().split("\n\n")[0].splitlines()  # the first processor's block
   except OSError:
-    fields = {}
-  fields = {k.strip(): v.strip() for k, v in fields.items()}
+    lines = []
+  fields = {k.strip(): v.strip() for k, v in (l.split(":", 1) for l in lines if ":" in l)}
   name = fields.get("model name") or platform.processor() or "unknown"
   flags = [f for f in VECTOR_FLAGS if f in fields.get("flags", fields.get("Features", "")).split()]
   return f"{name} ({' '.join(flags)})" if flags else name
