@@ -53,6 +53,19 @@ def test_fwd_bwd_runs_all_three_convs():
   assert y.shape == dx.shape == x.shape and dw.shape == w.shape
 
 
+def test_rounds_rotate_the_order_and_speeds_are_per_round_ratios(smoke_run):
+  order = []
+  calls = {n: ((lambda n=n: order.append(n)), (lambda: None)) for n in ("torch", "a", "b")}
+  times = conv.paired_rounds(calls, ml_collections.ConfigDict(dict(rounds=3, warmup=0, iters=1)))
+  assert order == ["torch", "a", "b", "a", "b", "torch", "b", "torch", "a"]
+  assert all(len(fwd) == len(fwd_bwd) == 3 for fwd, fwd_bwd in times.values())
+  # torch / impl per round: 0.5, 0.5, 1.0 -> median 0.5, spread (1.0 - 0.5) / 0.5
+  assert conv._speed([1.0, 4.0, 2.0], [2.0, 8.0, 2.0]) == (0.5, 1.0)
+  rows = json.loads((smoke_run / "conv_bench.json").read_text())["rows"]
+  assert all(r["spread"] >= 0 for r in rows) and "| spread |" in (smoke_run / "conv_bench.md"
+                                                                    ).read_text()
+
+
 def test_markdown_and_png_written(smoke_run):
   table = (smoke_run / "conv_bench.md").read_text()
   assert table.startswith("| shape | cls | impl |") and "tiny_1d_k11" in table

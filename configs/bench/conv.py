@@ -1,12 +1,12 @@
 """Shapes for ``scripts/bench_conv.py`` (one conv each; float32, channels-last).
 
   python scripts/bench_conv.py --config=configs/bench/conv.py --workdir=runs/bench_conv
-  Smoke (two tiny shapes, impls lax/fft/im2col, 2 timed iterations):
+  Smoke (two tiny shapes, impls lax/fft/im2col, 2 rounds of 2 timed calls):
     --config=configs/bench/conv.py:smoke
   The 1D convs of the sequence models instead (Kim's CNN, the TCN, WaveNet, M5; real batch
   sizes and lengths): --config=configs/bench/conv.py:sequence
-  Only the depthwise shapes, `depthwise` impl against torch (10 timed iterations, about a
-  minute): --config=configs/bench/conv.py:depthwise
+  Only the depthwise shapes, `depthwise` impl against torch (5 rounds of 5 timed calls, about
+  a minute): --config=configs/bench/conv.py:depthwise
 
 Each shape: ``name``, ``cls`` (the class the summary groups by), ``x`` ``(N, *spatial, C_in)``,
 ``window``, ``c_out``, ``stride``, ``padding`` (symmetric int, so torch gets the same conv),
@@ -86,7 +86,8 @@ def get_config(arg=None):
   c.shapes = shapes()
   c.impls = ()  # empty: every registered impl that supports the shape (``auto`` excluded)
   c.warmup = 1
-  c.iters = 5
+  c.iters = 3  # calls per timing; its median is one round's time
+  c.rounds = 3  # torch and each impl timed once per round, in a rotated order (cnnlab.bench.conv)
   c.matmul_size = 2048  # square jnp.matmul timed for the peak GFLOP/s
   c.seed = 0
   c.note = ""  # printed under the header of the summary (e.g. how quiet the machine was)
@@ -94,7 +95,7 @@ def get_config(arg=None):
     c.shapes = [_shape("tiny_2d", "C_in<=3", (2, 8, 8, 3), (3, 3), 4, padding=1),
                 _shape("tiny_1d_k11", "conv1d_large_k", (2, 32, 4), (11,), 4, padding=5)]
     c.impls = ("lax", "fft", "im2col")
-    c.iters = 2
+    c.iters, c.rounds = 2, 2
     c.matmul_size = 128
   elif arg == "sequence":
     c.shapes = sequence_shapes()
@@ -102,7 +103,7 @@ def get_config(arg=None):
   elif arg == "depthwise":
     c.shapes = [s for s in c.shapes if s["cls"] == "depthwise"]
     c.impls = ("depthwise",)
-    c.iters = 10
+    c.iters, c.rounds = 5, 5
   elif arg:
     raise ValueError(f"config arg {arg!r} is not one of ('smoke', 'sequence', 'depthwise')")
   return c

@@ -1,21 +1,25 @@
 """The conv benchmark: every cnnlab conv impl vs torch (oneDNN, CPU) on the same data, same run.
 
-Per shape and impl (every registered impl that supports the shape, ``auto`` excluded): median
-fwd and fwd+bwd (the forward output and its vjp w.r.t. x and w: three convs, as torch's autograd
-runs) wall time of the jitted call, compiled with ``cfg.xla_cpu_options`` if set
+Per shape and impl (every registered impl that supports the shape, ``auto`` excluded): fwd and
+fwd+bwd (the forward output and its vjp w.r.t. x and w: three convs, as torch's autograd runs)
+wall time of the jitted call, compiled with ``cfg.xla_cpu_options`` if set
 (``cnnlab.train.backend``; the JSON's ``compiler_options`` are those in force); GFLOP/s counted
 as a direct conv (``2*N*prod(out)*C_out*prod(k)*C_in/groups``, fwd+bwd = 3x that, whatever the
 algorithm does); % of the ``jnp.matmul`` peak measured in the same run; speed vs torch =
-t_torch / t_impl (> 1: faster than torch). torch uses ``set_num_threads(os.cpu_count())`` and
-channels_last (2D) / channels_last_3d (3D) tensors. A shape is a dict: ``name``, ``cls``, ``x``,
-``window``, ``c_out``, ``stride``, ``padding``, ``dilation``, ``groups``, ``skip`` (see
-configs/bench/conv.py).
+t_torch / t_impl (> 1: faster than torch). Timed in ``cfg.rounds`` rounds (``paired_rounds``):
+each round times torch and every impl (median of ``cfg.iters`` calls each) in a rotated order;
+a row's times are the medians over rounds, its speeds the medians of the per-round ratios, and
+``spread`` is (max - min) / median of its per-round fwd+bwd speeds. torch uses
+``set_num_threads(os.cpu_count())`` and channels_last (2D) / channels_last_3d (3D) tensors.
+A shape is a dict: ``name``, ``cls``, ``x``, ``window``, ``c_out``, ``stride``, ``padding``,
+``dilation``, ``groups``, ``skip`` (see configs/bench/conv.py).
 Used by ``scripts/bench_conv.py`` and by the conv-implementation sweep
 (``configs/bench/conv_sweep.py``).
 """
 
 import math
 import os
+import statistics
 import time
 
 import jax
@@ -38,7 +42,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 TORCH_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 TORCH_FORMAT = {2: torch.channels_last, 3: torch.channels_last_3d}
 COLS = ["shape", "cls", "impl", "fwd_ms", "fwd_bwd_ms", "gflops_fwd_bwd", "pct_peak",
-        "vs_torch_fwd", "vs_torch_fwd_bwd"]
+        "vs_torch_fwd", "vs_torch_fwd_bwd", "spread"]
 
 
 def conv_kwargs(s):
@@ -61,7 +65,9 @@ def to_torch(a_nhwc, nd, requires_grad=False):
   return t.requires_grad_(requires_grad)
 
 
-def time_torch(s, x, w, g, cfg):
+def torch_fns(s, x, w, g):
+  """torch's output ``y`` (channels last) and its timed calls: forward (no grad) and fwd+bwd
+  (``autograd.grad`` w.r.t. x and w)."""
   nd = len(s["window"])
   xt, gt = to_torch(x, nd, True), to_torch(g, nd)
   wt = to_torch(np.moveaxis(w, -1, 0), nd, True)  # (*k, I/g, O) -> torch (O, I/g, *k)
@@ -69,13 +75,14 @@ def time_torch(s, x, w, g, cfg):
 
   def fwd():
     with torch.no_grad():
-      return conv()
+      conv()
 
-  y = np.moveaxis(fwd().numpy(), 1, -1)
-  t_fwd = report.median_seconds(lambda: (fwd(), None)[1], warmup=cfg.warmup, iters=cfg.iters)
-  t_bwd = report.median_seconds(lambda: (torch.autograd.grad(conv(), (xt, wt), gt), None)[1],
-                                warmup=cfg.warmup, iters=cfg.iters)
-  return y, t_fwd, t_bwd
+  def fwd_bwd():
+    torch.autograd.grad(conv(), (xt, wt), gt)
+
+  with torch.no_grad():
+    y = np.moveaxis(conv().numpy(), 1, -1)
+  return y, fwd, fwd_bwd
 
 
 def jitted(s, impl, cfg):
@@ -92,16 +99,36 @@ def jitted(s, impl, cfg):
   return jax.jit(fn, compiler_options=options), jax.jit(fwd_bwd, compiler_options=options)
 
 
-def time_jax(s, impl, x, w, g, cfg):
+def jax_fns(s, impl, x, w, g, cfg):
+  """``impl``'s output ``y``, its timed calls (jitted forward and fwd+bwd on device arrays) and
+  the seconds compiling both took."""
   fwd, fwd_bwd = jitted(s, impl, cfg)
   x, w, g = map(jnp.asarray, (x, w, g))
   t0 = time.perf_counter()
   y = np.asarray(fwd(x, w))
   jax.block_until_ready(fwd_bwd(x, w, g))
-  compile_s = time.perf_counter() - t0
-  t_fwd = report.median_seconds(lambda: fwd(x, w), warmup=cfg.warmup, iters=cfg.iters)
-  t_bwd = report.median_seconds(lambda: fwd_bwd(x, w, g), warmup=cfg.warmup, iters=cfg.iters)
-  return y, t_fwd, t_bwd, compile_s
+  return y, (lambda: fwd(x, w)), (lambda: fwd_bwd(x, w, g)), time.perf_counter() - t0
+
+
+def paired_rounds(calls, cfg):
+  """``{name: (fwd seconds per round, fwd+bwd seconds per round)}`` for ``calls`` ``{name: (fwd,
+  fwd_bwd)}``: ``cfg.rounds`` rounds, each timing every entry (median of ``cfg.iters`` calls
+  after ``cfg.warmup``) in an order rotated by one per round, so that a slow spell of the
+  machine falls on torch and the impls alike instead of on whichever ran then."""
+  names = list(calls)
+  out = {n: ([], []) for n in names}
+  for r in range(cfg.rounds):
+    for n in names[r % len(names):] + names[:r % len(names)]:
+      for fn, times in zip(calls[n], out[n]):
+        times.append(report.median_seconds(fn, warmup=cfg.warmup, iters=cfg.iters))
+  return out
+
+
+def _speed(ref, mine):
+  """Median and spread ((max - min) / median) of the per-round speeds ``ref[r] / mine[r]``."""
+  speeds = [a / b for a, b in zip(ref, mine)]
+  median = statistics.median(speeds)
+  return median, (max(speeds) - min(speeds)) / median
 
 
 def bench_shape(s, cfg, peak):
@@ -114,26 +141,30 @@ def bench_shape(s, cfg, peak):
   out_shape = (s["x"][0], *case.out_spatial, s["c_out"])
   g = rng.standard_normal(out_shape, np.float32)
   flops = direct_flops(s, out_shape)
-  y_ref, t_fwd_ref, t_bwd_ref = time_torch(s, x, w, g, cfg)
-  impls = [i for i in impls_supporting(s["x"], w_shape, **conv_kwargs(s))
-           if i != "auto" and (not cfg.impls or i in cfg.impls) and i not in s.get("skip", ())]
-  timings = [("torch", t_fwd_ref, t_bwd_ref, 0.0, 0.0)]
-  for impl in impls:
-    y, t_fwd, t_bwd, compile_s = time_jax(s, impl, x, w, g, cfg)
-    timings.append((impl, t_fwd, t_bwd, compile_s, float(np.abs(y - y_ref).max())))
+  y_ref, fwd, fwd_bwd = torch_fns(s, x, w, g)
+  calls, compile_s, err = {"torch": (fwd, fwd_bwd)}, {"torch": 0.0}, {"torch": 0.0}
+  for impl in impls_supporting(s["x"], w_shape, **conv_kwargs(s)):
+    if impl != "auto" and (not cfg.impls or impl in cfg.impls) and impl not in s.get("skip", ()):
+      y, fwd, fwd_bwd, compile_s[impl] = jax_fns(s, impl, x, w, g, cfg)
+      calls[impl], err[impl] = (fwd, fwd_bwd), float(np.abs(y - y_ref).max())
+  times = paired_rounds(calls, cfg)
   rows = []
-  for impl, t_fwd, t_bwd, compile_s, err in timings:
+  for impl, (fwd_s, bwd_s) in times.items():
+    t_fwd, t_bwd = statistics.median(fwd_s), statistics.median(bwd_s)
+    vs_fwd, _ = _speed(times["torch"][0], fwd_s)
+    vs_bwd, spread = _speed(times["torch"][1], bwd_s)
     rows.append(dict(shape=s["name"], cls=s["cls"], impl=impl, fwd_ms=1e3 * t_fwd,
                      fwd_bwd_ms=1e3 * t_bwd, gflops_fwd_bwd=3 * flops / t_bwd / 1e9,
-                     pct_peak=100 * 3 * flops / t_bwd / 1e9 / peak,
-                     vs_torch_fwd=t_fwd_ref / t_fwd, vs_torch_fwd_bwd=t_bwd_ref / t_bwd,
-                     compile_s=compile_s, max_abs_diff_vs_torch=err, window=list(s["window"]),
+                     pct_peak=100 * 3 * flops / t_bwd / 1e9 / peak, vs_torch_fwd=vs_fwd,
+                     vs_torch_fwd_bwd=vs_bwd, spread=spread, compile_s=compile_s[impl],
+                     max_abs_diff_vs_torch=err[impl], window=list(s["window"]),
                      c_in=s["x"][-1], groups=s["groups"]))
     print(report.markdown_table(rows[-1:], COLS).splitlines()[-1], flush=True)
   options = backend.compiler_options(cfg)
-  entry = {"shape": s["name"], "torch_fwd_bwd_s": t_bwd_ref, "compiler_options": options or {},
-           "fwd_s": {r[0]: r[1] for r in timings[1:]},
-           "fwd_bwd_s": {r[0]: r[2] for r in timings[1:]}}
+  entry = {"shape": s["name"], "torch_fwd_bwd_s": rows[0]["fwd_bwd_ms"] / 1e3,
+           "compiler_options": options or {},
+           "fwd_s": {r["impl"]: r["fwd_ms"] / 1e3 for r in rows[1:]},
+           "fwd_bwd_s": {r["impl"]: r["fwd_bwd_ms"] / 1e3 for r in rows[1:]}}
   with conv_auto.compiled_with(options):
     return rows, {conv_auto.case_key(case): entry}
 
@@ -162,7 +193,9 @@ def summary_markdown(rows, peak, note, options=None):
            "Generated by `scripts/bench_conv.py` "
            "(`--config=configs/bench/conv.py`); see that config for the shapes and the reductions "
            "from full size. Speed vs torch = t_torch / t_impl (> 1: faster than torch), "
-           "fwd+bwd unless stated.", "",
+           "fwd+bwd unless stated: the median over rounds that each time torch and every impl "
+           "in a rotated order; `spread` = (max - min) / median of a row's per-round fwd+bwd "
+           "speeds.", "",
            f"Machine: {report.machine()}. jnp.matmul peak in this run: {peak:.1f} GFLOP/s.",
            f"XLA compiler options: {options or 'the defaults'}.", ""]
   if note:
