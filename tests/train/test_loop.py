@@ -77,7 +77,15 @@ def test_every_config_runs_two_steps(path, arg, tmp_path):
   assert workdir_lib.steps(tmp_path) == [2] and workdir_lib.config_path(tmp_path).exists()
 
 
-@pytest.mark.parametrize("path,arg", [c for c, i in zip(CONFIGS, IDS) if i in HEAVY],
+# The zoo families share configs/zoo/mnist8k.py but for the model, whose jitted train forward
+# tests/models/test_registry.py compiles: one family traces here by default (resnet20, also
+# trained for 2 steps by the README test), the others (1-12 s each) with -m slow.
+ZOO_TRACED = "mnist8k:resnet20"
+
+
+@pytest.mark.parametrize("path,arg", [
+    c if not i.startswith("mnist8k:") or i == ZOO_TRACED else
+    pytest.param(*c, marks=pytest.mark.slow) for c, i in zip(CONFIGS, IDS) if i in HEAVY],
                          ids=[i for i in IDS if i in HEAVY])
 def test_heavy_config_first_step_traces(path, arg):
   """Validation, data, model and one train step, abstractly (no compile)."""
