@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import warnings
 
 import jax.numpy as jnp
 import matplotlib.image
@@ -73,6 +74,16 @@ def test_markdown_and_png_written(smoke_run):
   assert doc == (smoke_run / "conv_benchmark.md").read_text()
   assert "# Which conv is fastest" in doc and "| conv1d_large_k |" in doc
   assert matplotlib.image.imread(smoke_run / "conv_bench.png").ndim == 3
+
+
+def test_png_without_1d_shapes_shows_speed_per_shape(smoke_run, tmp_path):
+  """The ``:depthwise`` run has no 1D shapes: its figure plots speed vs torch, not empty axes."""
+  rows = [r for r in json.loads((smoke_run / "conv_bench.json").read_text())["rows"]
+          if len(r["window"]) == 2]
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")  # matplotlib warns of an empty legend
+    path = conv.plot_kernel_sizes(rows, str(tmp_path / "speed.png"))
+  assert matplotlib.image.imread(path).ndim == 3
 
 
 def test_cache_feeds_auto(smoke_run):

@@ -170,14 +170,24 @@ def bench_shape(s, cfg, peak):
 
 
 def plot_kernel_sizes(rows, out_path):
-  """fwd+bwd time vs kernel size for the 1D shapes: where FFT overtakes the direct impls."""
+  """fwd+bwd time vs kernel size for the 1D shapes: where FFT overtakes the direct impls. A run
+  without them (``:depthwise``) plots each shape's fwd+bwd speed vs torch per impl instead."""
   pts = [r for r in rows if len(r["window"]) == 1 and r["cls"] == "conv1d_large_k"]
   fig, ax = plt.subplots(figsize=(6.5, 4))
-  for impl in dict.fromkeys(r["impl"] for r in pts):
-    mine = sorted((r["window"][0], r["fwd_bwd_ms"]) for r in pts if r["impl"] == impl)
-    ax.plot(*zip(*mine), "o-" if impl != "torch" else "ko--", label=impl, ms=3)
-  ax.set(xlabel="kernel size k (1D)", ylabel="fwd+bwd median (ms)", yscale="log",
-         title="1D conv, time vs kernel size")
+  if pts:
+    for impl in dict.fromkeys(r["impl"] for r in pts):
+      mine = sorted((r["window"][0], r["fwd_bwd_ms"]) for r in pts if r["impl"] == impl)
+      ax.plot(*zip(*mine), "o-" if impl != "torch" else "ko--", label=impl, ms=3)
+    ax.set(xlabel="kernel size k (1D)", ylabel="fwd+bwd median (ms)", yscale="log",
+           title="1D conv, time vs kernel size")
+  else:
+    shapes = list(dict.fromkeys(r["shape"] for r in rows))
+    for impl in dict.fromkeys(r["impl"] for r in rows if r["impl"] != "torch"):
+      mine = [(shapes.index(r["shape"]), r["vs_torch_fwd_bwd"]) for r in rows if r["impl"] == impl]
+      ax.plot(*zip(*mine), "o", label=impl, ms=5)
+    ax.axhline(1.0, color="k", ls="--", lw=1, label="torch")
+    ax.set_xticks(range(len(shapes)), shapes, rotation=30, ha="right", fontsize=7)
+    ax.set(ylabel="fwd+bwd speed vs torch", yscale="log", title="speed vs torch per shape")
   ax.grid(alpha=0.3)
   ax.legend(fontsize=8)
   return plotting.save(fig, out_path, dpi=110)
