@@ -33,7 +33,9 @@ def norm_case(draw):
 
 def check_torch(ours, theirs, shape, seed, params_like, tol=TOL):
   """Forward and backward (w.r.t. x, scale, bias) of ``ours`` (channels-last, jitted) against
-  ``theirs`` (torch, channels-first)."""
+  ``theirs`` (torch, channels-first), which runs in float64 on the same float32 values: torch's
+  own float32 rounding is not charged to ours (a layer norm over 2 close channels: torch float32
+  1e-4 off the float64 gradient, ours 3e-6)."""
   rng = np.random.default_rng(seed)
   x = (rng.standard_normal(shape) * 2 + 1).astype(np.float32)
   w, b = (rng.standard_normal(params_like).astype(np.float32) for _ in range(2))
@@ -45,10 +47,10 @@ def check_torch(ours, theirs, shape, seed, params_like, tol=TOL):
     return y, vjp(g)
 
   y, (dx, dw, db) = run(x, w, b, g)
-  xt, wt, bt = (torch.tensor(a).requires_grad_() for a in (x, w, b))
+  xt, wt, bt = (torch.tensor(a, dtype=torch.float64).requires_grad_() for a in (x, w, b))
   # theirs gets the channels-last tensors and does its own layout handling.
   yt = theirs(xt, wt, bt)
-  yt.backward(torch.tensor(g))
+  yt.backward(torch.tensor(g, dtype=torch.float64))
   for ours_a, ref in ((y, yt), (dx, xt.grad), (dw, wt.grad), (db, bt.grad)):
     np.testing.assert_allclose(np.asarray(ours_a), ref.detach().numpy(), **tol)
 
@@ -84,6 +86,7 @@ def test_instance_norm_matches_torch(case):
 
 @settings(max_examples=5, deadline=None)
 @given(norm_case(), st.booleans())
+@example(((3, 2, 2, 2), 1, 1), False)  # 2 channels, 0.14 apart: torch float32's gradient is off
 def test_layer_norm_matches_torch(case, all_axes):
   # Over the channels (torch: normalized_shape=(C,) on the channels-last tensor) or over
   # (*spatial, C) (normalized_shape = x.shape[1:]).
@@ -102,7 +105,7 @@ def test_batch_norm_train_and_eval_match_torch(case):
   rm = np.linspace(-1, 1, c).astype(np.float32)
   rv = np.linspace(0.5, 2, c).astype(np.float32)
   for train in (True, False):
-    rm_t, rv_t = torch.tensor(rm), torch.tensor(rv)
+    rm_t, rv_t = torch.tensor(rm, dtype=torch.float64), torch.tensor(rv, dtype=torch.float64)
     check_torch(lambda x, w, b: ops.batch_norm(x, rm, rv, w, b, train=train,
                                                convention="torch")[0],
                 _cf(lambda x, w, b: F.batch_norm(x, rm_t, rv_t, w, b, training=train,
