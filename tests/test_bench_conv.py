@@ -82,7 +82,7 @@ def test_png_without_1d_shapes_shows_speed_per_shape(smoke_run, tmp_path):
           if len(r["window"]) == 2]
   with warnings.catch_warnings():
     warnings.simplefilter("error")  # matplotlib warns of an empty legend
-    path = conv.plot_kernel_sizes(rows, str(tmp_path / "speed.png"))
+    path = conv.plot(rows, str(tmp_path / "speed.png"))
   assert matplotlib.image.imread(path).ndim == 3
 
 

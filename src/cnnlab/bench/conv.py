@@ -125,10 +125,8 @@ def paired_rounds(calls, cfg):
 
 
 def _speed(ref, mine):
-  """Median and spread ((max - min) / median) of the per-round speeds ``ref[r] / mine[r]``."""
-  speeds = [a / b for a, b in zip(ref, mine)]
-  median = statistics.median(speeds)
-  return median, (max(speeds) - min(speeds)) / median
+  """Median and spread of the per-round speeds ``ref[r] / mine[r]``."""
+  return report.median_and_spread([a / b for a, b in zip(ref, mine)])
 
 
 def bench_shape(s, cfg, peak):
@@ -169,28 +167,33 @@ def bench_shape(s, cfg, peak):
     return rows, {conv_auto.case_key(case): entry}
 
 
-def plot_kernel_sizes(rows, out_path):
-  """fwd+bwd time vs kernel size for the 1D shapes: where FFT overtakes the direct impls. A run
-  without them (``:depthwise``) plots each shape's fwd+bwd speed vs torch per impl instead."""
+def plot(rows, out_path):
+  """The run's figure: fwd+bwd time vs kernel size where it has the 1D large-k shapes (where FFT
+  overtakes the direct impls), else each shape's fwd+bwd speed vs torch per impl."""
   pts = [r for r in rows if len(r["window"]) == 1 and r["cls"] == "conv1d_large_k"]
   fig, ax = plt.subplots(figsize=(6.5, 4))
-  if pts:
-    for impl in dict.fromkeys(r["impl"] for r in pts):
-      mine = sorted((r["window"][0], r["fwd_bwd_ms"]) for r in pts if r["impl"] == impl)
-      ax.plot(*zip(*mine), "o-" if impl != "torch" else "ko--", label=impl, ms=3)
-    ax.set(xlabel="kernel size k (1D)", ylabel="fwd+bwd median (ms)", yscale="log",
-           title="1D conv, time vs kernel size")
-  else:
-    shapes = list(dict.fromkeys(r["shape"] for r in rows))
-    for impl in dict.fromkeys(r["impl"] for r in rows if r["impl"] != "torch"):
-      mine = [(shapes.index(r["shape"]), r["vs_torch_fwd_bwd"]) for r in rows if r["impl"] == impl]
-      ax.plot(*zip(*mine), "o", label=impl, ms=5)
-    ax.axhline(1.0, color="k", ls="--", lw=1, label="torch")
-    ax.set_xticks(range(len(shapes)), shapes, rotation=30, ha="right", fontsize=7)
-    ax.set(ylabel="fwd+bwd speed vs torch", yscale="log", title="speed vs torch per shape")
+  (_kernel_sizes if pts else _speed_per_shape)(ax, pts or rows)
   ax.grid(alpha=0.3)
   ax.legend(fontsize=8)
   return plotting.save(fig, out_path, dpi=110)
+
+
+def _kernel_sizes(ax, rows):
+  for impl in dict.fromkeys(r["impl"] for r in rows):
+    mine = sorted((r["window"][0], r["fwd_bwd_ms"]) for r in rows if r["impl"] == impl)
+    ax.plot(*zip(*mine), "o-" if impl != "torch" else "ko--", label=impl, ms=3)
+  ax.set(xlabel="kernel size k (1D)", ylabel="fwd+bwd median (ms)", yscale="log",
+         title="1D conv, time vs kernel size")
+
+
+def _speed_per_shape(ax, rows):
+  shapes = list(dict.fromkeys(r["shape"] for r in rows))
+  for impl in dict.fromkeys(r["impl"] for r in rows if r["impl"] != "torch"):
+    mine = [(shapes.index(r["shape"]), r["vs_torch_fwd_bwd"]) for r in rows if r["impl"] == impl]
+    ax.plot(*zip(*mine), "o", label=impl, ms=5)
+  ax.axhline(1.0, color="k", ls="--", lw=1, label="torch")
+  ax.set_xticks(range(len(shapes)), shapes, rotation=30, ha="right", fontsize=7)
+  ax.set(ylabel="fwd+bwd speed vs torch", yscale="log", title="speed vs torch per shape")
 
 
 def geomean(values):
@@ -263,7 +266,7 @@ def write_outputs(workdir, rows, cache, peak, cfg, *, doc_path=None, cache_path=
                        extra={"matmul_peak_gflops": peak, "matmul_size": cfg.matmul_size,
                               "compiler_options": options or {}, "config": cfg.to_dict(),
                               "cache_entries": cache})
-  paths["png"] = plot_kernel_sizes(rows, os.path.join(workdir, "conv_bench.png"))
+  paths["png"] = plot(rows, os.path.join(workdir, "conv_bench.png"))
   doc = summary_markdown(rows, peak, cfg.note, options)
   for key, path in (("summary", os.path.join(workdir, "conv_benchmark.md")),
                     ("doc", doc_path)):

@@ -24,6 +24,13 @@ def median_seconds(fn, *, warmup: int = 2, iters: int = 10) -> float:
   return statistics.median(times)
 
 
+def median_and_spread(values) -> tuple[float, float]:
+  """The median of repeated measurements and their spread, ``(max - min) / median``: what every
+  benchmark reports beside a rate or a ratio."""
+  median = statistics.median(values)
+  return median, (max(values) - min(values)) / median
+
+
 def machine() -> dict:
   import torch  # noqa: PLC0415 - the reference; a test dependency
   return {**report.machine(), "torch": torch.__version__, "torch_threads": torch.get_num_threads()}

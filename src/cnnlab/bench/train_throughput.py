@@ -16,7 +16,6 @@ dtype (cnnlab: the model's ``dtype``, parameters and Adam in float32; torch: ``t
 from __future__ import annotations
 
 import functools
-import statistics
 import time
 
 import jax
@@ -26,7 +25,7 @@ import optax
 import torch
 
 from cnnlab import models
-from cnnlab.bench import step_profile
+from cnnlab.bench import report, step_profile
 from cnnlab.models import summary
 from cnnlab.ops import conv_auto
 from cnnlab.train import state as state_lib
@@ -47,8 +46,8 @@ def _windows(run_steps, steps, repeats, batch_size) -> dict:
     t = time.perf_counter()
     run_steps(steps)
     rates.append(steps * batch_size / (time.perf_counter() - t))
-  median = statistics.median(rates)
-  return {"img_per_s": median, "spread": (max(rates) - min(rates)) / median}
+  median, spread = report.median_and_spread(rates)
+  return {"img_per_s": median, "spread": spread}
 
 
 def train_flops_per_example(model_name, input_shape, num_classes=10, **model_kw) -> float:
