@@ -14,17 +14,20 @@ a CPU build, docs/performance.md, "GPU bench mode"):
       --dtype=bfloat16 --impls=lax --torch=false
 
 Writes bench_train.{json,md,png} (and compile_times.{json,md}) to --workdir and prints the
-tables: one row per framework / impl with its ratio to torch eager (> 1: faster than torch
-eager) and its spread ((fastest - slowest window) / median), and a summary per case: cnnlab's
-default impl (the training configs' ``model.conv_impl``, always timed), cnnlab's best of the
-timed impls, torch eager, torch.compile (or 'not compiled: REASON')
-and the ratios between them. Compile times are columns of their own, never in the throughput. The
+tables: one row per framework / impl, all of a case timed in --repeats rounds of one
+--steps window each, in an order rotated every round; its img/s (median window) and ``spread``
+((fastest - slowest window) / median), its ratio to torch eager (> 1: faster than torch eager;
+the median of the per-round ratios) and ``ratio_spread`` (theirs), and a summary per case:
+cnnlab's default impl (the training configs' ``model.conv_impl``, always timed), cnnlab's best
+of the timed impls, torch eager, torch.compile (or 'not compiled: REASON') and the ratios
+between them. Compile times are columns of their own, never in the throughput. The
 JSON's ``compiler_options`` are the XLA options the cnnlab steps were compiled with
 (``--xla_cpu_options``, ``cnnlab.train.backend``; {} = XLA's defaults). ``--profile_steps``
-adds, per case, where the default impl's step spends its time (``profiles`` in the JSON, tables
-in the Markdown). Every row has ``mfu``: model FLOPs utilisation, img/s x the analytic train
-FLOPs per image (``train_throughput.train_flops_per_example``) / the device's peak
-(``cnnlab.bench.peak``: a GPU's table value for ``--dtype``, else a measured float32 matmul).
+adds, per case and cnnlab impl, where its step spends its time (``profiles`` in the JSON, keyed
+``case/impl``, tables in the Markdown). Every row has ``mfu``: model FLOPs utilisation, img/s x
+the analytic train FLOPs per image (``train_throughput.train_flops_per_example``) / the
+device's peak (``cnnlab.bench.peak``: a GPU's table value for ``--dtype``, else a measured
+float32 matmul).
 """
 
 import os
@@ -68,7 +71,7 @@ flags.DEFINE_list("cases", [c for c in CASES if c != "resnet50"],
 flags.DEFINE_list("impls", ["lax", "im2col"], "cnnlab conv impls to time (the training configs' "
                   "model.conv_impl, auto, is always timed too).")
 flags.DEFINE_integer("steps", 20, "Steps per timed window.")
-flags.DEFINE_integer("repeats", 3, "Timed windows (median reported).")
+flags.DEFINE_integer("repeats", 3, "Timed rounds of one window per row (median reported).")
 flags.DEFINE_integer("batch_size", 0, "Batch of every case (0: each case's own).")
 flags.DEFINE_integer("input_size", 0, "Height = width of every case's input (0: each case's own).")
 flags.DEFINE_bool("torch_compile", True, "Also time torch.compile(model).")
@@ -77,75 +80,86 @@ flags.DEFINE_bool("torch", True, "Time PyTorch at all (its CPU build here). --to
 flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Compute dtype of both "
                   "frameworks (parameters and Adam stay float32).")
 flags.DEFINE_bool("compile_times", True, "Also time compiling every registered model.")
-flags.DEFINE_integer("profile_steps", 0, "Also trace this many steps of cnnlab's default impl per "
-                     "case and split their time by kind and pass (cnnlab.bench.step_profile).")
+flags.DEFINE_integer("profile_steps", 0, "Also trace this many steps of every timed cnnlab impl "
+                     "and split their time by kind and pass (cnnlab.bench.step_profile).")
 flags.DEFINE_string("xla_cpu_options", config_lib.DEFAULT_XLA_CPU_OPTIONS,
                     "XLA CPU compiler options for the cnnlab steps, as config.xla_cpu_options "
                     "('': XLA's defaults, a preset, 'name=value ...').")
 FLAGS = flags.FLAGS
 
 
-def _ratio(a, b):
-  return a / b if a and b else None
-
-
 def time_case(case: str, options, peak_tflops: float) -> list[dict]:
   """Rows for one case: torch eager, torch.compile (or why not), cnnlab's default impl and every
-  ``--impls`` one (an impl that cannot serve one of the network's convs is skipped); ``mfu``:
-  img/s x the analytic train FLOPs per image / ``peak_tflops``."""
+  ``--impls`` one (an impl that cannot serve one of the network's convs is skipped), all timed
+  in the same rotated rounds (``train_throughput.paired_windows``); ``ratio_to_torch`` /
+  ``ratio_to_compiled``: the median per-round ratio of img/s, ``ratio_spread`` the spread of the
+  first; ``mfu``: img/s x the analytic train FLOPs per image / ``peak_tflops``."""
   kw, shape, batch, torch_factory, channels_last = CASES[case]
   batch = FLAGS.batch_size or batch
   if FLAGS.input_size:
     shape = (*shape[:-3], FLAGS.input_size, FLAGS.input_size, shape[-1])
-  common = dict(batch_size=batch, steps=FLAGS.steps, repeats=FLAGS.repeats)
-  row = lambda framework, impl, r: {"case": case, "framework": framework, "impl": impl,
-                                    "batch": batch, "input": "x".join(map(str, shape)), **r}
   torch_shape = (shape[-1], *shape[:-1])
-  eager = ({"img_per_s": None} if not FLAGS.torch else train_throughput.torch_throughput(
-      torch_factory(), torch_shape, channels_last=channels_last, dtype=FLAGS.dtype, **common))
-  rows = [row("torch eager", "-" if FLAGS.torch else "not run", eager)]
-  if FLAGS.torch and FLAGS.torch_compile:
-    r = train_throughput.torch_compiled_throughput(torch_factory(), torch_shape,
-                                                   channels_last=channels_last,
-                                                   dtype=FLAGS.dtype, **common)
-    rows.append(row("torch.compile", "-" if r["img_per_s"] else r["status"],
-                    {k: r.get(k) for k in ("compile_s", "img_per_s", "spread")}))
+  torch_kw = dict(batch_size=batch, channels_last=channels_last, dtype=FLAGS.dtype)
+  steps = {}  # (framework, impl) -> train_throughput.Steps
+  if FLAGS.torch:
+    steps["torch eager", "-"] = train_throughput.torch_steps(torch_factory(), torch_shape,
+                                                             **torch_kw)
+    if FLAGS.torch_compile:
+      steps["torch.compile", "-"] = train_throughput.torch_compiled_steps(
+          torch_factory(), torch_shape, **torch_kw)
   default = config_lib.base().model.conv_impl  # what the training configs use
   for impl in dict.fromkeys([default, *FLAGS.impls]):
     try:
-      r = train_throughput.cnnlab_throughput(
-          conv_impl=impl, input_shape=shape, compiler_options=options, dtype=FLAGS.dtype, **kw,
-          **common, profile_calls=FLAGS.profile_steps if impl == default else 0)
+      steps["cnnlab jit", impl] = train_throughput.cnnlab_steps(
+          conv_impl=impl, batch_size=batch, input_shape=shape, compiler_options=options,
+          dtype=FLAGS.dtype, **kw)
     except ValueError as e:  # an impl that cannot serve one of the network's convs
       print(f"{case}/{impl}: skipped: {e}")
-      continue
-    rows.append(row("cnnlab jit", impl, {**r, "default": impl == default}))
-  compiled = rows[1]["img_per_s"] if FLAGS.torch and FLAGS.torch_compile else None
+  timed = train_throughput.paired_windows({k: s.run for k, s in steps.items() if s.run},
+                                          steps=FLAGS.steps, repeats=FLAGS.repeats,
+                                          batch_size=batch)
   flops = train_throughput.train_flops_per_example(input_shape=shape, **kw)
+
+  def ratio(key, ref):
+    return (report.ratio_per_round(timed[key]["rates"], timed[ref]["rates"])
+            if key in timed and ref in timed else (None, None))
+
+  base = {"case": case, "batch": batch, "input": "x".join(map(str, shape))}
+  rows = [] if FLAGS.torch else [{**base, "framework": "torch eager", "impl": "not run",
+                                  "img_per_s": None}]
+  for (framework, impl), s in steps.items():
+    t = timed.get((framework, impl), {"img_per_s": None, "spread": None})
+    vs_eager, spread = ratio((framework, impl), ("torch eager", "-"))
+    rows.append({**base, "framework": framework, "impl": impl if s.run else s.status,
+                 "img_per_s": t["img_per_s"], "spread": t["spread"],
+                 "ratio_to_torch": vs_eager, "ratio_spread": spread,
+                 "ratio_to_compiled": ratio((framework, impl), ("torch.compile", "-"))[0],
+                 "compile_s": s.compile_s})
+    if framework == "cnnlab jit":
+      rows[-1]["default"] = impl == default
+      if FLAGS.profile_steps:
+        rows[-1]["profile"] = s.profile(FLAGS.profile_steps)
   for r in rows:
-    r["ratio_to_torch"] = _ratio(r["img_per_s"], eager["img_per_s"])
-    r["ratio_to_compiled"] = _ratio(r["img_per_s"], compiled)
     r["mfu"] = r["img_per_s"] and r["img_per_s"] * flops / (peak_tflops * 1e12)
   return rows
 
 
 def summary(case_rows: list[dict]) -> dict:
-  """One case's row: cnnlab's default and best impl, torch eager and compiled, their ratios."""
+  """One case's row: cnnlab's default and best impl, torch eager and compiled, their ratios
+  (per-round medians, as the rows')."""
   by = {r["framework"]: r for r in case_rows if r["framework"] != "cnnlab jit"}
   ours = [r for r in case_rows if r["framework"] == "cnnlab jit"]
   default = next(r for r in ours if r["default"])
   best = max(ours, key=lambda r: r["img_per_s"])
   tc = by.get("torch.compile", {"impl": "not run", "img_per_s": None, "compile_s": None})
-  tc_status = "compiled" if tc["img_per_s"] else tc["impl"]
-  eager = by["torch eager"]["img_per_s"]
   return {"case": default["case"], "batch": default["batch"], "input": default["input"],
           "default_impl": default["impl"], "default_img_per_s": default["img_per_s"],
           "best_impl": best["impl"], "best_img_per_s": best["img_per_s"],
-          "torch_eager_img_per_s": eager,
-          "torch_compile": tc_status, "torch_compile_img_per_s": tc["img_per_s"],
-          "default_to_eager": _ratio(default["img_per_s"], eager),
-          "best_to_eager": _ratio(best["img_per_s"], eager),
-          "best_to_compiled": _ratio(best["img_per_s"], tc["img_per_s"]),
+          "torch_eager_img_per_s": by["torch eager"]["img_per_s"],
+          "torch_compile": "compiled" if tc["img_per_s"] else tc["impl"],
+          "torch_compile_img_per_s": tc["img_per_s"],
+          "default_to_eager": default["ratio_to_torch"], "best_to_eager": best["ratio_to_torch"],
+          "best_to_compiled": best["ratio_to_compiled"],
           "best_compile_s": best["compile_s"], "torch_compile_s": tc["compile_s"],
           "default_mfu": default["mfu"], "best_mfu": best["mfu"]}
 
@@ -163,16 +177,16 @@ def main(argv):
     case_rows = time_case(case, options, peak_tflops)
     for r in case_rows:
       if "profile" in r:
-        profiles[case] = r.pop("profile")
+        profiles[f"{case}/{r['impl']}"] = r.pop("profile")
       print(r)
     rows += case_rows
     summaries.append(summary(case_rows))
   cols = ["case", "framework", "impl", "default", "batch", "input", "img_per_s", "spread",
-          "ratio_to_torch", "ratio_to_compiled", "mfu", "compile_s"]
+          "ratio_to_torch", "ratio_spread", "ratio_to_compiled", "mfu", "compile_s"]
   tables = (report.markdown_table(summaries, list(summaries[0])) + "\n\n"
             + report.markdown_table(rows, cols)
-            + "".join(f"\n\nProfile of {case} (cnnlab's default impl), "
-                      + step_profile.table(p) for case, p in profiles.items()))
+            + "".join(f"\n\nProfile of {key}, " + step_profile.table(p)
+                      for key, p in profiles.items()))
   paths = report.write(FLAGS.workdir, "bench_train", rows, cols, markdown=tables,
                        extra={"steps": FLAGS.steps, "compiler_options": options or {},
                               "dtype": FLAGS.dtype, "peak_tflops": peak_tflops,

@@ -10,7 +10,7 @@ import matplotlib.image
 import ml_collections
 import pytest
 
-from cnnlab.bench import conv
+from cnnlab.bench import conv, report
 from cnnlab.ops import conv_auto, conv_registry
 from cnnlab.ops.conv_case import make_case
 from cnnlab.train import backend
@@ -61,7 +61,7 @@ def test_rounds_rotate_the_order_and_speeds_are_per_round_ratios(smoke_run):
   assert order == ["torch", "a", "b", "a", "b", "torch", "b", "torch", "a"]
   assert all(len(fwd) == len(fwd_bwd) == 3 for fwd, fwd_bwd in times.values())
   # torch / impl per round: 0.5, 0.5, 1.0 -> median 0.5, spread (1.0 - 0.5) / 0.5
-  assert conv._speed([1.0, 4.0, 2.0], [2.0, 8.0, 2.0]) == (0.5, 1.0)
+  assert report.ratio_per_round([1.0, 4.0, 2.0], [2.0, 8.0, 2.0]) == (0.5, 1.0)
   rows = json.loads((smoke_run / "conv_bench.json").read_text())["rows"]
   assert all(r["spread"] >= 0 for r in rows) and "| spread |" in (smoke_run / "conv_bench.md"
                                                                     ).read_text()

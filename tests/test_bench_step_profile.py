@@ -1,6 +1,7 @@
 """``cnnlab.bench.step_profile``: instructions classified from hand-written HLO as labelled by
-hand, and traces of programs whose content is known (a large conv dominates; the backward
-pass's convs land in the backward / unnamed parts)."""
+hand, instruction times from launch to completion marker, and traces of programs whose content
+is known (a large conv dominates; the backward pass's convs land in the backward / unnamed
+parts)."""
 
 import jax
 import jax.numpy as jnp
@@ -49,6 +50,18 @@ def test_classify_hand_labelled_hlo():
   assert got["x"] == ("other", "unnamed")
 
 
+def test_an_asynchronous_instruction_lasts_until_its_end_marker():
+  """XLA's runtime records an asynchronous conv as a short launch event and an ``end: <name>``
+  marker at its completion; a synchronous one as its whole event (here with a marker inside)."""
+  ms = 1_000_000
+  events = [(0, 1 * ms, "conv.1"), (1 * ms, 3 * ms, "tanh"), (2 * ms, 3 * ms, "end: tanh"),
+            (9 * ms, 9 * ms + 10, "end: conv.1"), (10 * ms, 11 * ms, "conv.1"),
+            (12 * ms, 12 * ms + 10, "end: conv.1"), (20 * ms, 21 * ms, "dot")]
+  got = step_profile.durations(events)
+  assert {k: round(v * 1e3, 3) for k, v in got.items()} == {"conv.1": 9.0 + 2.0, "tanh": 2.0,
+                                                            "dot": 1.0}
+
+
 def _traced(f, *args, calls=2):
   compiled = jax.jit(f).lower(*args).compile()
 
@@ -93,8 +106,7 @@ def test_backward_convs_are_not_counted_as_forward():
 
 
 def test_train_throughput_profiles_the_default_step():
-  r = train_throughput.cnnlab_throughput("lenet5", batch_size=4, steps=1, repeats=1,
-                                         profile_calls=1)
-  kinds = r["profile"]["kinds"]
+  steps = train_throughput.cnnlab_steps("lenet5", batch_size=4)
+  kinds = steps.profile(1)["kinds"]
   assert kinds["conv"]["forward"] > 0 and kinds["conv"]["backward"] + kinds["conv"]["unnamed"] > 0
   assert sum(kinds["elementwise"].values()) > 0  # tanh, the Adam update

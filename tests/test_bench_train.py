@@ -1,6 +1,6 @@
-"""``scripts/bench_train.py`` and ``cnnlab.bench.train_throughput``: the torch side in 3D with
-channels_last and in bfloat16, the ``torch.compile`` row and its fallback, the GPU mode's MFU
-against LeNet-5's hand-counted multiply-adds, and (slow) smoke runs of the
+"""``scripts/bench_train.py`` and ``cnnlab.bench.train_throughput``: the paired windows, the
+torch side in 3D with channels_last and in bfloat16, the ``torch.compile`` row and its fallback,
+the GPU mode's MFU against LeNet-5's hand-counted multiply-adds, and (slow) smoke runs of the
 depthwise-heavy and 3D cases at tiny sizes: rows, summary, JSON and PNG."""
 
 import json
@@ -11,18 +11,38 @@ import matplotlib.image
 import pytest
 import torch
 
-from cnnlab.bench import torch_models, train_throughput
+from cnnlab.bench import report, torch_models, train_throughput
 from conftest import REPO
 
-TINY = dict(batch_size=2, steps=1, repeats=1)
+TINY = dict(batch_size=2)
+
+
+def test_windows_are_timed_in_rotated_rounds_and_ratios_per_round(monkeypatch):
+  """A fake clock: every window of round 2 is slow, so rates differ by round while the per-round
+  ratios do not; rates = steps x batch / seconds."""
+  clock, order = [0.0], []
+  monkeypatch.setattr(train_throughput.time, "perf_counter", lambda: clock[0])
+
+  def runner(name, seconds_per_step):
+    def run(n):
+      clock[0] += seconds_per_step[order.count(name)] * n
+      order.append(name)
+    return run
+
+  runs = {"ref": runner("ref", [1.0, 4.0, 1.0]), "fast": runner("fast", [0.5, 2.0, 0.25])}
+  r = train_throughput.paired_windows(runs, steps=2, repeats=3, batch_size=4)
+  assert order == ["ref", "fast", "fast", "ref", "ref", "fast"]
+  assert r["ref"]["rates"] == [4.0, 1.0, 4.0] and r["fast"]["rates"] == [8.0, 2.0, 16.0]
+  assert (r["ref"]["img_per_s"], r["ref"]["spread"]) == (4.0, 0.75)
+  assert report.ratio_per_round(r["fast"]["rates"], r["ref"]["rates"]) == (2.0, 1.0)
 
 
 def test_torch_3d_channels_last_step_trains():
   """A 2-stage C3D on 16x32x32 clips in NDHWC memory format: the step runs and moves weights."""
   net = torch_models.C3D(widths=(4, 8), depths=(1, 1))
   before = net.fc.weight.detach().clone()
-  r = train_throughput.torch_throughput(net, (1, 16, 32, 32), channels_last=True, **TINY)
-  assert r["img_per_s"] > 0 and r["compile_s"] == 0.0
+  steps = train_throughput.torch_steps(net, (1, 16, 32, 32), channels_last=True, **TINY)
+  assert steps.compile_s == 0.0 and steps.status == "compiled"
   assert not torch.equal(before, net.fc.weight)
 
 
@@ -36,16 +56,16 @@ def test_failed_torch_compile_becomes_a_reason(monkeypatch):
     return call
 
   monkeypatch.setattr(torch, "compile", broken_compile)
-  r = train_throughput.torch_compiled_throughput(torch_models.LeNet5(), (1, 32, 32), **TINY)
-  assert r == {"compile_s": None, "img_per_s": None,
-               "status": "not compiled: RuntimeError: InductorError: C++ compile failed"}
+  steps = train_throughput.torch_compiled_steps(torch_models.LeNet5(), (1, 32, 32), **TINY)
+  assert steps == (None, None, "not compiled: RuntimeError: InductorError: C++ compile failed",
+                   None)
 
 
 def test_torch_bfloat16_autocast_step_trains():
   net = torch_models.LeNet5()
   before = net.output.weight.detach().clone()
-  r = train_throughput.torch_throughput(net, (1, 32, 32), dtype="bfloat16", **TINY)
-  assert r["img_per_s"] > 0 and net.output.weight.dtype == torch.float32
+  train_throughput.torch_steps(net, (1, 32, 32), dtype="bfloat16", **TINY)
+  assert net.output.weight.dtype == torch.float32
   assert not torch.equal(before, net.output.weight)
 
 
@@ -71,8 +91,10 @@ def test_gpu_mode_mfu_from_lenet_macs(tmp_path):
 
 @pytest.mark.slow
 def test_torch_compile_is_timed_apart_from_its_compile():
-  r = train_throughput.torch_compiled_throughput(torch_models.LeNet5(), (1, 32, 32), **TINY)
-  assert r["status"] == "compiled" and r["compile_s"] > 0 and r["img_per_s"] > 0
+  steps = train_throughput.torch_compiled_steps(torch_models.LeNet5(), (1, 32, 32), **TINY)
+  assert steps.status == "compiled" and steps.compile_s > 0
+  r = train_throughput.paired_windows({"compiled": steps.run}, steps=1, repeats=1, batch_size=2)
+  assert r["compiled"]["img_per_s"] > 0
 
 
 @pytest.mark.slow  # 20-50 s a case on one core (jit compile of the train step)

@@ -112,21 +112,12 @@ def jax_fns(s, impl, x, w, g, cfg):
 
 def paired_rounds(calls, cfg):
   """``{name: (fwd seconds per round, fwd+bwd seconds per round)}`` for ``calls`` ``{name: (fwd,
-  fwd_bwd)}``: ``cfg.rounds`` rounds, each timing every entry (median of ``cfg.iters`` calls
-  after ``cfg.warmup``) in an order rotated by one per round, so that a slow spell of the
-  machine falls on torch and the impls alike instead of on whichever ran then."""
-  names = list(calls)
-  out = {n: ([], []) for n in names}
-  for r in range(cfg.rounds):
-    for n in names[r % len(names):] + names[:r % len(names)]:
-      for fn, times in zip(calls[n], out[n]):
-        times.append(report.median_seconds(fn, warmup=cfg.warmup, iters=cfg.iters))
-  return out
-
-
-def _speed(ref, mine):
-  """Median and spread of the per-round speeds ``ref[r] / mine[r]``."""
-  return report.median_and_spread([a / b for a, b in zip(ref, mine)])
+  fwd_bwd)}``: ``report.paired_rounds`` over ``cfg.rounds`` rounds, each entry timed as the
+  median of ``cfg.iters`` calls after ``cfg.warmup``."""
+  def timed(fns):
+    return lambda: [report.median_seconds(f, warmup=cfg.warmup, iters=cfg.iters) for f in fns]
+  rounds = report.paired_rounds({n: timed(fns) for n, fns in calls.items()}, cfg.rounds)
+  return {n: tuple(zip(*per_round)) for n, per_round in rounds.items()}
 
 
 def bench_shape(s, cfg, peak):
@@ -149,8 +140,8 @@ def bench_shape(s, cfg, peak):
   rows = []
   for impl, (fwd_s, bwd_s) in times.items():
     t_fwd, t_bwd = statistics.median(fwd_s), statistics.median(bwd_s)
-    vs_fwd, _ = _speed(times["torch"][0], fwd_s)
-    vs_bwd, spread = _speed(times["torch"][1], bwd_s)
+    vs_fwd, _ = report.ratio_per_round(times["torch"][0], fwd_s)
+    vs_bwd, spread = report.ratio_per_round(times["torch"][1], bwd_s)
     rows.append(dict(shape=s["name"], cls=s["cls"], impl=impl, fwd_ms=1e3 * t_fwd,
                      fwd_bwd_ms=1e3 * t_bwd, gflops_fwd_bwd=3 * flops / t_bwd / 1e9,
                      pct_peak=100 * 3 * flops / t_bwd / 1e9 / peak, vs_torch_fwd=vs_fwd,

@@ -31,6 +31,24 @@ def median_and_spread(values) -> tuple[float, float]:
   return median, (max(values) - min(values)) / median
 
 
+def paired_rounds(fns: dict, rounds: int) -> dict[str, list]:
+  """``{name: [fns[name]() of each round]}``: ``rounds`` rounds, each calling every entry once in
+  an order rotated by one per round, so that a slow spell of the machine falls on the reference
+  and the candidates alike instead of on whichever ran then."""
+  names = list(fns)
+  out = {n: [] for n in names}
+  for r in range(rounds):
+    for n in names[r % len(names):] + names[:r % len(names)]:
+      out[n].append(fns[n]())
+  return out
+
+
+def ratio_per_round(num, den) -> tuple[float, float]:
+  """:func:`median_and_spread` of the per-round ratios ``num[r] / den[r]`` of two entries of
+  :func:`paired_rounds`: a ratio between two measurements of the same round."""
+  return median_and_spread([a / b for a, b in zip(num, den)])
+
+
 def machine() -> dict:
   import torch  # noqa: PLC0415 - the reference; a test dependency
   return {**report.machine(), "torch": torch.__version__, "torch_threads": torch.get_num_threads()}

@@ -3,8 +3,9 @@
 - :func:`accum_throughput`: images/s of one optimizer step on a batch of B as one large batch
   (the reference), as k scanned micro-batches of B/k (``grad_accum_impl='scan'``) and as k calls
   of the micro-batch step under ``optax.MultiSteps`` (``'multisteps'``, as the loop makes them);
-  the library's ``train_step`` with Adam, batches already on the device, median of ``repeats``
-  windows of ``steps`` optimizer steps.
+  the library's ``train_step`` with Adam, batches already on the device, ``repeats`` paired
+  rounds of one window of ``steps`` optimizer steps each (``train_throughput.paired_windows``;
+  ``ratio_to_large_batch``: the median per-round ratio).
 - :func:`remat_cost`: for each policy of ``blocks.REMAT_POLICIES``, the residuals the backward
   pass keeps (the arrays of ``jax.vjp``'s backward function, traced abstractly: what remat
   saves, before XLA schedules anything), the compiled train step's temporary memory
@@ -24,7 +25,8 @@ import numpy as np
 import optax
 
 from cnnlab import models
-from cnnlab.bench.train_throughput import _batches, _windows
+from cnnlab.bench import report
+from cnnlab.bench.train_throughput import _batches, paired_windows
 from cnnlab.models import blocks
 from cnnlab.train import accum, state as state_lib, steps as steps_lib
 
@@ -42,7 +44,7 @@ def accum_throughput(model_name, *, batch_size, k, steps, repeats=3, num_classes
   batches = [{"inputs": x, "label": y}
              for x, y in _batches(batch_size, input_shape, num_classes)]
   key = jax.random.key(1)
-  rows = []
+  rows, runs = [], {}
   for impl, k_impl in (("large batch", 1), ("scan", k), ("multisteps", k)):
     config = ml_collections.ConfigDict({"grad_accum_steps": k_impl, "grad_accum_impl": impl})
     tx = accum.wrap_optimizer(config, optax.adam(1e-3))
@@ -64,11 +66,14 @@ def accum_throughput(model_name, *, batch_size, k, steps, repeats=3, num_classes
       box[:] = [s, m]
 
     run(2)
+    runs[impl] = run
     rows.append({"model": model_name, "batch": batch_size, "k": k_impl, "impl": impl,
-                 "micro_batch": batch_size // k_impl, "compile_s": compile_s,
-                 **_windows(run, steps, repeats, batch_size)})
+                 "micro_batch": batch_size // k_impl, "compile_s": compile_s})
+  timed = paired_windows(runs, steps=steps, repeats=repeats, batch_size=batch_size)
   for r in rows:
-    r["ratio_to_large_batch"] = r["img_per_s"] / rows[0]["img_per_s"]
+    t = timed[r["impl"]]
+    ratio, _ = report.ratio_per_round(t["rates"], timed["large batch"]["rates"])
+    r.update(img_per_s=t["img_per_s"], spread=t["spread"], ratio_to_large_batch=ratio)
   return rows
 
 

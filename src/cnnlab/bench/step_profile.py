@@ -14,9 +14,11 @@ instruction in the compiled HLO (``compiled.as_text()``). Each is classified fro
   ``unnamed`` when XLA left it none: in practice the layout copies and the weight-gradient convs
   that XLA's CPU backend builds for the backward pass.
 
-Times are summed event durations per call; with one compute thread they add up to the step's
-time (compare ``step_ms``), with several they may exceed it. Measured breakdowns of ResNet-18 and
-MobileNet-v2: docs/performance.md, "Where a train step's time goes".
+Times are summed per call, each instruction from its start to its completion (the runtime's
+``end: <name>`` marker: an asynchronous conv's own event covers only its launch); with one
+compute thread they add up to about the step's time (compare ``step_ms``), with several, or
+with instructions waiting for a free thread, they may exceed it. Measured breakdowns of
+ResNet-18 and MobileNet-v2: docs/performance.md, "Where a train step's time goes".
 """
 
 from __future__ import annotations
@@ -81,15 +83,33 @@ def classify(hlo_text: str, model_scope: str) -> dict[str, tuple[str, str]]:
   return out
 
 
-def _event_durations(trace_dir: pathlib.Path) -> dict[str, float]:
-  """Instruction-like event name -> summed duration (s) over every thread of the trace."""
-  (path,) = sorted(trace_dir.rglob("*.xplane.pb"))[-1:]
-  totals = collections.Counter()
-  for plane in ProfileData.from_file(str(path)).planes:
-    for line in plane.lines:
-      for event in line.events:
-        totals[event.name] += event.duration_ns * 1e-9
+def durations(events) -> dict[str, float]:
+  """Instruction name -> summed seconds, from trace ``events`` ``(start_ns, end_ns, name)``: an
+  instruction runs from its event's start to the end of its ``end: <name>`` marker where the
+  runtime records one after it (an instruction that runs asynchronously, as XLA's Eigen convs
+  often do, has a short event for its launch and the marker at its completion), else for its
+  event's length."""
+  totals, running = collections.Counter(), {}  # name -> (start, end) of its unmatched event
+  for start, end, name in sorted(events):
+    if name.startswith("end: "):
+      if name[5:] in running:
+        s0, e0 = running.pop(name[5:])
+        totals[name[5:]] += (max(e0, end) - s0) * 1e-9
+      continue
+    if name in running:  # the previous one had no marker
+      totals[name] += (running[name][1] - running[name][0]) * 1e-9
+    running[name] = (start, end)
+  for name, (s0, e0) in running.items():
+    totals[name] += (e0 - s0) * 1e-9
   return totals
+
+
+def _event_durations(trace_dir: pathlib.Path) -> dict[str, float]:
+  """:func:`durations` of every event on every thread of the trace in ``trace_dir``."""
+  (path,) = sorted(trace_dir.rglob("*.xplane.pb"))[-1:]
+  return durations((e.start_ns, e.start_ns + e.duration_ns, e.name)
+                   for plane in ProfileData.from_file(str(path)).planes
+                   for line in plane.lines for e in line.events)
 
 
 def profile(hlo_text: str, run, *, calls: int, model_scope: str, top: int = 10) -> dict:

@@ -3,20 +3,23 @@
 cnnlab: the library's own jitted ``train_step`` (donated state, device-side metrics) with Adam;
 torch: ``zero_grad / forward / cross_entropy / backward / step`` with ``torch.optim.Adam``, eager
 or through ``torch.compile`` (default mode: Dynamo + Inductor, forward and backward). Both
-read batches already in memory (4 rotating random batches), so only the step is timed. Compile
-time (lower + compile) is reported separately; throughput is the median of ``repeats`` timed
-windows of ``steps`` steps each, after warm-up. ``compiler_options``: XLA's, for cnnlab's step
-(``cnnlab.train.backend.compiler_options``; None = XLA's defaults), under which ``impl='auto'``
-also picks (``conv_auto.traced_with``). ``profile_calls``: also
-trace that many steps and split their time (``cnnlab.bench.step_profile``). ``dtype``: the compute
-dtype (cnnlab: the model's ``dtype``, parameters and Adam in float32; torch: ``torch.autocast``).
-:func:`train_flops_per_example` (the analytic MACs) turns img/s into model FLOPs utilisation.
+read batches already in memory (4 rotating random batches), so only the step is timed. Each
+``*_steps`` function compiles and warms a step up and returns it as :class:`Steps`;
+:func:`paired_windows` times several of them in rotated rounds of one window each, so that their
+ratios compare windows of the same round. Compile time (lower + compile) is reported apart.
+``compiler_options``: XLA's, for cnnlab's step (``cnnlab.train.backend.compiler_options``; None =
+XLA's defaults), under which ``impl='auto'`` also picks (``conv_auto.traced_with``). ``dtype``:
+the compute dtype (cnnlab: the model's ``dtype``, parameters and Adam in float32; torch:
+``torch.autocast``). :func:`train_flops_per_example` (the analytic MACs) turns img/s into model
+FLOPs utilisation.
 """
 
 from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -38,16 +41,25 @@ def _batches(batch_size, input_shape, num_classes, seed=0, n=4):
            rng.integers(0, num_classes, batch_size).astype(np.int32)) for _ in range(n)]
 
 
-def _windows(run_steps, steps, repeats, batch_size) -> dict:
-  """``img_per_s``: the median rate over ``repeats`` windows of ``steps`` steps; ``spread``:
-  (fastest - slowest window) / median."""
-  rates = []
-  for _ in range(repeats):
+def _window(run_steps, steps, batch_size):
+  """A callable timing one window of ``steps`` steps: its images/s."""
+  def timed():
     t = time.perf_counter()
     run_steps(steps)
-    rates.append(steps * batch_size / (time.perf_counter() - t))
-  median, spread = report.median_and_spread(rates)
-  return {"img_per_s": median, "spread": spread}
+    return steps * batch_size / (time.perf_counter() - t)
+  return timed
+
+
+def paired_windows(runs: dict, *, steps, repeats, batch_size) -> dict:
+  """``{name: {img_per_s, spread, rates}}`` for ``runs`` ``{name: run(n)}`` (each runs n steps
+  and waits for them): ``repeats`` rounds of one window of ``steps`` steps per entry, in an
+  order rotated by one per round (``report.paired_rounds``); ``rates``: an entry's images/s per
+  round (``report.ratio_per_round`` of two entries' rates: a speed ratio from windows of the
+  same rounds), ``img_per_s`` and ``spread``: their median and spread."""
+  rates = report.paired_rounds({n: _window(run, steps, batch_size) for n, run in runs.items()},
+                               repeats)
+  return {n: dict(zip(("img_per_s", "spread"), report.median_and_spread(r)), rates=r)
+          for n, r in rates.items()}
 
 
 def train_flops_per_example(model_name, input_shape, num_classes=10, **model_kw) -> float:
@@ -58,9 +70,20 @@ def train_flops_per_example(model_name, input_shape, num_classes=10, **model_kw)
   return 6.0 * summary.summarize(model, tuple(input_shape)).total_macs
 
 
-def cnnlab_throughput(model_name, *, batch_size, steps, repeats=3, lr=1e-3, num_classes=10,
-                      input_shape=None, compiler_options=None, profile_calls=0,
-                      dtype="float32", **model_kw) -> dict:
+class Steps(NamedTuple):
+  """A prepared train step: ``run(n)`` runs n steps and waits for them (None if it would not
+  compile); ``compile_s`` (torch eager: 0); ``status``: 'compiled' or why not; ``profile(calls)``
+  (cnnlab's only): trace that many steps and split their time (``cnnlab.bench.step_profile``)."""
+  run: Callable[[int], None] | None
+  compile_s: float | None
+  status: str = "compiled"
+  profile: Callable[[int], dict] | None = None
+
+
+def cnnlab_steps(model_name, *, batch_size, lr=1e-3, num_classes=10, input_shape=None,
+                 compiler_options=None, dtype="float32", **model_kw) -> Steps:
+  """cnnlab's jitted train step of ``models.create(model_name, **model_kw)`` with Adam (state and
+  metrics donated), compiled with ``compiler_options`` and warmed up with 3 steps."""
   model = models.create(model_name, num_classes=num_classes, dtype=jnp.dtype(dtype), **model_kw)
   input_shape = tuple(input_shape or models.get_spec(model_name).input_shape)
   tx = optax.adam(lr)
@@ -85,20 +108,17 @@ def cnnlab_throughput(model_name, *, batch_size, steps, repeats=3, lr=1e-3, num_
     box[:] = [s, m]
 
   run(3)
-  out = {"compile_s": compile_s, **_windows(run, steps, repeats, batch_size)}
-  if profile_calls:
-    out["profile"] = step_profile.profile(compiled.as_text(), run, calls=profile_calls,
-                                          model_scope=type(model).__name__)
-  return out
+  return Steps(run, compile_s, profile=lambda calls: step_profile.profile(
+      compiled.as_text(), run, calls=calls, model_scope=type(model).__name__))
 
 
-def torch_throughput(module: torch.nn.Module, input_shape_cfirst, *, batch_size, steps, repeats=3,
-                     lr=1e-3, num_classes=10, channels_last=False, torch_compile=False,
-                     dtype="float32") -> dict:
+def torch_steps(module: torch.nn.Module, input_shape_cfirst, *, batch_size, lr=1e-3,
+                num_classes=10, channels_last=False, torch_compile=False,
+                dtype="float32") -> Steps:
   """``input_shape_cfirst``: one example, ``(C, *spatial)`` (2D or 3D); ``channels_last``: NHWC /
   NDHWC memory format. ``torch_compile``: the step runs ``torch.compile(module)``; its
   ``compile_s`` is the first step's time (Dynamo + Inductor, forward and backward, plus that
-  one step), kept out of the windows. Raises what ``torch.compile`` raises on a failed compile."""
+  one step). Raises what ``torch.compile`` raises on a failed compile."""
   opt = torch.optim.Adam(module.parameters(), lr=lr)
   nd = len(input_shape_cfirst) - 1
   fmt = ({2: torch.channels_last, 3: torch.channels_last_3d}[nd] if channels_last
@@ -123,16 +143,15 @@ def torch_throughput(module: torch.nn.Module, input_shape_cfirst, *, batch_size,
   run(1)
   compile_s = time.perf_counter() - t if torch_compile else 0.0
   run(2)
-  return {"compile_s": compile_s, **_windows(run, steps, repeats, batch_size)}
+  return Steps(run, compile_s)
 
 
-def torch_compiled_throughput(module: torch.nn.Module, input_shape_cfirst, **kw) -> dict:
-  """:func:`torch_throughput` with ``torch_compile=True`` plus ``status``: 'compiled', or on any
-  compile failure 'not compiled: <exception, first line>' with ``img_per_s`` and ``compile_s``
-  None (Dynamo / Inductor fail in many ways: no C++ compiler, an unsupported op, ...)."""
+def torch_compiled_steps(module: torch.nn.Module, input_shape_cfirst, **kw) -> Steps:
+  """:func:`torch_steps` with ``torch_compile=True``; on any compile failure ``run`` and
+  ``compile_s`` None and ``status`` 'not compiled: <exception, first line>' (Dynamo / Inductor
+  fail in many ways: no C++ compiler, an unsupported op, ...)."""
   try:
-    return {**torch_throughput(module, input_shape_cfirst, torch_compile=True, **kw),
-            "status": "compiled"}
+    return torch_steps(module, input_shape_cfirst, torch_compile=True, **kw)
   except Exception as e:  # noqa: BLE001 - every failure becomes the row's reason
     reason = f"{type(e).__name__}: {e}".splitlines()[0][:160]
-    return {"compile_s": None, "img_per_s": None, "status": f"not compiled: {reason}"}
+    return Steps(None, None, f"not compiled: {reason}")
