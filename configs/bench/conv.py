@@ -7,6 +7,9 @@
   sizes and lengths): --config=configs/bench/conv.py:sequence
   Only the depthwise shapes, `depthwise` impl against torch (5 rounds of 5 timed calls, about
   a minute): --config=configs/bench/conv.py:depthwise
+  The convs behind ``impl='auto'``'s rules for few input channels and one output position
+  (lax, rows, im2col against torch; 5 rounds of 5 calls):
+    --config=configs/bench/conv.py:few_channels
 
 Each shape: ``name``, ``cls`` (the class the summary groups by), ``x`` ``(N, *spatial, C_in)``,
 ``window``, ``c_out``, ``stride``, ``padding`` (symmetric int, so torch gets the same conv),
@@ -81,6 +84,20 @@ def sequence_shapes():
   return out
 
 
+def few_channel_shapes():
+  """The convs behind ``auto``'s ``rows`` and one-position rules (ops/conv_auto.py): LeNet-5's
+  three at its training batch, 3x3 convs fed by 3 / 8 / 16 channels, a 3D stem on grey clips."""
+  return [
+      _shape("lenet_c1_n128", "few_channels", (128, 32, 32, 1), (5, 5), 6),
+      _shape("lenet_c3_n128", "few_channels", (128, 14, 14, 6), (5, 5), 16),
+      _shape("lenet_c5_n128", "one_position", (128, 5, 5, 16), (5, 5), 120),
+      _shape("cin3_3x3", "few_channels", (32, 32, 32, 3), (3, 3), 16, padding=1),
+      _shape("cin8_3x3", "few_channels", (32, 32, 32, 8), (3, 3), 16, padding=1),
+      _shape("cin16_3x3", "few_channels", (32, 32, 32, 16), (3, 3), 16, padding=1),
+      _shape("c3d_stem", "few_channels", (2, 16, 64, 64, 1), (3, 3, 3), 16, padding=1),
+  ]
+
+
 def get_config(arg=None):
   c = ml_collections.ConfigDict()
   c.shapes = shapes()
@@ -104,6 +121,11 @@ def get_config(arg=None):
     c.shapes = [s for s in c.shapes if s["cls"] == "depthwise"]
     c.impls = ("depthwise",)
     c.iters, c.rounds = 5, 5
+  elif arg == "few_channels":
+    c.shapes = few_channel_shapes()
+    c.impls = ("lax", "rows", "im2col")
+    c.iters, c.rounds = 5, 5
   elif arg:
-    raise ValueError(f"config arg {arg!r} is not one of ('smoke', 'sequence', 'depthwise')")
+    raise ValueError(f"config arg {arg!r} is not one of ('smoke', 'sequence', 'depthwise', "
+                     "'few_channels')")
   return c

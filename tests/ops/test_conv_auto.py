@@ -12,7 +12,8 @@ from cnnlab import ops
 from cnnlab.ops import conv_auto
 from cnnlab.ops.conv_case import make_case
 
-X, W = (2, 8, 8, 4), (3, 3, 4, 5)  # 2D 3x3: every impl (winograd included) supports it
+X, W = (2, 8, 8, 8), (3, 3, 8, 5)  # 2D 3x3: every impl (winograd included) supports it; 8
+# input channels: the heuristic keeps lax
 
 
 def _case(x_shape=X, w_shape=W, **kw):
@@ -48,32 +49,32 @@ def test_follows_cache_file(cache):
 
 
 def test_skips_cached_impls_that_cannot_serve_the_case(cache):
-  case = _case((2, 8, 8, 4), (5, 5, 4, 5))  # winograd needs 3x3
+  case = _case((2, 8, 8, 8), (5, 5, 8, 5))  # winograd needs 3x3
   _write(cache, {conv_auto.case_key(case): {"fwd_bwd_s": {"winograd": 0.1, "shift": 0.5,
                                                           "lax": 1.0, "no_such_impl": 0.01}}})
   assert conv_auto.choose(case) == "shift"
 
 
 def test_nearest_batch_then_heuristic(cache):
-  entries = {conv_auto.case_key(_case((n, 8, 8, 4))): {"fwd_bwd_s": {"lax": 1.0, impl: 0.5}}
+  entries = {conv_auto.case_key(_case((n, 8, 8, 8))): {"fwd_bwd_s": {"lax": 1.0, impl: 0.5}}
              for n, impl in [(8, "im2col"), (64, "shift")]}
   _write(cache, entries)
-  assert conv_auto.choose(_case((16, 8, 8, 4))) == "im2col"
-  assert conv_auto.choose(_case((48, 8, 8, 4))) == "shift"
-  assert conv_auto.choose(_case((16, 9, 8, 4))) == "lax"  # no entry: heuristic
+  assert conv_auto.choose(_case((16, 8, 8, 8))) == "im2col"
+  assert conv_auto.choose(_case((48, 8, 8, 8))) == "shift"
+  assert conv_auto.choose(_case((16, 9, 8, 8))) == "lax"  # no entry: heuristic
 
 
 def test_symbolic_batch_takes_the_largest_timed_batch(cache):
   """Under ``jax.export`` with a polymorphic batch the case's N is symbolic: the entry of the
   largest timed batch decides."""
-  entries = {conv_auto.case_key(_case((n, 8, 8, 4), padding="SAME")): {"fwd_bwd_s": times}
+  entries = {conv_auto.case_key(_case((n, 8, 8, 8), padding="SAME")): {"fwd_bwd_s": times}
              for n, times in [(8, {"lax": 1.0, "im2col": 0.5}), (64, {"lax": 1.0, "shift": 0.5})]}
   _write(cache, entries)
   (b,) = jax.export.symbolic_shape("b")
 
   def exported_hlo():  # a new function each time: jit's trace cache would keep the first choice
     fn = lambda x, w: ops.conv(x, w, padding="SAME", impl="auto")  # noqa: E731
-    return jax.export.export(jax.jit(fn))(jax.ShapeDtypeStruct((b, 8, 8, 4), jnp.float32),
+    return jax.export.export(jax.jit(fn))(jax.ShapeDtypeStruct((b, 8, 8, 8), jnp.float32),
                                           jax.ShapeDtypeStruct(W, jnp.float32)).mlir_module()
 
   assert "stablehlo.convolution" not in exported_hlo()  # shift: dots over the offsets
@@ -87,12 +88,23 @@ def test_symbolic_batch_takes_the_largest_timed_batch(cache):
     ((2, 96, 64), (63, 64, 64), {}, "lax"),
     ((2, 64, 4), (23, 4, 4), dict(stride=2), "lax"),
     ((2, 64, 4), (15, 4, 4), {}, "lax"),
-    ((2, 12, 12, 1), (5, 5, 1, 6), {}, "lax"),  # C_in = 1: see the module docstring
-    ((2, 12, 12, 3), (3, 3, 3, 8), dict(stride=2), "lax"),
+    ((2, 12, 12, 1), (5, 5, 1, 6), {}, "rows"),  # few input channels
+    ((2, 12, 12, 3), (3, 3, 3, 8), dict(stride=2), "rows"),
+    ((2, 8, 12, 12, 1), (3, 3, 3, 1, 8), {}, "im2col"),
+    ((2, 12, 12, 6), (5, 5, 6, 16), {}, "rows"),
+    ((2, 12, 12, 8), (5, 5, 8, 16), {}, "lax"),
+    ((2, 12, 12, 12), (3, 3, 6, 16), dict(groups=2), "lax"),
+    ((2, 12, 12, 3), (1, 3, 3, 8), {}, "lax"),  # one row tall already
+    ((2, 64, 3), (5, 3, 4), {}, "lax"),  # 1D: rows would be im2col
     ((2, 12, 12, 8), (3, 3, 1, 8), dict(groups=8), "depthwise"),
     ((2, 12, 12, 8), (3, 3, 1, 16), dict(groups=8, stride=2), "depthwise"),
     ((2, 12, 12, 8), (3, 3, 2, 8), dict(groups=4), "lax"),
     ((2, 12, 12, 8), (3, 3, 8, 8), {}, "lax"),
+    ((2, 5, 5, 16), (5, 5, 16, 120), {}, "im2col"),  # one output position: one matmul
+    ((2, 30, 4), (30, 4, 8), {}, "im2col"),  # ... before fft's rule
+    ((2, 5, 5, 16), (5, 5, 16, 120), dict(padding="SAME"), "lax"),
+    ((2, 1, 1, 8), (1, 1, 8, 8), {}, "lax"),  # a 1x1 window: lax's conv is a dot already
+    ((2, 5, 5, 16), (5, 5, 1, 16), dict(groups=16), "depthwise"),
 ])
 def test_heuristic_without_cache(cache, x_shape, w_shape, kw, expected):
   assert not cache.exists()

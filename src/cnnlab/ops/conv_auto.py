@@ -13,12 +13,18 @@ Choice, at trace time (shapes only), among the registered impls that support the
 1. the cached impl with the smallest fwd+bwd time for this exact case on this device; else for
    the same case with the nearest batch size (the largest one for a symbolic batch);
 2. else the heuristic. Off the CPU: ``lax`` (cuDNN / the TPU's convs). On the CPU, from the
-   crossovers measured in docs/experiments/conv_impls.md and docs/conv_benchmark.md: ``fft`` for
-   1D, ``groups == 1``, stride 1 and kernel >= 23 taps with C_in <= 8, or >= 47 taps with
-   C_in <= 32; ``depthwise`` for ``groups == C_in > 1`` (MobileNet-v2's 3x3 at 56x56x144:
-   fwd+bwd ~9x faster than lax's, docs/performance.md, "Depthwise convs"); else ``lax``, also
-   for ``C_in == 1``, where ``im2col`` wins the isolated conv but slowed every measured LeNet-5
-   train step (docs/performance.md, "`auto` as the configs' conv impl").
+   crossovers measured in docs/experiments/conv_impls.md, docs/conv_benchmark.md and
+   docs/performance.md ("LeNet-5's convs", "Depthwise convs"):
+   - ``im2col`` where the window covers the whole input (one output position, ``groups == 1``:
+     one matmul, as LeNet-5's C5, where XLA's input-gradient conv runs over zero padding);
+   - ``fft`` for 1D, ``groups == 1``, stride 1 and kernel >= 23 taps with C_in <= 8, or >= 47
+     taps with C_in <= 32;
+   - ``depthwise`` for ``groups == C_in > 1`` (MobileNet-v2's 3x3 at 56x56x144: fwd+bwd ~9x
+     faster than lax's);
+   - for windows more than one row tall fed by at most 6 channels, ``groups == 1``: ``rows`` in
+     2D (fwd+bwd faster than ``lax`` at 1, 3 and 6 channels, slower at 8 and 16), ``im2col`` in
+     3D (4x faster than ``lax`` for a 3x3x3 conv on grey clips);
+   - else ``lax``.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import contextvars
 import functools
 import hashlib
 import json
+import math
 import os
 import pathlib
 
@@ -139,11 +146,15 @@ def heuristic(case: ConvCase) -> str:
   k, c_in = case.window[0], case.x_shape[-1]
   if jax.default_backend() != "cpu":
     preferred = "lax"
+  elif case.groups == 1 and math.prod(case.out_spatial) == 1 < math.prod(case.window):
+    preferred = "im2col"
   elif (case.nd == 1 and case.groups == 1 and case.stride == (1,)
       and ((k >= 23 and c_in <= 8) or (k >= 47 and c_in <= 32))):
     preferred = "fft"
   elif case.groups == c_in > 1:
     preferred = "depthwise"
+  elif case.nd > 1 and k > 1 and case.groups == 1 and c_in <= 6:
+    preferred = "rows" if case.nd == 2 else "im2col"
   else:
     preferred = "lax"
   return preferred if _can(preferred, case) else "lax"
