@@ -145,12 +145,12 @@ def time_case(case: str, options, peak_tflops: float) -> list[dict]:
 
 
 def summary(case_rows: list[dict]) -> dict:
-  """One case's row: cnnlab's default and best impl, torch eager and compiled, their ratios
-  (per-round medians, as the rows')."""
+  """One case's row: cnnlab's default and best impl (by ratio to torch eager where torch ran,
+  else by img/s), torch eager and compiled, their ratios (per-round medians, as the rows')."""
   by = {r["framework"]: r for r in case_rows if r["framework"] != "cnnlab jit"}
   ours = [r for r in case_rows if r["framework"] == "cnnlab jit"]
   default = next(r for r in ours if r["default"])
-  best = max(ours, key=lambda r: r["img_per_s"])
+  best = max(ours, key=lambda r: (r["ratio_to_torch"] or 0, r["img_per_s"]))
   tc = by.get("torch.compile", {"impl": "not run", "img_per_s": None, "compile_s": None})
   return {"case": default["case"], "batch": default["batch"], "input": default["input"],
           "default_impl": default["impl"], "default_img_per_s": default["img_per_s"],

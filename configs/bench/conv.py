@@ -15,7 +15,8 @@ Each shape: ``name``, ``cls`` (the class the summary groups by), ``x`` ``(N, *sp
 ``window``, ``c_out``, ``stride``, ``padding`` (symmetric int, so torch gets the same conv),
 ``dilation``, ``groups``, ``skip`` (impls not timed although they support the shape:
 ``matmul_sparse`` on the 1D / depthwise shapes, where a first run measured it ~1000x slower than
-lax with tens of seconds of compile).
+lax with tens of seconds of compile; ``rows`` on the depthwise shapes, ~6000x slower than
+``depthwise`` at 14x14x256).
 Reduced from the issue's sizes to finish in a few minutes on 2 CPU cores: the ResNet stages
 (ResNet-18/34 3x3 convs, 56x56x64 ... 7x7x512, and the first stride-2 3x3) at N=4 (class
 ``resnet``; the four stages again at N=64, class ``resnet_n64``, with lax, im2col, shift, perpass),
@@ -32,6 +33,8 @@ def _shape(name, cls, x, window, c_out, stride=1, padding=0, dilation=1, groups=
 
 
 _N64_SKIP = ("fft", "matmul", "matmul_sparse", "winograd", "winograd_f4")
+# rows' grouped conv is lax's with C_in x K_0 channels per group: 10 s a fwd+bwd at 14x14x256.
+_DEPTHWISE_SKIP = ("matmul_sparse", "rows")
 
 
 def shapes():
@@ -54,17 +57,17 @@ def shapes():
     out.append(_shape(f"conv1d_k{k}", "conv1d_large_k", (8, 512, 32), (k,), 32, padding=k // 2,
                       skip=["matmul_sparse"]))
   out.append(_shape("depthwise_56x64", "depthwise", (8, 56, 56, 64), (3, 3), 64, padding=1,
-                    groups=64, skip=["matmul_sparse"]))
+                    groups=64, skip=_DEPTHWISE_SKIP))
   out.append(_shape("depthwise_14x256", "depthwise", (8, 14, 14, 256), (3, 3), 256, padding=1,
-                    groups=256, skip=["matmul_sparse"]))
+                    groups=256, skip=_DEPTHWISE_SKIP))
   # MobileNet-v2's 56x56x144 expansion (3x3, stride 1 and its stride-2 block) and
   # EfficientNet-B0's 5x5 stride-2 depthwise at 56x56x144.
   out.append(_shape("depthwise_56x144", "depthwise", (8, 56, 56, 144), (3, 3), 144, padding=1,
-                    groups=144, skip=["matmul_sparse"]))
+                    groups=144, skip=_DEPTHWISE_SKIP))
   out.append(_shape("depthwise_56x144_s2", "depthwise", (8, 56, 56, 144), (3, 3), 144, stride=2,
-                    padding=1, groups=144, skip=["matmul_sparse"]))
+                    padding=1, groups=144, skip=_DEPTHWISE_SKIP))
   out.append(_shape("depthwise_56x144_k5s2", "depthwise", (8, 56, 56, 144), (5, 5), 144,
-                    stride=2, padding=2, groups=144, skip=["matmul_sparse"]))
+                    stride=2, padding=2, groups=144, skip=_DEPTHWISE_SKIP))
   out.append(_shape("conv3d_16x16", "conv3d", (2, 16, 16, 16, 16), (3, 3, 3), 32, padding=1))
   return out
 

@@ -4,9 +4,10 @@ conv), and a jitted train-mode forward at a small resolution (finite logits of t
 batch statistics updated where the model has them).
 
 Compiling all ~60 models takes several CPU-minutes, so the default suite compiles one
-representative of each architecture class (below) and checks every other variant -- the same
-class at another depth or width -- abstractly (``jax.eval_shape`` of the same train-mode call);
-``pytest -m slow`` compiles and runs every model."""
+representative of each architecture class (below; not those its family's test file compiles in
+train mode already) and checks every other variant -- the same class at another depth or width
+-- abstractly (``jax.eval_shape`` of the same train-mode call); ``pytest -m slow`` compiles and
+runs every model."""
 
 import dataclasses
 
@@ -35,6 +36,16 @@ REPRESENTATIVES = {
     "mobilenet_v3_small", "resnet18", "resnet50", "resnext50_32x4d", "resnet20", "wrn28_10",
     "shufflenet_v1_g3", "shufflenet_v2_x0_5", "small_cnn", "squeezenet1_0", "squeezenet1_1",
     "vgg11_bn",
+}
+# Representatives whose family's test file already compiles and runs a jitted train-mode forward
+# of the same class (finite logits, batch statistics updated): compiled here with -m slow only.
+COMPILED_ELSEWHERE = {
+    "allcnn_c",  # test_classic.py::test_allcnn_overfits_one_batch (width 16)
+    "efficientnet_b0",  # test_efficientnet.py::test_train_mode_drop_path_... (width 0.25)
+    "googlenet",  # test_inception.py::test_googlenet_train_mode_aux_outputs_and_batch_stats
+    "mobilenet_v2",  # test_mobilenet.py::test_train_mode_matches_torch_and_updates_batch_stats
+    "resnet20",  # test_resnet.py::test_resnet20_overfits_a_tiny_batch
+    "vgg11_bn",  # test_classic.py::test_vgg_bn_train_mode_updates_batch_stats (8 hidden units)
 }
 
 
@@ -81,7 +92,8 @@ def test_parameter_count_and_conv_impl(name):
 
 
 def _compiled_or_slow(names):
-  return [n if n in REPRESENTATIVES else pytest.param(n, marks=pytest.mark.slow) for n in names]
+  compiled = REPRESENTATIVES - COMPILED_ELSEWHERE
+  return [n if n in compiled else pytest.param(n, marks=pytest.mark.slow) for n in names]
 
 
 @pytest.mark.parametrize("name", sorted(set(ALL) - REPRESENTATIVES))
@@ -119,5 +131,6 @@ def test_jitted_train_forward_small(name):
   logits, updates = step(variables, x)
   assert logits.shape == (2, 7) and bool(jnp.all(jnp.isfinite(logits)))
   if mutable:
-    before, after = jax.tree.leaves(variables["batch_stats"]), jax.tree.leaves(updates["batch_stats"])
+    before = jax.tree.leaves(variables["batch_stats"])
+    after = jax.tree.leaves(updates["batch_stats"])
     assert all(not np.allclose(a, b) for a, b in zip(before, after))
