@@ -40,8 +40,10 @@ def cases(draw):
 
 def _torch_ref(x, w, c):
   """Forward and grads (x, w) of ``sum(y * g)`` via torch, returned channels-last."""
-  xt = torch.tensor(np.moveaxis(x, -1, 1), requires_grad=True)
-  wt = torch.tensor(np.moveaxis(w, (-2, -1), (0, 1)), requires_grad=True)
+  # torch.tensor keeps a numpy view's strides; a non-contiguous weight breaks torch's
+  # conv_transpose backward ("grad_weight needs to be contiguous", e.g. C_in = 1).
+  xt = torch.tensor(np.ascontiguousarray(np.moveaxis(x, -1, 1)), requires_grad=True)
+  wt = torch.tensor(np.ascontiguousarray(np.moveaxis(w, (-2, -1), (0, 1))), requires_grad=True)
   y = TORCH_FNS[c["nd"]](xt, wt, stride=c["stride"], padding=c["padding"],
                          output_padding=c["output_padding"], dilation=c["dilation"],
                          groups=c["groups"])
