@@ -8,15 +8,15 @@
   Only the depthwise shapes, `depthwise` impl against torch (5 rounds of 5 timed calls, about
   a minute): --config=configs/bench/conv.py:depthwise
   The convs behind ``impl='auto'``'s rules for few input channels and one output position
-  (lax, rows, im2col against torch; 5 rounds of 5 calls):
+  (lax, rows, cols, im2col against torch; 5 rounds of 5 calls):
     --config=configs/bench/conv.py:few_channels
 
 Each shape: ``name``, ``cls`` (the class the summary groups by), ``x`` ``(N, *spatial, C_in)``,
 ``window``, ``c_out``, ``stride``, ``padding`` (symmetric int, so torch gets the same conv),
 ``dilation``, ``groups``, ``skip`` (impls not timed although they support the shape:
 ``matmul_sparse`` on the 1D / depthwise shapes, where a first run measured it ~1000x slower than
-lax with tens of seconds of compile; ``rows`` on the depthwise shapes, ~6000x slower than
-``depthwise`` at 14x14x256).
+lax with tens of seconds of compile; ``rows`` and ``cols`` on the depthwise shapes, ~6000x slower
+than ``depthwise`` at 14x14x256).
 Reduced from the issue's sizes to finish in a few minutes on 2 CPU cores: the ResNet stages
 (ResNet-18/34 3x3 convs, 56x56x64 ... 7x7x512, and the first stride-2 3x3) at N=4 (class
 ``resnet``; the four stages again at N=64, class ``resnet_n64``, with lax, im2col, shift, perpass),
@@ -33,8 +33,9 @@ def _shape(name, cls, x, window, c_out, stride=1, padding=0, dilation=1, groups=
 
 
 _N64_SKIP = ("fft", "matmul", "matmul_sparse", "winograd", "winograd_f4")
-# rows' grouped conv is lax's with C_in x K_0 channels per group: 10 s a fwd+bwd at 14x14x256.
-_DEPTHWISE_SKIP = ("matmul_sparse", "rows")
+# rows' grouped conv is lax's with C_in x K_0 channels per group: 10 s a fwd+bwd at 14x14x256;
+# cols runs rows.
+_DEPTHWISE_SKIP = ("matmul_sparse", "rows", "cols")
 
 
 def shapes():
@@ -97,6 +98,9 @@ def few_channel_shapes():
       _shape("cin3_3x3", "few_channels", (32, 32, 32, 3), (3, 3), 16, padding=1),
       _shape("cin8_3x3", "few_channels", (32, 32, 32, 8), (3, 3), 16, padding=1),
       _shape("cin16_3x3", "few_channels", (32, 32, 32, 16), (3, 3), 16, padding=1),
+      _shape("mobilenet_stem", "few_channels", (32, 64, 64, 3), (3, 3), 32, stride=2, padding=1),
+      _shape("resnet_stem_n8", "few_channels", (8, 112, 112, 3), (7, 7), 64, stride=2,
+             padding=3),
       _shape("c3d_stem", "few_channels", (2, 16, 64, 64, 1), (3, 3, 3), 16, padding=1),
   ]
 
@@ -126,7 +130,7 @@ def get_config(arg=None):
     c.iters, c.rounds = 5, 5
   elif arg == "few_channels":
     c.shapes = few_channel_shapes()
-    c.impls = ("lax", "rows", "im2col")
+    c.impls = ("lax", "rows", "cols", "im2col")
     c.iters, c.rounds = 5, 5
   elif arg:
     raise ValueError(f"config arg {arg!r} is not one of ('smoke', 'sequence', 'depthwise', "

@@ -88,8 +88,9 @@ def test_symbolic_batch_takes_the_largest_timed_batch(cache):
     ((2, 96, 64), (63, 64, 64), {}, "lax"),
     ((2, 64, 4), (23, 4, 4), dict(stride=2), "lax"),
     ((2, 64, 4), (15, 4, 4), {}, "lax"),
-    ((2, 12, 12, 1), (5, 5, 1, 6), {}, "rows"),  # few input channels
-    ((2, 12, 12, 3), (3, 3, 3, 8), dict(stride=2), "rows"),
+    ((2, 12, 12, 1), (5, 5, 1, 6), {}, "cols"),  # few input channels: columns folded in
+    ((2, 12, 12, 3), (3, 3, 3, 8), dict(stride=2), "cols"),
+    ((2, 12, 12, 4), (3, 3, 4, 8), {}, "rows"),
     ((2, 8, 12, 12, 1), (3, 3, 3, 1, 8), {}, "im2col"),
     ((2, 12, 12, 6), (5, 5, 6, 16), {}, "rows"),
     ((2, 12, 12, 8), (5, 5, 8, 16), {}, "lax"),

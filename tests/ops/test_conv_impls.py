@@ -17,7 +17,7 @@ from jax import lax
 from cnnlab import ops
 from cnnlab.ops.conv_registry import impls_supporting, supports
 
-IMPLS = ("lax", "im2col", "shift", "fft", "matmul", "matmul_sparse", "rows", "winograd",
+IMPLS = ("lax", "im2col", "shift", "fft", "matmul", "matmul_sparse", "rows", "cols", "winograd",
          "winograd_f4")
 WINOGRAD = ("winograd", "winograd_f4")
 TOL = {"winograd_f4": 2e-4, "fft": 5e-5}  # F(4x4,3x3) transforms amplify rounding; fft: log L
@@ -160,7 +160,8 @@ def test_capabilities():
   assert set(impls_supporting((1, 8, 8, 2), (3, 3, 2, 4), padding="SAME")) >= set(IMPLS)
   strided = impls_supporting((1, 8, 8, 2), (3, 3, 2, 4), stride=2)
   assert not set(WINOGRAD) & set(strided)
-  assert {"lax", "im2col", "shift", "fft", "matmul", "matmul_sparse", "rows"} <= set(strided)
+  assert {"lax", "im2col", "shift", "fft", "matmul", "matmul_sparse", "rows", "cols"} <= set(
+      strided)
   assert not supports("winograd", (1, 8, 2), (3, 2, 4))        # 1D
   assert not supports("winograd_f4", (1, 8, 8, 2), (5, 5, 2, 4))  # 5x5
   assert not supports("matmul", (64, 32, 32, 64), (3, 3, 64, 64), padding="SAME")

@@ -19,6 +19,8 @@ padding conventions: docs/conventions.md.
   (``conv_depthwise.py``).
 - ``rows``: the kernel's rows stacked as input channels, then ``lax``'s conv one row tall
   (``conv_rows.py``): for convs fed by few channels.
+- ``cols``: output columns folded into channels (space-to-depth on the last axis), then ``rows``
+  (``conv_cols.py``): for convs fed by 1-3 channels.
 - ``perpass``: forward, input grad and weight grad each by its own impl (``conv_perpass.py``).
 - ``auto``: one of the above per shape, from a benchmark cache (``conv_auto.py``).
 
@@ -38,7 +40,8 @@ import jax.numpy as jnp
 # The impl modules register themselves when imported, in this order (``list_impls()``).
 from cnnlab.ops import conv_lax  # noqa: F401  (isort: keep the registration order)
 from cnnlab.ops import conv_fft, conv_im2col, conv_matmul, conv_shift  # noqa: F401
-from cnnlab.ops import conv_winograd, conv_depthwise, conv_rows, conv_auto  # noqa: F401
+from cnnlab.ops import conv_winograd, conv_depthwise, conv_rows, conv_cols  # noqa: F401
+from cnnlab.ops import conv_auto  # noqa: F401
 from cnnlab.ops import conv_perpass  # noqa: F401  (after the impls its passes use)
 from cnnlab.ops import padding as padlib
 from cnnlab.ops import conv_registry
