@@ -10,9 +10,9 @@ That conv has stride and dilation 1 on the last axis and yields ``s`` columns pe
 Channels stay grouped: ``(group, i, c)`` in, ``(group, r, o)`` out. Gradients by autodiff.
 
 ``s = ceil(FOLD_CHANNELS / C_in)``: XLA's CPU conv is slow with few channels; LeNet-5's first conv
-(1 channel, 5x5 -> 6) ran its fwd+bwd 1.8x faster than by ``rows`` with ``s = 4`` (as one
-24-channel conv over 4 input channels), its forward 2.6x (docs/performance.md, "LeNet-5's
-convs"). The kernel wastes ``(nb*S) / (K*s)`` of its multiply-adds on zeros (1.6x there).
+(1 channel, 5x5 -> 6) ran its fwd+bwd 2.4x faster than by ``rows`` with ``s = 4`` (one conv of
+20 stacked input and 24 output channels), its forward 2.5x (docs/performance.md, "LeNet-5's
+convs"). The kernel spends ``nb*S / K`` times the useful multiply-adds (1.6x there).
 """
 
 from __future__ import annotations
