@@ -1,13 +1,14 @@
-"""``cols`` conv: output columns folded into channels (space-to-depth on the last axis), then ``rows``.
+"""``cols`` conv: output columns folded into channels (space-to-depth, last axis), then ``rows``.
 
 Along the last spatial axis (stride ``t``, dilation ``d``, kernel ``K``) output column
 ``q*s + r`` (``r < s``) reads padded input column ``q*S + m`` with ``S = s*t`` and
-``m = r*t + k*d``. So the input, cut into blocks of ``S`` columns, becomes ``(..., blocks, S*C_in)``,
-and the kernel ``(..., nb, S*C_in/groups, s*C_out)`` with ``nb = ((s-1)*t + (K-1)*d) // S + 1``:
-entry ``[j, (i, c), (r, o)]`` is ``w[..., k, c, o]`` where ``j*S + i = r*t + k*d``, else zero.
-That conv has stride and dilation 1 on the last axis and yields ``s`` columns per output position;
-``rows`` computes it (the first axis' kernel rows stacked as channels, ``lax`` for the rest).
-Channels stay grouped: ``(group, i, c)`` in, ``(group, r, o)`` out. Gradients by autodiff.
+``m = r*t + k*d``. So the input, cut into blocks of ``S`` columns, becomes
+``(..., blocks, S*C_in)``, and the kernel ``(..., nb, S*C_in/groups, s*C_out)`` with
+``nb = ((s-1)*t + (K-1)*d) // S + 1``: entry ``[j, (i, c), (r, o)]`` is ``w[..., k, c, o]``
+where ``j*S + i = r*t + k*d``, else zero. That conv has stride and dilation 1 on the last axis
+and yields ``s`` columns per output position; ``rows`` computes it (the first axis' kernel rows
+stacked as channels, ``lax`` for the rest). Channels stay grouped: ``(group, i, c)`` in,
+``(group, r, o)`` out. Gradients by autodiff.
 
 ``s = ceil(FOLD_CHANNELS / C_in)``: XLA's CPU conv is slow with few channels; LeNet-5's first conv
 (1 channel, 5x5 -> 6) ran its fwd+bwd 2.4x faster than by ``rows`` with ``s = 4`` (one conv of
