@@ -22,8 +22,8 @@ import math
 
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
-from cnnlab.ops import padding as padlib
 from cnnlab.ops.conv_case import output_spatial
 from cnnlab.ops.conv_registry import register_impl
 from cnnlab.ops.conv_rows import conv_rows
@@ -59,13 +59,13 @@ def conv_cols(x, w, *, stride, pads, dilation, groups):
   S = s * t
   if S == 1:
     return conv_rows(x, w, stride=stride, pads=pads, dilation=dilation, groups=groups)
-  xp = padlib.pad_input(x, ((0, 0),) * (x.ndim - 3) + (tuple(pads[-1]),), "zeros")
-  out = output_spatial(xp.shape[-2:-1], (k,), (t,), ((0, 0),), (d,))[0]
+  out = output_spatial(x.shape[-2:-1], (k,), (t,), (tuple(pads[-1]),), (d,))[0]
   q = -(-out // s)
   nb = ((s - 1) * t + (k - 1) * d) // S + 1
-  width = (q + nb - 1) * S
-  xp = xp[..., :width, :] if xp.shape[-2] >= width else jnp.pad(
-      xp, ((0, 0),) * (x.ndim - 2) + ((0, width - xp.shape[-2]), (0, 0)))
+  width = (q + nb - 1) * S  # the last axis padded (or cropped: a negative high pad) to this
+  lo = pads[-1][0]
+  xp = lax.pad(x, jnp.zeros((), x.dtype),
+               ((0, 0, 0),) * (x.ndim - 2) + ((lo, width - x.shape[-2] - lo, 0), (0, 0, 0)))
   lead = xp.shape[:-2]
   xf = xp.reshape(*lead, q + nb - 1, S, groups, c_in // groups)
   xf = jnp.swapaxes(xf, -3, -2).reshape(*lead, q + nb - 1, S * c_in)  # (group, i, c)
