@@ -26,7 +26,7 @@ import optax
 
 from cnnlab import models
 from cnnlab.bench import report
-from cnnlab.bench.train_throughput import _batches, paired_windows
+from cnnlab.bench.train_throughput import compiled_steps, paired_windows, random_batches
 from cnnlab.models import blocks
 from cnnlab.train import accum, state as state_lib, steps as steps_lib
 
@@ -42,8 +42,7 @@ def accum_throughput(model_name, *, batch_size, k, steps, repeats=3, num_classes
   model = models.create(model_name, num_classes=num_classes, **model_kw)
   input_shape = tuple(input_shape or models.get_spec(model_name).input_shape)
   batches = [{"inputs": x, "label": y}
-             for x, y in _batches(batch_size, input_shape, num_classes)]
-  key = jax.random.key(1)
+             for x, y in random_batches(batch_size, input_shape, num_classes)]
   rows, runs = [], {}
   for impl, k_impl in (("large batch", 1), ("scan", k), ("multisteps", k)):
     config = ml_collections.ConfigDict({"grad_accum_steps": k_impl, "grad_accum_impl": impl})
@@ -51,21 +50,7 @@ def accum_throughput(model_name, *, batch_size, k, steps, repeats=3, num_classes
     state = jax.jit(lambda tx=tx: state_lib.create(model, tx, input_shape, 0))()
     micro = [[jax.device_put(b) for b in accum.host_micro_batches(config, batch)]
              for batch in batches]  # one, or k micro-batches per optimizer step
-    step = _step(accum.scan_steps(config))
-    t = time.perf_counter()
-    compiled = step.lower(state, steps_lib.zero_train_metrics(), micro[0][0], key).compile()
-    compile_s = time.perf_counter() - t
-    box = [state, steps_lib.zero_train_metrics()]
-
-    def run(n, compiled=compiled, micro=micro, box=box):
-      s, m = box
-      for i in range(n):
-        for b in micro[i % len(micro)]:
-          s, m = compiled(s, m, b, key)
-      jax.block_until_ready(m)
-      box[:] = [s, m]
-
-    run(2)
+    run, compile_s, _ = compiled_steps(_step(accum.scan_steps(config)), state, micro, warmup=2)
     runs[impl] = run
     rows.append({"model": model_name, "batch": batch_size, "k": k_impl, "impl": impl,
                  "micro_batch": batch_size // k_impl, "compile_s": compile_s})
@@ -94,7 +79,7 @@ def remat_cost(model_name, *, batch_size, image_size, time_steps=0, num_classes=
   """Rows ``{policy, residual_mib, temp_mib, gflops, step_s, *_ratio}`` of the
   SGD train step at ``(batch_size, image_size, image_size, 3)`` (module doc)."""
   shape = (image_size, image_size, 3)
-  x, y = _batches(batch_size, shape, num_classes, n=1)[0]
+  x, y = random_batches(batch_size, shape, num_classes, n=1)[0]
   batch = jax.device_put({"inputs": x, "label": y})
   rows = []
   for policy in policies:

@@ -35,7 +35,9 @@ from cnnlab.train import state as state_lib
 from cnnlab.train import steps as steps_lib
 
 
-def _batches(batch_size, input_shape, num_classes, seed=0, n=4):
+def random_batches(batch_size, input_shape, num_classes, seed=0, n=4):
+  """``n`` host batches ``(x, y)``: standard-normal float32 ``x`` ``(batch_size, *input_shape)``
+  and int32 labels in ``[0, num_classes)``."""
   rng = np.random.default_rng(seed)
   return [(rng.standard_normal((batch_size, *input_shape), dtype=np.float32),
            rng.integers(0, num_classes, batch_size).astype(np.int32)) for _ in range(n)]
@@ -80,6 +82,31 @@ class Steps(NamedTuple):
   profile: Callable[[int], dict] | None = None
 
 
+def compiled_steps(step, state, batches, *, warmup):
+  """``step`` (a jitted ``steps.train_step``, state and metrics donated) compiled for ``state``
+  and ``batches[0][0]``: ``(run, compile_s, compiled)``. ``batches``: per optimizer step, the
+  device batches it takes (one, or its micro-batches, each one call); ``run(n)`` runs ``n``
+  optimizer steps over them in turn, carrying state and metrics, and waits for them; it has run
+  ``warmup`` steps before this returns."""
+  key = jax.random.key(1)
+  metrics = steps_lib.zero_train_metrics()
+  t = time.perf_counter()
+  compiled = step.lower(state, metrics, batches[0][0], key).compile()
+  compile_s = time.perf_counter() - t
+  box = [state, metrics]
+
+  def run(n):
+    s, m = box
+    for i in range(n):
+      for b in batches[i % len(batches)]:
+        s, m = compiled(s, m, b, key)
+    jax.block_until_ready(m)
+    box[:] = [s, m]
+
+  run(warmup)
+  return run, compile_s, compiled
+
+
 def cnnlab_steps(model_name, *, batch_size, lr=1e-3, num_classes=10, input_shape=None,
                  compiler_options=None, dtype="float32", **model_kw) -> Steps:
   """cnnlab's jitted train step of ``models.create(model_name, **model_kw)`` with Adam (state and
@@ -88,26 +115,12 @@ def cnnlab_steps(model_name, *, batch_size, lr=1e-3, num_classes=10, input_shape
   input_shape = tuple(input_shape or models.get_spec(model_name).input_shape)
   tx = optax.adam(lr)
   state = jax.jit(lambda: state_lib.create(model, tx, input_shape, 0))()
-  metrics = steps_lib.zero_train_metrics()
-  key = jax.random.key(1)
-  batches = [jax.device_put({"inputs": x, "label": y})
-             for x, y in _batches(batch_size, input_shape, num_classes)]
+  batches = [[jax.device_put({"inputs": x, "label": y})]
+             for x, y in random_batches(batch_size, input_shape, num_classes)]
   step = jax.jit(conv_auto.traced_with(functools.partial(steps_lib.train_step, image_size=0,
                                                          label_smoothing=0.0), compiler_options),
                  donate_argnums=(0, 1), compiler_options=compiler_options)
-  t = time.perf_counter()
-  compiled = step.lower(state, metrics, batches[0], key).compile()
-  compile_s = time.perf_counter() - t
-  box = [state, metrics]
-
-  def run(n):
-    s, m = box
-    for i in range(n):
-      s, m = compiled(s, m, batches[i % len(batches)], key)
-    jax.block_until_ready(m)
-    box[:] = [s, m]
-
-  run(3)
+  run, compile_s, compiled = compiled_steps(step, state, batches, warmup=3)
   return Steps(run, compile_s, profile=lambda calls: step_profile.profile(
       compiled.as_text(), run, calls=calls, model_scope=type(model).__name__))
 
@@ -125,7 +138,7 @@ def torch_steps(module: torch.nn.Module, input_shape_cfirst, *, batch_size, lr=1
          else torch.contiguous_format)
   module = module.to(memory_format=fmt)
   batches = [(torch.from_numpy(x).to(memory_format=fmt), torch.from_numpy(y).long())
-             for x, y in _batches(batch_size, input_shape_cfirst, num_classes)]
+             for x, y in random_batches(batch_size, input_shape_cfirst, num_classes)]
   net = torch.compile(module) if torch_compile else module
 
   autocast = dtype != "float32"
