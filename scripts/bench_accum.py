@@ -26,16 +26,21 @@ CASES = {"lenet5": (dict(model_name="lenet5"), (32, 32, 1)),
 
 flags.DEFINE_string("workdir", "runs/bench_accum", "Output directory.")
 flags.DEFINE_list("cases", list(CASES), f"Networks to time, from {list(CASES)}.")
-flags.DEFINE_integer("batch", 128, "Batch per optimizer step.")
-flags.DEFINE_integer("k", 4, "Micro-batches per step.")
-flags.DEFINE_integer("steps", 10, "Optimizer steps per timed window.")
-flags.DEFINE_integer("repeats", 3, "Timed windows (median reported).")
+flags.DEFINE_integer("batch", 128, "Batch per optimizer step.", lower_bound=1)
+flags.DEFINE_integer("k", 4, "Micro-batches per step (divides --batch).", lower_bound=1)
+flags.DEFINE_integer("steps", 10, "Optimizer steps per timed window.", lower_bound=1)
+flags.DEFINE_integer("repeats", 3, "Timed windows (median reported).", lower_bound=1)
 flags.DEFINE_bool("accum", True, "Measure accumulation.")
 flags.DEFINE_bool("remat", True, "Measure remat on ResNet-50.")
-flags.DEFINE_integer("remat_batch", 8, "ResNet-50 batch.")
-flags.DEFINE_integer("remat_image_size", 224, "ResNet-50 input size.")
-flags.DEFINE_integer("remat_time_steps", 2, "Timed ResNet-50 steps per policy (0: compile only).")
+flags.DEFINE_integer("remat_batch", 8, "ResNet-50 batch.", lower_bound=1)
+flags.DEFINE_integer("remat_image_size", 224, "ResNet-50 input size.", lower_bound=32)
+flags.DEFINE_integer("remat_time_steps", 2, "Timed ResNet-50 steps per policy (0: compile only).",
+                     lower_bound=0)
 FLAGS = flags.FLAGS
+flags.register_validator("cases", lambda v: set(v) <= CASES.keys(),
+                         message=f"names networks not among {list(CASES)}")
+flags.register_multi_flags_validator(["batch", "k"], lambda v: v["batch"] % v["k"] == 0,
+                                     message="--k must divide --batch (equal micro-batches)")
 
 
 def main(argv):

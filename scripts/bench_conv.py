@@ -19,6 +19,7 @@ from ml_collections import config_flags
 
 from cnnlab.bench import conv, report
 from cnnlab.train import backend, config as config_lib
+from cnnlab.train.errors import ConfigError
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/bench/conv.py", "Shape list.")
 flags.DEFINE_string("workdir", "runs/bench_conv", "Output directory.")
@@ -30,6 +31,7 @@ flags.DEFINE_string("xla_cpu_options", config_lib.DEFAULT_XLA_CPU_OPTIONS,
                     "XLA CPU compiler options for the cnnlab impls, as config.xla_cpu_options "
                     "('': XLA's defaults, a preset, 'name=value ...').")
 FLAGS = flags.FLAGS
+flags.register_validator("xla_cpu_options", backend.validate_flag)
 
 
 def main(argv):
@@ -37,7 +39,10 @@ def main(argv):
   cfg = _CONFIG.value
   with cfg.unlocked():  # recorded in the JSON's config beside the options in force
     cfg.xla_cpu_options = FLAGS.xla_cpu_options
-  backend.check(cfg)
+  try:
+    conv.check_config(cfg)
+  except ConfigError as e:
+    raise SystemExit(f"error: {e}") from None
   torch.set_num_threads(os.cpu_count())
   os.makedirs(FLAGS.workdir, exist_ok=True)
   peak = conv.matmul_peak_gflops(cfg.matmul_size, cfg)

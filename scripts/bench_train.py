@@ -35,7 +35,7 @@ import os
 import torch
 from absl import app, flags
 
-from cnnlab import plotting
+from cnnlab import ops, plotting
 from cnnlab.bench import compile_times, peak, report, step_profile, torch_models
 from cnnlab.bench import train_throughput
 from cnnlab.train import backend, config as config_lib
@@ -70,10 +70,13 @@ flags.DEFINE_list("cases", [c for c in CASES if c != "resnet50"],
                   f"Networks to time, from {list(CASES)}.")
 flags.DEFINE_list("impls", ["lax", "im2col"], "cnnlab conv impls to time (the training configs' "
                   "model.conv_impl, auto, is always timed too).")
-flags.DEFINE_integer("steps", 20, "Steps per timed window.")
-flags.DEFINE_integer("repeats", 3, "Timed rounds of one window per row (median reported).")
-flags.DEFINE_integer("batch_size", 0, "Batch of every case (0: each case's own).")
-flags.DEFINE_integer("input_size", 0, "Height = width of every case's input (0: each case's own).")
+flags.DEFINE_integer("steps", 20, "Steps per timed window.", lower_bound=1)
+flags.DEFINE_integer("repeats", 3, "Timed rounds of one window per row (median reported).",
+                     lower_bound=1)
+flags.DEFINE_integer("batch_size", 0, "Batch of every case (0: each case's own).",
+                     lower_bound=0)
+flags.DEFINE_integer("input_size", 0, "Height = width of every case's input (0: each case's own).",
+                     lower_bound=0)
 flags.DEFINE_bool("torch_compile", True, "Also time torch.compile(model).")
 flags.DEFINE_bool("torch", True, "Time PyTorch at all (its CPU build here). --torch=false on a "
                   "GPU, where the reference is the device's peak (the mfu column).")
@@ -81,11 +84,17 @@ flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Compute dtype of
                   "frameworks (parameters and Adam stay float32).")
 flags.DEFINE_bool("compile_times", True, "Also time compiling every registered model.")
 flags.DEFINE_integer("profile_steps", 0, "Also trace this many steps of every timed cnnlab impl "
-                     "and split their time by kind and pass (cnnlab.bench.step_profile).")
+                     "and split their time by kind and pass (cnnlab.bench.step_profile).",
+                     lower_bound=0)
 flags.DEFINE_string("xla_cpu_options", config_lib.DEFAULT_XLA_CPU_OPTIONS,
                     "XLA CPU compiler options for the cnnlab steps, as config.xla_cpu_options "
                     "('': XLA's defaults, a preset, 'name=value ...').")
 FLAGS = flags.FLAGS
+flags.register_validator("xla_cpu_options", backend.validate_flag)
+flags.register_validator("cases", lambda v: set(v) <= CASES.keys(),
+                         message=f"names networks not among {list(CASES)}")
+flags.register_validator("impls", lambda v: set(v) <= set(ops.list_impls()),
+                         message=f"names conv impls not among {list(ops.list_impls())}")
 
 
 def time_case(case: str, options, peak_tflops: float) -> list[dict]:
@@ -167,9 +176,7 @@ def summary(case_rows: list[dict]) -> dict:
 def main(argv):
   del argv
   torch.set_num_threads(os.cpu_count())
-  cfg = {"xla_cpu_options": FLAGS.xla_cpu_options}
-  backend.check(cfg)
-  options = backend.compiler_options(cfg)
+  options = backend.compiler_options({"xla_cpu_options": FLAGS.xla_cpu_options})
   peak_tflops, peak_source = peak.peak_tflops(FLAGS.dtype)
   print(f"peak: {peak_tflops:.3g} TFLOP/s ({peak_source})")
   rows, summaries, profiles = [], [], {}

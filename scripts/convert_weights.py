@@ -29,6 +29,9 @@ flags.DEFINE_string("url", None, "With --download: this URL instead of the offic
 flags.DEFINE_integer("num_classes", None, "Classes of the new head (default: the file's).")
 flags.DEFINE_bool("skip_head", False, "Initialise the head fresh instead of converting it.")
 FLAGS = flags.FLAGS
+flags.register_validator("model", lambda m: m in transfer.TORCHVISION_MODELS,
+                         message=f"is not a model with torchvision weights; allowed: "
+                         f"{list(transfer.TORCHVISION_MODELS)}")
 
 
 def load_state_dict(path: pathlib.Path) -> dict:
@@ -53,7 +56,10 @@ def main(argv):
   if target.exists():
     raise SystemExit(f"--workdir={workdir} already holds {target}; choose another workdir")
   if FLAGS.download:
-    url = FLAGS.url or transfer.weight_set(FLAGS.model).url
+    try:
+      url = FLAGS.url or transfer.weight_set(FLAGS.model).url
+    except ValueError as e:
+      raise SystemExit(f"--model={FLAGS.model}: {e}; give --url or --torch_weights") from None
     src = transfer.download(url, workdir)
   elif FLAGS.torch_weights:
     src = pathlib.Path(FLAGS.torch_weights)
@@ -62,8 +68,11 @@ def main(argv):
   else:
     raise SystemExit("pass --torch_weights=FILE or --download")
 
-  variables = transfer.from_torchvision(FLAGS.model, load_state_dict(src), FLAGS.num_classes,
-                                        skip_head=FLAGS.skip_head)
+  try:
+    variables = transfer.from_torchvision(FLAGS.model, load_state_dict(src), FLAGS.num_classes,
+                                          skip_head=FLAGS.skip_head)
+  except ValueError as e:  # keys or shapes that do not fit --model, or --num_classes
+    raise SystemExit(f"{src} does not convert to --model={FLAGS.model}: {e}") from None
   os.makedirs(workdir, exist_ok=True)
   with ocp.StandardCheckpointer() as ckptr:
     ckptr.save(target, variables)

@@ -16,8 +16,11 @@ def main(argv):
   if len(argv) != 2:
     raise app.UsageError("usage: plot_metrics.py WORKDIR [--out=PNG]")
   workdir = argv[1]
+  metrics = workdir_lib.read_metrics(workdir)
+  if not metrics:
+    raise SystemExit(f"error: {workdir} holds no metrics to plot (a run's --workdir)")
   out = FLAGS.out or os.path.join(workdir, "metrics.png")
-  print(plotting.plot_metrics(workdir_lib.read_metrics(workdir), out, title=os.path.basename(workdir)))
+  print(plotting.plot_metrics(metrics, out, title=os.path.basename(workdir)))
 
 
 if __name__ == "__main__":

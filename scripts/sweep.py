@@ -11,6 +11,7 @@ With --slurm_nodes x --slurm_tasks_per_node > 1 every point is one multi-process
 (jax.distributed.initialize() auto-detects SLURM); --executor=submitit_local runs its tasks here.
 """
 
+import os
 import sys
 
 from absl import app, flags
@@ -21,19 +22,23 @@ from cnnlab.train.errors import ConfigError
 flags.DEFINE_string("config", None, "Config file with get_config and get_sweep, path[:arg].")
 flags.DEFINE_string("workdir", None, "Sweep directory (one subdirectory per point).")
 flags.DEFINE_enum("executor", "local", runner.EXECUTORS, "Where the jobs run.")
-flags.DEFINE_integer("parallel", None, "Jobs at a time (default: number of CPU cores).")
+flags.DEFINE_integer("parallel", None, "Jobs at a time (default: number of CPU cores).",
+                     lower_bound=1)
 flags.DEFINE_string("metric", "accuracy", "Result field to tabulate and plot.")
 flags.DEFINE_string("slurm_partition", "", "SLURM partition.")
-flags.DEFINE_integer("slurm_gpus_per_job", 0, "GPUs per SLURM job.")
-flags.DEFINE_integer("slurm_cpus_per_job", 4, "CPUs per SLURM job.")
-flags.DEFINE_integer("slurm_mem_gb", 32, "Memory per SLURM job (GB).")
-flags.DEFINE_integer("slurm_time_min", 120, "Time limit per SLURM job (minutes).")
+flags.DEFINE_integer("slurm_gpus_per_job", 0, "GPUs per SLURM job.", lower_bound=0)
+flags.DEFINE_integer("slurm_cpus_per_job", 4, "CPUs per SLURM job.", lower_bound=1)
+flags.DEFINE_integer("slurm_mem_gb", 32, "Memory per SLURM job (GB).", lower_bound=1)
+flags.DEFINE_integer("slurm_time_min", 120, "Time limit per SLURM job (minutes).",
+                     lower_bound=1)
 flags.DEFINE_integer("slurm_nodes", 1, "Nodes per job (one multi-process JAX run).",
                      lower_bound=1)
 flags.DEFINE_integer("slurm_tasks_per_node", 1, "JAX processes per node.", lower_bound=1)
 flags.DEFINE_integer("slurm_gpus_per_task", 0, "GPUs per process (0: --slurm_gpus_per_job "
                      "per node).", lower_bound=0)
 flags.mark_flags_as_required(["config", "workdir"])
+flags.register_validator("config", lambda v: v is None or os.path.isfile(v.partition(":")[0]),
+                         message="names no config file (path[:arg], e.g. configs/mlp_digits.py)")
 FLAGS = flags.FLAGS
 
 

@@ -14,6 +14,7 @@ from cnnlab.bench import conv, report
 from cnnlab.ops import conv_auto, conv_registry
 from cnnlab.ops.conv_case import make_case
 from cnnlab.train import backend
+from cnnlab.train.errors import ConfigError
 from conftest import REPO, load_config_module
 
 
@@ -134,3 +135,30 @@ def test_depthwise_arg_keeps_the_depthwise_shapes_for_the_depthwise_impl():
                      stride=s["stride"], padding=[(s["padding"],) * 2] * len(s["window"]),
                      dilation=s["dilation"], groups=s["groups"])
     assert conv_registry.unsupported_reason("depthwise", case) is None, s["name"]
+
+
+@pytest.mark.parametrize("field, value, line", [
+    ("impls", ("lax", "bogus"), "config.impls=('lax', 'bogus') names ['bogus'], not conv impls"),
+    ("impls", ("auto",), "names ['auto'], not conv impls"),
+    ("iters", 0, "config.iters=0 is invalid (allowed: an int >= 1)"),
+    ("warmup", -1, "config.warmup=-1 is invalid (allowed: an int >= 0)"),
+    ("matmul_size", 0, "config.matmul_size=0 is invalid"),
+    ("shapes", [], "config.shapes is empty"),
+])
+def test_bad_config_is_one_line_naming_the_field(field, value, line):
+  cfg = load_config_module(REPO / "configs" / "bench" / "conv.py").get_config("smoke")
+  cfg[field] = value
+  with pytest.raises(ConfigError) as e:
+    conv.check_config(cfg)
+  assert line in str(e.value) and "\n" not in str(e.value)
+
+
+def test_bad_shape_names_its_index():
+  cfg = load_config_module(REPO / "configs" / "bench" / "conv.py").get_config("smoke")
+  cfg.shapes[1] = {**cfg.shapes[1], "groups": 3}  # 4 input channels in 3 groups
+  with pytest.raises(ConfigError, match=r"config\.shapes\[1\] \('tiny_1d_k11'\) is invalid"):
+    conv.check_config(cfg)
+  cfg.shapes[1] = {**cfg.shapes[1], "groups": 1, "skip": ("lax", "fastest")}
+  with pytest.raises(ConfigError, match=r"skip names \['fastest'\]"):
+    conv.check_config(cfg)
+  conv.check_config(load_config_module(REPO / "configs" / "bench" / "conv.py").get_config())

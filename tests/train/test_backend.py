@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
+from absl import flags
 from jax import lax
 
 from cnnlab import train
@@ -52,6 +53,14 @@ def test_bad_option_is_one_line_naming_it(digits_config, value, message):
   with pytest.raises(train.ConfigError, match=message) as err:
     backend.check(digits_config)
   assert "\n" not in str(err.value)
+
+
+def test_flag_validator_raises_the_same_line_as_a_validation_error():
+  """The benchmarks' ``--xla_cpu_options`` (absl validator): one line naming the option."""
+  assert backend.validate_flag("no_ynn_conv") and backend.validate_flag("")
+  with pytest.raises(flags.ValidationError, match=r"xla_cpu_options.xla_cpu_bogus='1' is "
+                                                  r"invalid: No such compile option"):
+    backend.validate_flag("xla_cpu_bogus=1")
 
 
 def test_jit_traces_auto_with_its_options(tmp_path, monkeypatch):

@@ -35,6 +35,7 @@ from cnnlab.ops import conv_auto
 from cnnlab.ops.conv_case import make_case
 from cnnlab.ops.conv_registry import impls_supporting
 from cnnlab.train import backend
+from cnnlab.train.errors import ConfigError
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -52,6 +53,37 @@ def conv_kwargs(s):
 def direct_flops(s, out_shape):
   return 2 * math.prod(out_shape[:-1]) * s["c_out"] * math.prod(s["window"]) * (
       s["x"][-1] // s["groups"])
+
+
+def check_timing(cfg):
+  """Raises :class:`ConfigError` (one line naming the field and what is allowed) unless
+  ``cfg.impls`` names registered impls (not ``auto``; empty: all), ``warmup`` >= 0 and
+  ``iters``, ``rounds`` >= 1: before anything is timed or written."""
+  allowed = [i for i in ops.list_impls() if i != "auto"]
+  if unknown := [i for i in cfg.impls if i not in allowed]:
+    raise ConfigError(f"config.impls={tuple(cfg.impls)!r} names {unknown}, not conv impls "
+                      f"(allowed: any of {allowed}; empty: all)")
+  for field, low in (("warmup", 0), ("iters", 1), ("rounds", 1)):
+    if not isinstance(cfg[field], int) or cfg[field] < low:
+      raise ConfigError(f"config.{field}={cfg[field]!r} is invalid (allowed: an int >= {low})")
+
+
+def check_config(cfg):
+  """:func:`check_timing`, ``matmul_size`` >= 1, and every shape a valid conv (``make_case``)
+  whose ``skip`` names registered impls."""
+  check_timing(cfg)
+  if not isinstance(cfg.matmul_size, int) or cfg.matmul_size < 1:
+    raise ConfigError(f"config.matmul_size={cfg.matmul_size!r} is invalid (allowed: an int >= 1)")
+  if not cfg.shapes:
+    raise ConfigError("config.shapes is empty (allowed: a list of shapes, configs/bench/conv.py)")
+  for i, s in enumerate(cfg.shapes):
+    try:
+      if unknown := [k for k in s.get("skip", ()) if k not in ops.list_impls()]:
+        raise ValueError(f"skip names {unknown}, not conv impls")
+      make_case(s["x"], (*s["window"], s["x"][-1] // s["groups"], s["c_out"]), np.float32,
+                np.float32, **conv_kwargs(s))
+    except (ValueError, KeyError, TypeError, ZeroDivisionError) as e:
+      raise ConfigError(f"config.shapes[{i}] ({s.get('name')!r}) is invalid: {e}") from None
 
 
 def matmul_peak_gflops(n, cfg):

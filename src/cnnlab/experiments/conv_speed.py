@@ -5,15 +5,21 @@ Config: ``k``, ``channels``, ``batch``, ``length`` (a 1D conv ``(batch, length, 
 C_in = C_out = channels, 'same' padding), ``impls``, ``warmup``, ``iters``, ``rounds``
 (``cnnlab.bench.conv.paired_rounds``), ``seed``. Returns
 ``<impl>_ms``, ``torch_ms``, the fastest impl, its speed vs torch and ``fft_speedup_vs_lax``
-(t_lax / t_fft: > 1 where FFT wins).
+(t_lax / t_fft: > 1 where FFT wins; None unless both are timed).
 """
 
 from __future__ import annotations
+
+from cnnlab.train.errors import ConfigError
 
 
 def run(config, workdir: str) -> dict:
   del workdir
   from cnnlab.bench import conv  # noqa: PLC0415 - torch (the reference) only when timing
+  for field in ("k", "channels", "batch", "length"):
+    if not isinstance(config[field], int) or config[field] < 1:
+      raise ConfigError(f"config.{field}={config[field]!r} is invalid (allowed: an int >= 1)")
+  conv.check_timing(config)
   shape = dict(name=f"conv1d_k{config.k}_c{config.channels}", cls="conv1d",
                x=(config.batch, config.length, config.channels), window=(config.k,),
                c_out=config.channels, stride=1, padding=config.k // 2, dilation=1, groups=1,
@@ -23,4 +29,4 @@ def run(config, workdir: str) -> dict:
   fastest = min((i for i in ms if i != "torch"), key=ms.get)
   return {**{f"{i}_ms": t for i, t in ms.items()}, "fastest": fastest,
           "fastest_vs_torch": ms["torch"] / ms[fastest],
-          "fft_speedup_vs_lax": ms["lax"] / ms["fft"]}
+          "fft_speedup_vs_lax": ms["lax"] / ms["fft"] if {"lax", "fft"} <= ms.keys() else None}

@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 
 import jax
-from absl import logging
+from absl import flags, logging
 
 from cnnlab.ops import conv_auto
 from cnnlab.train.errors import ConfigError
@@ -85,6 +85,16 @@ def check(config) -> None:
     if (reason := rejection(name, v)) is not None:
       raise ConfigError(f"{FIELD}.{name}={v!r} is invalid: {reason} (allowed: the fields of "
                         "XLA's DebugOptions with a value of their type)")
+
+
+def validate_flag(value: str) -> bool:
+  """An absl validator for a ``--xla_cpu_options`` flag (the benchmarks'): :func:`check` of
+  ``value``, its :class:`ConfigError` raised as the flag's ``ValidationError`` (one line)."""
+  try:
+    check({"xla_cpu_options": value})
+  except ConfigError as e:
+    raise flags.ValidationError(str(e)) from None
+  return True
 
 
 def compiler_options(config) -> dict[str, str | bool] | None:
