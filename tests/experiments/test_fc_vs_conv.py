@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from cnnlab.experiments import fc_vs_conv
+from cnnlab.train.errors import ConfigError
 from conftest import REPO, load_config_module
 
 CONFIG = REPO / "configs" / "analysis" / "fc_vs_conv.py"
@@ -60,6 +61,18 @@ def test_smoke_run_writes_outputs(tmp_path):
     assert (tmp_path / name).stat().st_size > 0
   with pytest.raises(ValueError, match="config arg 'full' is invalid: allowed smoke"):
     load_config_module(CONFIG).get_config("full")
+
+
+@pytest.mark.parametrize("models, message", [
+    (("lenet5", "resnet51"), r"config.models names \['resnet51'\], not registered models"),
+    (("cnn1d",), r"config.models=\('cnn1d',\) is invalid: cnn1d: only 2D convs are tabulated"),
+])
+def test_bad_models_are_one_config_error(models, message, tmp_path):
+  cfg = load_config_module(CONFIG).get_config("smoke")
+  cfg.models = models
+  with pytest.raises(ConfigError, match=message):
+    fc_vs_conv.run(cfg, str(tmp_path))
+  assert not list(tmp_path.iterdir())
 
 
 def test_script_smoke(tmp_path):

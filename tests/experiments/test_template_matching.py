@@ -8,6 +8,7 @@ from scipy import signal
 
 from cnnlab import ops
 from cnnlab.experiments import template_matching as tm
+from cnnlab.train.errors import ConfigError
 from conftest import REPO, load_config_module
 
 SMOKE = REPO / "configs" / "analysis" / "template_matching.py"
@@ -90,3 +91,20 @@ def test_bad_input_raises_value_error():
     tm.ncc(np.zeros((4, 4)), np.zeros((5, 5)))
   with pytest.raises(ValueError, match="config arg"):
     load_config_module(SMOKE).get_config("big")
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("image", "lena.png", r"config.image='lena.png' is invalid \(allowed: \('china.jpg', "),
+    ("height", 7, r"config.height=7 is invalid \(allowed: 8 to 427"),
+    ("size", 0, r"config.size=0 are invalid: the size >= 1 patch must fit the \(24, 36\) image"),
+    ("left", 31, r"config.left=31, config.size=6 are invalid: .* fit the \(24, 36\) image"),
+    ("min_std", 0.0, r"config.min_std=0.0 are invalid \(allowed: noise_std >= 0, min_std > 0\)"),
+    ("impls", ("fft",), r"config.impls=\('fft',\) is invalid \(allowed: registered impls .*'lax'"),
+])
+def test_bad_config_is_one_config_error_before_anything_runs(field, value, message, tmp_path):
+  """The runner prints a ConfigError as one line (exit 2); nothing is computed or written."""
+  cfg = load_config_module(SMOKE).get_config("smoke")
+  cfg[field] = value
+  with pytest.raises(ConfigError, match=message) as e:
+    tm.run(cfg, str(tmp_path))
+  assert "\n" not in str(e.value) and not list(tmp_path.iterdir())

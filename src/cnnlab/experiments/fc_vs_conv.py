@@ -24,6 +24,7 @@ import matplotlib
 from cnnlab import models, plotting
 from cnnlab import nn as cnn
 from cnnlab import report
+from cnnlab.train.errors import ConfigError
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -166,7 +167,13 @@ def plot(rows, out_path) -> str:
 
 def run(cfg, workdir: str) -> dict:
   """Writes ``fc_vs_conv.{md,json,png}`` into ``workdir``; returns rows, totals, Markdown."""
-  rows = table(cfg.models)
+  if unknown := [m for m in cfg.models if m not in models.list_models()]:
+    raise ConfigError(f"config.models names {unknown}, not registered models (allowed: any of "
+                      f"{models.list_models()})")
+  try:
+    rows = table(cfg.models)
+  except ValueError as e:  # a model with 1D/3D convs
+    raise ConfigError(f"config.models={tuple(cfg.models)!r} is invalid: {e}") from None
   sums = totals(rows)
   md = markdown(rows, sums)
   report.write(workdir, "fc_vs_conv", rows, markdown=md, extra={"totals": sums})

@@ -29,6 +29,7 @@ from cnnlab import report
 from cnnlab.ops import conv_auto
 from cnnlab.ops.conv_case import make_case
 from cnnlab.ops.conv_registry import unsupported_reason
+from cnnlab.train.errors import ConfigError
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -98,15 +99,35 @@ def _auto_choice(image_shape, size) -> str:
                                     np.float32))
 
 
+def check_config(cfg):
+  """A :class:`ConfigError` (one line naming the field and what is allowed) for a config the
+  matching cannot run, before anything is computed."""
+  if cfg.image not in IMAGES:
+    raise ConfigError(f"config.image={cfg.image!r} is invalid (allowed: {IMAGES})")
+  if not 8 <= cfg.height <= 427:
+    raise ConfigError(f"config.height={cfg.height!r} is invalid (allowed: 8 to 427, the photos' "
+                      "rows)")
+  rows, cols = load_sample_image(cfg.image).shape[:2]
+  shape = (cfg.height, round(cfg.height * cols / rows))  # load_gray's
+  if not (cfg.size >= 1 and 0 <= cfg.top <= shape[0] - cfg.size
+          and 0 <= cfg.left <= shape[1] - cfg.size):
+    raise ConfigError(f"config.top={cfg.top}, config.left={cfg.left}, config.size={cfg.size} "
+                      f"are invalid: the size >= 1 patch must fit the {shape} image")
+  if not (cfg.noise_std >= 0 and cfg.min_std > 0):
+    raise ConfigError(f"config.noise_std={cfg.noise_std}, config.min_std={cfg.min_std} are "
+                      "invalid (allowed: noise_std >= 0, min_std > 0)")
+  impls = tuple(cfg.impls) or ops.list_impls()
+  if set(impls) - set(ops.list_impls()) or "lax" not in impls:
+    raise ConfigError(f"config.impls={tuple(cfg.impls)!r} is invalid (allowed: registered impls "
+                      f"{ops.list_impls()}, 'lax' among them, the reference; empty: all)")
+
+
 def run(cfg, workdir: str) -> dict:
   """Matches with every impl in ``cfg.impls`` (empty: all registered); writes
   ``template_matching.{md,json,png}`` into ``workdir``; returns the numbers."""
+  check_config(cfg)
   image, template, true = make_problem(cfg)
   impls = tuple(cfg.impls) or ops.list_impls()
-  unknown = sorted(set(impls) - set(ops.list_impls()))
-  if unknown or "lax" not in impls:
-    raise ValueError(f"impls={impls} must include 'lax' (the reference) and only registered "
-                     f"impls {ops.list_impls()}")
   rows, maps = [], {}
   for impl in impls:
     reason = refusal(impl, image.shape, template.shape)
