@@ -5,9 +5,13 @@ and the uneven overlap of a kernel-3 stride-2 transposed conv it is meant to cat
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from cnnlab import nn as cnn
+from cnnlab.experiments import checkerboard
 from cnnlab.experiments.checkerboard import checkerboard_energy
+from cnnlab.train.errors import ConfigError
+from conftest import REPO, load_config_module
 
 
 def test_known_spectra():
@@ -35,3 +39,14 @@ def test_kernel_3_transposed_conv_shows_it_kernel_4_does_not():
     assert y.shape == (1, 28, 28, 1)
     energies[k] = checkerboard_energy(np.asarray(y)[:, 2:-2, 2:-2])  # away from the borders
   assert energies[3] > 0.5 and energies[4] < 1e-6
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("num_images", 0, r"config.num_images=0 is invalid: must be >= 1"),
+    ("noise_std", -0.5, r"config.noise_std=-0.5 is invalid: must be >= 0"),
+])
+def test_bad_analysis_field_is_one_config_error_first(field, value, message, tmp_path):
+  cfg = load_config_module(REPO / "configs" / "dense" / "checkerboard.py").get_config("analysis")
+  cfg[field], cfg.sweep_workdir = value, str(tmp_path / "no_sweep")
+  with pytest.raises(ConfigError, match=message):
+    checkerboard.run(cfg, str(tmp_path))

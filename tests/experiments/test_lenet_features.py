@@ -9,6 +9,7 @@ from cnnlab import models
 from cnnlab.experiments import _eval_data as eval_data
 from cnnlab.experiments import lenet_features as lf
 from cnnlab.train import workdir as workdir_lib
+from cnnlab.train.errors import ConfigError
 from conftest import REPO, load_config_module, needs_mnist8k
 
 CONFIG = REPO / "configs" / "analysis" / "lenet_features.py"
@@ -65,3 +66,14 @@ def test_smoke_run_trains_two_steps_and_plots(tmp_path):
   for name in ("lenet_filters.png", "lenet_feature_maps.png", "lenet_features.json",
                "lenet_features.md"):
     assert (tmp_path / name).stat().st_size > 0
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("digit_index", -1, r"config.digit_index=-1 is invalid: must be >= 0"),
+])
+def test_bad_analysis_field_is_one_config_error_first(field, value, message, tmp_path):
+  cfg = load_config_module(CONFIG).get_config("smoke")
+  cfg[field] = value
+  with pytest.raises(ConfigError, match=message):
+    lf.run(cfg, str(tmp_path))
+  assert not list(tmp_path.iterdir())

@@ -11,6 +11,7 @@ from hypothesis import given, settings, strategies as st
 
 from cnnlab import models, ops, train
 from cnnlab.experiments import shift_invariance as si
+from cnnlab.train.errors import ConfigError
 from conftest import REPO, load_config_module, needs_mnist8k
 
 
@@ -127,3 +128,15 @@ def test_end_to_end_on_a_two_step_run(tmp_path):
   assert next(r for r in rows if r["direction"] == "down" and r["shift"] == 0)["unchanged"] == 1
   for ext in ("json", "md", "png"):
     assert (tmp_path / "out" / f"shift_invariance.{ext}").stat().st_size > 0
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("max_shift", -1, r"config.max_shift=-1 is invalid: must be >= 0"),
+    ("limit", -3, r"config.limit=-3 is invalid: must be >= 0"),
+])
+def test_bad_analysis_field_is_one_config_error_first(field, value, message, tmp_path):
+  cfg = load_config_module(REPO / "configs" / "experiments" / "shift_invariance.py").get_config("analysis")
+  cfg[field] = value
+  with pytest.raises(ConfigError, match=message):
+    si.run(cfg, str(tmp_path))
+  assert not list(tmp_path.iterdir())

@@ -36,6 +36,7 @@ from cnnlab.ops.conv_case import make_case
 from cnnlab.ops.conv_registry import impls_supporting
 from cnnlab.train import backend
 from cnnlab.train.errors import ConfigError
+from cnnlab.train.validate import check_number
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -64,16 +65,14 @@ def check_timing(cfg):
     raise ConfigError(f"config.impls={tuple(cfg.impls)!r} names {unknown}, not conv impls "
                       f"(allowed: any of {allowed}; empty: all)")
   for field, low in (("warmup", 0), ("iters", 1), ("rounds", 1)):
-    if not isinstance(cfg[field], int) or cfg[field] < low:
-      raise ConfigError(f"config.{field}={cfg[field]!r} is invalid (allowed: an int >= {low})")
+    check_number(cfg, field, low, integer=True)
 
 
 def check_config(cfg):
   """:func:`check_timing`, ``matmul_size`` >= 1, and every shape a valid conv (``make_case``)
   whose ``skip`` names registered impls."""
   check_timing(cfg)
-  if not isinstance(cfg.matmul_size, int) or cfg.matmul_size < 1:
-    raise ConfigError(f"config.matmul_size={cfg.matmul_size!r} is invalid (allowed: an int >= 1)")
+  check_number(cfg, "matmul_size", 1, integer=True)
   if not cfg.shapes:
     raise ConfigError("config.shapes is empty (allowed: a list of shapes, configs/bench/conv.py)")
   for i, s in enumerate(cfg.shapes):

@@ -22,6 +22,7 @@ from cnnlab.experiments._eval_data import eval_arrays
 from cnnlab.experiments._sweep_results import finished_points
 from cnnlab.plotting import plt
 from cnnlab.train import workdir as workdir_lib
+from cnnlab.train.validate import check_number
 
 
 COLUMNS = ("decoder", "energy at init (%)", "energy trained (%)",
@@ -46,6 +47,8 @@ def _name(config) -> str:
 
 
 def run(config, workdir: str) -> dict:
+  check_number(config, "num_images", 1, integer=True)
+  check_number(config, "noise_std", 0)
   rows, images = [], []
   for point in finished_points(config.sweep_workdir, "configs/dense/checkerboard.py"):
     run_config, model, variables = workdir_lib.load(point)

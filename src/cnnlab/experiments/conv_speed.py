@@ -10,15 +10,14 @@ C_in = C_out = channels, 'same' padding), ``impls``, ``warmup``, ``iters``, ``ro
 
 from __future__ import annotations
 
-from cnnlab.train.errors import ConfigError
+from cnnlab.train.validate import check_number
 
 
 def run(config, workdir: str) -> dict:
   del workdir
   from cnnlab.bench import conv  # noqa: PLC0415 - torch (the reference) only when timing
   for field in ("k", "channels", "batch", "length"):
-    if not isinstance(config[field], int) or config[field] < 1:
-      raise ConfigError(f"config.{field}={config[field]!r} is invalid (allowed: an int >= 1)")
+    check_number(config, field, 1, integer=True)
   conv.check_timing(config)
   shape = dict(name=f"conv1d_k{config.k}_c{config.channels}", cls="conv1d",
                x=(config.batch, config.length, config.channels), window=(config.k,),

@@ -18,6 +18,7 @@ import numpy as np
 from cnnlab import models, plotting, report, train
 from cnnlab.experiments import _eval_data as eval_data
 from cnnlab.train import workdir as workdir_lib
+from cnnlab.train.validate import check_number
 from cnnlab.train.errors import ConfigError
 
 LAYERS = ("C1", "S2", "C3", "S4", "C5", "pre_logits")
@@ -108,6 +109,7 @@ def run(config, workdir: str) -> dict:
   """Loads the run in ``config.run_workdir`` (first training ``config.train`` there if it has no
   checkpoint and ``config.train_if_missing``; '' = a fresh temporary directory), plots, writes
   lenet_filters.png, lenet_feature_maps.png, lenet_features.{json,md} into ``workdir``."""
+  check_number(config, "digit_index", 0, integer=True)
   run_dir = config.run_workdir or tempfile.mkdtemp(prefix="lenet_features_")
   if workdir_lib.latest_step(run_dir) is None:
     if not config.train_if_missing:
@@ -116,6 +118,9 @@ def run(config, workdir: str) -> dict:
     train.train_and_evaluate(config.train, run_dir)
   run_config, model, variables = workdir_lib.load(run_dir)
   x, y = eval_data.eval_arrays(run_config, limit=config.digit_index + 1)
+  if config.digit_index >= len(x):
+    raise ConfigError(f"config.digit_index={config.digit_index} is invalid: the eval split holds "
+                      f"{len(x)} digits")
   p = panels(model, variables, x[config.digit_index])
   os.makedirs(workdir, exist_ok=True)
   plot_filters(p, os.path.join(workdir, "lenet_filters.png"))

@@ -29,6 +29,7 @@ import numpy as np
 from cnnlab import models, plotting, report
 from cnnlab.experiments import _eval_data as eval_data
 from cnnlab.train import workdir as workdir_lib
+from cnnlab.train.validate import check_number
 
 DIRECTIONS = {"right": (0, 1), "down": (1, 0)}
 
@@ -163,6 +164,8 @@ def run(config, workdir: str) -> dict:
   """Analyses every finished run of the sweep in ``config.sweep_workdir`` (shifts up to
   ``config.max_shift`` pixels, the first ``config.limit`` eval digits, 0 = all); writes
   shift_invariance.{json,md,png}."""
+  check_number(config, "max_shift", 0, integer=True)
+  check_number(config, "limit", 0, integer=True)
   results = {}
   for name, point in load_sweep(config.sweep_workdir).items():
     run_config, model, variables = workdir_lib.load(point)

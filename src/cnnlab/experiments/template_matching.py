@@ -30,6 +30,7 @@ from cnnlab.ops import conv_auto
 from cnnlab.ops.conv_case import make_case
 from cnnlab.ops.conv_registry import unsupported_reason
 from cnnlab.train.errors import ConfigError
+from cnnlab.train.validate import check_number
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -104,18 +105,15 @@ def check_config(cfg):
   matching cannot run, before anything is computed."""
   if cfg.image not in IMAGES:
     raise ConfigError(f"config.image={cfg.image!r} is invalid (allowed: {IMAGES})")
-  if not 8 <= cfg.height <= 427:
-    raise ConfigError(f"config.height={cfg.height!r} is invalid (allowed: 8 to 427, the photos' "
-                      "rows)")
+  check_number(cfg, "height", 8, 427, integer=True)  # the photos have 427 rows
   rows, cols = load_sample_image(cfg.image).shape[:2]
   shape = (cfg.height, round(cfg.height * cols / rows))  # load_gray's
   if not (cfg.size >= 1 and 0 <= cfg.top <= shape[0] - cfg.size
           and 0 <= cfg.left <= shape[1] - cfg.size):
     raise ConfigError(f"config.top={cfg.top}, config.left={cfg.left}, config.size={cfg.size} "
                       f"are invalid: the size >= 1 patch must fit the {shape} image")
-  if not (cfg.noise_std >= 0 and cfg.min_std > 0):
-    raise ConfigError(f"config.noise_std={cfg.noise_std}, config.min_std={cfg.min_std} are "
-                      "invalid (allowed: noise_std >= 0, min_std > 0)")
+  check_number(cfg, "noise_std", 0)
+  check_number(cfg, "min_std", 0, low_open=True)
   impls = tuple(cfg.impls) or ops.list_impls()
   if set(impls) - set(ops.list_impls()) or "lax" not in impls:
     raise ConfigError(f"config.impls={tuple(cfg.impls)!r} is invalid (allowed: registered impls "

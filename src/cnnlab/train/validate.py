@@ -46,9 +46,11 @@ def _one_of(config, field: str, allowed):
   _require(v in allowed, field, v, f"must be one of {list(allowed)}{hint}")
 
 
-def _number(config, field: str, low=None, high=None, low_open=False, high_open=False,
-            integer=False):
-  """A finite number (an int if ``integer``) in the given range."""
+def check_number(config, field: str, low=None, high=None, low_open=False, high_open=False,
+                 integer=False):
+  """Raises :class:`ConfigError` unless ``config.<field>`` (dotted) is a finite number (an int
+  if ``integer``) in the given range (bounds inclusive unless ``*_open``); the experiments check
+  their own fields with it."""
   v = _get(config, field)
   kind = "an integer" if integer else "a finite number"
   ok = (isinstance(v, int) and not isinstance(v, bool)) if integer else (
@@ -83,32 +85,32 @@ def check_fields(config) -> None:
   """Names, types and ranges of every field but the model's (pure Python: needs neither JAX,
   the model registry nor data)."""
   opt, d = config.optimizer, config.data
-  _number(config, "seed", integer=True)
+  check_number(config, "seed", integer=True)
   _one_of(config, "optimizer.name", config_lib.OPTIMIZERS)
   _one_of(config, "optimizer.schedule", config_lib.SCHEDULES)
-  _number(config, "optimizer.learning_rate", 0, low_open=True)
+  check_number(config, "optimizer.learning_rate", 0, low_open=True)
   for f in ("momentum", "b1", "b2", "rho"):
-    _number(config, f"optimizer.{f}", 0, 1, high_open=True)
-  _number(config, "optimizer.eps", 0, low_open=True)
-  _number(config, "optimizer.max_norm", 0)
+    check_number(config, f"optimizer.{f}", 0, 1, high_open=True)
+  check_number(config, "optimizer.eps", 0, low_open=True)
+  check_number(config, "optimizer.max_norm", 0)
   for f in ("weight_decay", "grad_clip_norm", "warmup_epochs"):
-    _number(config, f"optimizer.{f}", 0)
-  _number(config, "optimizer.decay_factor", 0, low_open=True)
-  _number(config, "optimizer.label_smoothing", 0, 1, high_open=True)
+    check_number(config, f"optimizer.{f}", 0)
+  check_number(config, "optimizer.decay_factor", 0, low_open=True)
+  check_number(config, "optimizer.label_smoothing", 0, 1, high_open=True)
   de = opt.decay_epochs
   _require(isinstance(de, (tuple, list)) and all(_is_number(e) and e > 0 for e in de) and
            list(de) == sorted(set(de)), "optimizer.decay_epochs", de,
            "must be an increasing tuple of epochs > 0, e.g. (30, 60)")
   for f in ("batch_size", "eval_batch_size", "log_every_steps", "keep_checkpoints"):
-    _number(config, f, 0, low_open=True, integer=True)
-  _number(config, "num_train_steps", 0, integer=True)
+    check_number(config, f, 0, low_open=True, integer=True)
+  check_number(config, "num_train_steps", 0, integer=True)
   if config.num_train_steps == 0:
     _require(_is_number(config.num_epochs) and math.isfinite(config.num_epochs) and
              config.num_epochs > 0, "num_epochs", config.num_epochs,
              "must be > 0 (or set num_train_steps > 0)")
   for f in ("eval_every_steps", "checkpoint_every_steps", "data.image_size",
             "data.random_crop_padding", "data.num_workers", "data.permute_seed"):
-    _number(config, f, 0, integer=True)
+    check_number(config, f, 0, integer=True)
   _bool(config, "half_precision", "progress_bar", "data.random_flip", "data.permute_features")
   for f in ("labels_per_class", "subset_seed"):  # optional fields (pipeline.labeled_subset)
     v = d.get(f, 0)
@@ -120,16 +122,16 @@ def check_fields(config) -> None:
            (tuple(ps) == (0, 0) or 0 <= ps[0] < ps[1]), "profile_steps", ps,
            "must be (start, stop) with 0 <= start < stop, or (0, 0) = off")
   _one_of(config, "nonfinite_policy", NONFINITE_POLICIES)
-  _number(config, "grad_accum_steps", 0, low_open=True, integer=True)
+  check_number(config, "grad_accum_steps", 0, low_open=True, integer=True)
   _one_of(config, "grad_accum_impl", GRAD_ACCUM_IMPLS)
-  _number(config, "ema_decay", 0, 1, high_open=True)
+  check_number(config, "ema_decay", 0, 1, high_open=True)
   _one_of(config, "half_precision_dtype", HALF_PRECISION_DTYPES)
   _one_of(config, "loss_scale", LOSS_SCALES)
-  _number(config, "loss_scale_init", 0, low_open=True)
-  _number(config, "loss_scale_period", 0, low_open=True, integer=True)
+  check_number(config, "loss_scale_init", 0, low_open=True)
+  check_number(config, "loss_scale_period", 0, low_open=True, integer=True)
   _one_of(config, "task", config_lib.TASKS)
-  _number(config, "noise_std", 0)
-  _number(config, "max_nonfinite_skips", 0, low_open=True, integer=True)
+  check_number(config, "noise_std", 0)
+  check_number(config, "max_nonfinite_skips", 0, low_open=True, integer=True)
   for f in ("name", "train_split", "eval_split"):
     _require(isinstance(d[f], str) and d[f], f"data.{f}", d[f], "must be a non-empty string")
   for f in ("data_dir", "manual_dir"):
