@@ -135,7 +135,8 @@ def test_end_to_end_on_a_two_step_run(tmp_path):
     ("limit", -3, r"config.limit=-3 is invalid: must be >= 0"),
 ])
 def test_bad_analysis_field_is_one_config_error_first(field, value, message, tmp_path):
-  cfg = load_config_module(REPO / "configs" / "experiments" / "shift_invariance.py").get_config("analysis")
+  config = REPO / "configs" / "experiments" / "shift_invariance.py"
+  cfg = load_config_module(config).get_config("analysis")
   cfg[field] = value
   with pytest.raises(ConfigError, match=message):
     si.run(cfg, str(tmp_path))
