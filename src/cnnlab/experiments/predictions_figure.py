@@ -14,6 +14,7 @@ from cnnlab import plotting, report
 from cnnlab.experiments._eval_data import eval_arrays
 from cnnlab.plotting import plt
 from cnnlab.train import workdir as workdir_lib
+from cnnlab.train.validate import check_number
 
 # Digits 0-9 in tab10's colours, background (10) black.
 MASK_COLOURS = ListedColormap([*plt.get_cmap("tab10").colors, (0.0, 0.0, 0.0)])
@@ -26,6 +27,7 @@ def _off(ax):
 
 
 def run(config, workdir: str) -> dict:
+  check_number(config, "num_examples", 1, integer=True)
   run_config, model, variables = workdir_lib.load(config.run_workdir)
   x, y = eval_arrays(run_config, config.num_examples)
   pred = np.asarray(jax.jit(model.apply)(variables, x)).argmax(-1)

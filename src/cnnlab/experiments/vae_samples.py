@@ -15,6 +15,7 @@ from cnnlab.experiments._eval_data import eval_arrays
 from cnnlab.models.conv_vae import elbo_loss
 from cnnlab.plotting import plt
 from cnnlab.train import workdir as workdir_lib
+from cnnlab.train.validate import check_number
 
 
 
@@ -29,6 +30,8 @@ def _grid(images_NxHxW, cols: int):
 
 
 def run(config, workdir: str) -> dict:
+  check_number(config, "num_samples", 1, integer=True)
+  check_number(config, "seed", integer=True)
   run_config, model, variables = workdir_lib.load(config.run_workdir)
   z = jax.random.normal(jax.random.key(config.seed), (config.num_samples, model.latent_dim))
   samples = np.asarray(jax.nn.sigmoid(model.apply(variables, z, method="decode")))

@@ -21,6 +21,7 @@ import numpy as np  # noqa: E402
 
 from cnnlab.models import wavenet  # noqa: E402
 from cnnlab.train import train_and_evaluate, workdir as workdir_lib  # noqa: E402
+from cnnlab.train.validate import check_number  # noqa: E402
 
 
 def write_wav(path, audio, sample_rate: int) -> None:
@@ -49,6 +50,10 @@ def plot(audio_NxL, sample_rate: int, path) -> None:
 
 
 def run(config, workdir: str) -> dict:
+  for field in ("num_samples", "length"):  # checked before training, not after
+    check_number(config, f"generate.{field}", 1, integer=True)
+  check_number(config, "generate.temperature", 0, low_open=True)
+  check_number(config, "generate.seed", integer=True)
   result = train_and_evaluate(config, workdir)
   _, model, variables = workdir_lib.load(workdir, "latest")
   g, rate = config.generate, config.data.get("sample_rate", 8000)
