@@ -43,7 +43,11 @@ def load_state_dict(path: pathlib.Path) -> dict:
                        "package, which is not installed (pip install safetensors)") from None
     return load_file(str(path))
   import torch  # a script may import torch; the library does not
-  sd = torch.load(path, map_location="cpu", weights_only=True)
+  try:
+    sd = torch.load(path, map_location="cpu", weights_only=True)
+  except Exception as e:  # torch raises several kinds for a file that is not a checkpoint
+    raise SystemExit(f"--torch_weights={path}: not a torch file that loads with "
+                     f"weights_only=True ({type(e).__name__}: {e})") from None
   if not isinstance(sd, dict):
     raise SystemExit(f"--torch_weights={path}: expected a state_dict (a dict), got {type(sd)}")
   return sd
