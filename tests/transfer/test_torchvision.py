@@ -329,19 +329,13 @@ def test_script_round_trip_weights_only(tmp_path, resnet18_sd):
   assert again.returncode != 0 and "already holds" in again.stderr
 
 
-@pytest.mark.parametrize("content, line", [
-    (b"not a checkpoint", "not a torch file that loads with weights_only=True"),
-    (None, "does not convert to --model=resnet18: from_torchvision('resnet18'): state_dict has "
-           "no head bias 'fc.bias'"),
-])
-def test_script_bad_weights_file_is_one_line_and_writes_nothing(tmp_path, content, line):
+def test_script_bad_weights_file_is_one_line_and_writes_nothing(tmp_path):
+  """(A file of another network: ``from_torchvision``'s error, tested above, as one line.)"""
   f = tmp_path / "w.pth"
-  if content is None:  # a real torch file of another network
-    torch.save({"conv.weight": torch.zeros(2, 1, 3, 3)}, f)
-  else:
-    f.write_bytes(content)
+  f.write_bytes(b"not a checkpoint")
   r = _run_script("--model=resnet18", f"--torch_weights={f}", f"--workdir={tmp_path / 'out'}")
-  assert r.returncode != 0 and line in r.stderr, r.stderr[-3000:]
+  assert r.returncode != 0, r.stderr[-3000:]
+  assert "not a torch file that loads with weights_only=True" in r.stderr
   assert "Traceback" not in r.stderr and not (tmp_path / "out").exists()
 
 
