@@ -330,7 +330,7 @@ def test_script_round_trip_weights_only(tmp_path, resnet18_sd):
 
 
 def test_script_bad_weights_file_is_one_line_and_writes_nothing(tmp_path):
-  """(A file of another network: ``from_torchvision``'s error, tested above, as one line.)"""
+  """A file torch cannot load (``weights_only=True``): one line naming it, nothing written."""
   f = tmp_path / "w.pth"
   f.write_bytes(b"not a checkpoint")
   r = _run_script("--model=resnet18", f"--torch_weights={f}", f"--workdir={tmp_path / 'out'}")
