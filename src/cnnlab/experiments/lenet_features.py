@@ -18,8 +18,8 @@ import numpy as np
 from cnnlab import models, plotting, report, train
 from cnnlab.experiments import _eval_data as eval_data
 from cnnlab.train import workdir as workdir_lib
-from cnnlab.train.validate import check_number
 from cnnlab.train.errors import ConfigError
+from cnnlab.train.validate import check_number
 
 LAYERS = ("C1", "S2", "C3", "S4", "C5", "pre_logits")
 SOWN = {k: k if k == "pre_logits" else f"{k}_out" for k in LAYERS}  # names in LeNet5's sow calls

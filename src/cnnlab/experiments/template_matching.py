@@ -106,12 +106,13 @@ def check_config(cfg):
   if cfg.image not in IMAGES:
     raise ConfigError(f"config.image={cfg.image!r} is invalid (allowed: {IMAGES})")
   check_number(cfg, "height", 8, 427, integer=True)  # the photos have 427 rows
+  for field, low in (("size", 1), ("top", 0), ("left", 0)):
+    check_number(cfg, field, low, integer=True)
   rows, cols = load_sample_image(cfg.image).shape[:2]
   shape = (cfg.height, round(cfg.height * cols / rows))  # load_gray's
-  if not (cfg.size >= 1 and 0 <= cfg.top <= shape[0] - cfg.size
-          and 0 <= cfg.left <= shape[1] - cfg.size):
+  if cfg.top + cfg.size > shape[0] or cfg.left + cfg.size > shape[1]:
     raise ConfigError(f"config.top={cfg.top}, config.left={cfg.left}, config.size={cfg.size} "
-                      f"are invalid: the size >= 1 patch must fit the {shape} image")
+                      f"are invalid: the patch must fit the {shape} image")
   check_number(cfg, "noise_std", 0)
   check_number(cfg, "min_std", 0, low_open=True)
   impls = tuple(cfg.impls) or ops.list_impls()
