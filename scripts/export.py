@@ -7,6 +7,7 @@ normalisation, classes); ``cnnlab.train.export.load(FILE)`` returns the callable
 record as a JSON line."""
 
 import json
+import pathlib
 import sys
 
 from absl import app, flags
@@ -18,15 +19,27 @@ STEP = flags.DEFINE_string("step", "latest", "Checkpoint: latest, best or a step
 OUT = flags.DEFINE_string("out", None, "Output file (default WORKDIR/export/step_N.jax_exported).")
 
 
+def _fail(message: str):
+  print(f"error: {message}", file=sys.stderr)
+  sys.exit(errors.BAD_INPUT)
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   step = int(STEP.value) if STEP.value.isdigit() else STEP.value
+  if OUT.value:  # checked before anything is exported; the default path is the run's own
+    out = pathlib.Path(OUT.value)
+    if out.exists() or out.with_name(out.name + ".json").exists():
+      _fail(f"--out={out} already exists (or its .json); choose another path")
+    try:
+      out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+      _fail(f"--out={out}: cannot create its folder ({e.strerror})")
   try:
     exported, record = export.export_run(WORKDIR.value, step)
   except errors.ConfigError as e:
-    print(f"error: --{e}", file=sys.stderr)
-    sys.exit(errors.BAD_INPUT)
+    _fail(f"--{e}")
   out = OUT.value or f"{WORKDIR.value}/export/step_{record['step']}.jax_exported"
   print(json.dumps({"path": str(export.save(exported, record, out)), **record}))
 

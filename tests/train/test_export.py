@@ -42,3 +42,14 @@ def test_nothing_is_written_for_a_workdir_without_checkpoints(tmp_path):
   assert out.stderr.strip().splitlines() == [
       f"error: --step='latest' is invalid: {tmp_path}/checkpoints holds checkpoints at steps "
       "none (allowed: 'latest', 'best' or one of those)"]
+
+
+def test_an_existing_out_file_is_never_overwritten(tmp_path):
+  """Checked before the workdir is even read (it holds no run here)."""
+  keep = tmp_path / "mine.bin"
+  keep.write_bytes(b"a user's file")
+  out = subprocess.run([sys.executable, "scripts/export.py", f"--workdir={tmp_path / 'w'}",
+                        f"--out={keep}"], cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert out.returncode == 2 and keep.read_bytes() == b"a user's file"
+  assert out.stderr.strip().splitlines() == [
+      f"error: --out={keep} already exists (or its .json); choose another path"]
