@@ -3,8 +3,8 @@
   python scripts/export.py --workdir=runs/lenet5_digits [--step=latest|best|STEP] [--out=FILE]
 
 Writes FILE (default ``WORKDIR/export/step_N.jax_exported``) and FILE.json (input shape,
-normalisation, classes); ``cnnlab.train.export.load(FILE)`` returns the callable. Prints the
-record as a JSON line."""
+normalisation, classes); an ``--out`` that exists is refused, never overwritten.
+``cnnlab.train.export.load(FILE)`` returns the callable. Prints the record as a JSON line."""
 
 import json
 import pathlib
