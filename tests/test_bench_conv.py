@@ -138,8 +138,9 @@ def test_depthwise_arg_keeps_the_depthwise_shapes_for_the_depthwise_impl():
 
 
 @pytest.mark.parametrize("field, value, line", [
-    ("impls", ("lax", "bogus"), "config.impls=('lax', 'bogus') names ['bogus'], not conv impls"),
-    ("impls", ("auto",), "names ['auto'], not conv impls"),
+    ("impls", ("lax", "bogus"),
+     "config.impls=('lax', 'bogus') is invalid: ['bogus'] are not conv impls (allowed: any of"),
+    ("impls", ("auto",), "is invalid: ['auto'] are not conv impls"),
     ("iters", 0, "config.iters=0 is invalid: must be >= 1"),
     ("warmup", -1, "config.warmup=-1 is invalid: must be >= 0"),
     ("matmul_size", 0, "config.matmul_size=0 is invalid: must be >= 1"),

@@ -64,7 +64,8 @@ def test_smoke_run_writes_outputs(tmp_path):
 
 
 @pytest.mark.parametrize("models, message", [
-    (("lenet5", "resnet51"), r"config.models names \['resnet51'\], not registered models"),
+    (("lenet5", "resnet51"),
+     r"config.models=\('lenet5', 'resnet51'\) is invalid: \['resnet51'\] are not registered"),
     (("cnn1d",), r"config.models=\('cnn1d',\) is invalid: cnn1d: only 2D convs are tabulated"),
 ])
 def test_bad_models_are_one_config_error(models, message, tmp_path):

@@ -99,7 +99,9 @@ def test_bad_input_raises_value_error():
     ("size", 0, r"config.size=0 is invalid: must be >= 1"),
     ("left", 31, r"config.left=31, config.size=6 are invalid: the patch must fit the \(24, 36\)"),
     ("min_std", 0.0, r"config.min_std=0.0 is invalid: must be > 0"),
-    ("impls", ("fft",), r"config.impls=\('fft',\) is invalid \(allowed: registered impls .*'lax'"),
+    ("impls", ("fft",), r"config.impls=\('fft',\) is invalid: must include 'lax', the reference"),
+    ("impls", ("lax", "fastest"),
+     r"config.impls=\('lax', 'fastest'\) is invalid: \['fastest'\] are not conv impls"),
 ])
 def test_bad_config_is_one_config_error_before_anything_runs(field, value, message, tmp_path):
   """The runner prints a ConfigError as one line (exit 2); nothing is computed or written."""

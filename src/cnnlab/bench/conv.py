@@ -36,7 +36,7 @@ from cnnlab.ops.conv_case import make_case
 from cnnlab.ops.conv_registry import impls_supporting
 from cnnlab.train import backend
 from cnnlab.train.errors import ConfigError
-from cnnlab.train.validate import check_number
+from cnnlab.train.validate import check_number, check_subset
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -60,10 +60,7 @@ def check_timing(cfg):
   """Raises :class:`ConfigError` (one line naming the field and what is allowed) unless
   ``cfg.impls`` names registered impls (not ``auto``; empty: all), ``warmup`` >= 0 and
   ``iters``, ``rounds`` >= 1: before anything is timed or written."""
-  allowed = [i for i in ops.list_impls() if i != "auto"]
-  if unknown := [i for i in cfg.impls if i not in allowed]:
-    raise ConfigError(f"config.impls={tuple(cfg.impls)!r} names {unknown}, not conv impls "
-                      f"(allowed: any of {allowed}; empty: all)")
+  check_subset(cfg, "impls", [i for i in ops.list_impls() if i != "auto"], "conv impls")
   for field, low in (("warmup", 0), ("iters", 1), ("rounds", 1)):
     check_number(cfg, field, low, integer=True)
 

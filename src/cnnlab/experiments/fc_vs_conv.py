@@ -25,6 +25,7 @@ from cnnlab import models, plotting
 from cnnlab import nn as cnn
 from cnnlab import report
 from cnnlab.train.errors import ConfigError
+from cnnlab.train.validate import check_subset
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -167,9 +168,7 @@ def plot(rows, out_path) -> str:
 
 def run(cfg, workdir: str) -> dict:
   """Writes ``fc_vs_conv.{md,json,png}`` into ``workdir``; returns rows, totals, Markdown."""
-  if unknown := [m for m in cfg.models if m not in models.list_models()]:
-    raise ConfigError(f"config.models names {unknown}, not registered models (allowed: any of "
-                      f"{models.list_models()})")
+  check_subset(cfg, "models", models.list_models(), "registered models")
   try:
     rows = table(cfg.models)
   except ValueError as e:  # a model with 1D/3D convs

@@ -30,7 +30,7 @@ from cnnlab.ops import conv_auto
 from cnnlab.ops.conv_case import make_case
 from cnnlab.ops.conv_registry import unsupported_reason
 from cnnlab.train.errors import ConfigError
-from cnnlab.train.validate import check_number
+from cnnlab.train.validate import check_number, check_subset
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -115,10 +115,10 @@ def check_config(cfg):
                       f"are invalid: the patch must fit the {shape} image")
   check_number(cfg, "noise_std", 0)
   check_number(cfg, "min_std", 0, low_open=True)
-  impls = tuple(cfg.impls) or ops.list_impls()
-  if set(impls) - set(ops.list_impls()) or "lax" not in impls:
-    raise ConfigError(f"config.impls={tuple(cfg.impls)!r} is invalid (allowed: registered impls "
-                      f"{ops.list_impls()}, 'lax' among them, the reference; empty: all)")
+  check_subset(cfg, "impls", ops.list_impls(), "conv impls")
+  if cfg.impls and "lax" not in cfg.impls:
+    raise ConfigError(f"config.impls={tuple(cfg.impls)!r} is invalid: must include 'lax', the "
+                      "reference (or be empty: all)")
 
 
 def run(cfg, workdir: str) -> dict:

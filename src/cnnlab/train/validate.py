@@ -46,6 +46,15 @@ def _one_of(config, field: str, allowed):
   _require(v in allowed, field, v, f"must be one of {list(allowed)}{hint}")
 
 
+def check_subset(config, field: str, allowed, what: str):
+  """Raises :class:`ConfigError` unless every entry of the sequence ``config.<field>`` is in
+  ``allowed`` (``what``: what the entries name, e.g. 'conv impls')."""
+  v = _get(config, field)
+  unknown = [a for a in v if a not in allowed]
+  _require(not unknown, field, tuple(v), f"{unknown} are not {what} (allowed: any of "
+           f"{list(allowed)})")
+
+
 def check_number(config, field: str, low=None, high=None, low_open=False, high_open=False,
                  integer=False):
   """Raises :class:`ConfigError` unless ``config.<field>`` (dotted) is a finite number (an int
