@@ -34,8 +34,8 @@ def _shape(name, cls, x, window, c_out, stride=1, padding=0, dilation=1, groups=
 
 _N64_SKIP = ("fft", "matmul", "matmul_sparse", "winograd", "winograd_f4")
 # rows' grouped conv is lax's with C_in x K_0 channels per group: 10 s a fwd+bwd at 14x14x256;
-# cols runs rows.
-_DEPTHWISE_SKIP = ("matmul_sparse", "rows", "cols")
+# cols runs rows; fenced is lax's grouped conv behind a fusion fence.
+_DEPTHWISE_SKIP = ("matmul_sparse", "rows", "cols", "fenced")
 
 
 def shapes():

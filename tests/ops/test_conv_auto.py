@@ -13,7 +13,7 @@ from cnnlab.ops import conv_auto
 from cnnlab.ops.conv_case import make_case
 
 X, W = (2, 8, 8, 8), (3, 3, 8, 5)  # 2D 3x3: every impl (winograd included) supports it; 8
-# input channels: the heuristic keeps lax
+# input channels: the heuristic takes fenced (lax behind a fusion fence) on the CPU
 
 
 def _case(x_shape=X, w_shape=W, **kw):
@@ -44,8 +44,9 @@ def test_follows_cache_file(cache):
   text = _jaxpr_text()
   assert "fft" in text and "conv_general_dilated" not in text
   _write(cache, {key: {"fwd_bwd_s": {"lax": 2.0, "fft": 4.0, "im2col": 3.0}}})
-  assert conv_auto.choose(_case(padding="SAME")) == "lax"
-  assert "conv_general_dilated" in _jaxpr_text()
+  assert conv_auto.choose(_case(padding="SAME")) == "fenced"  # a cached lax, in a network
+  text = _jaxpr_text()
+  assert "conv_general_dilated" in text and "cond[" in text
 
 
 def test_skips_cached_impls_that_cannot_serve_the_case(cache):
@@ -61,7 +62,7 @@ def test_nearest_batch_then_heuristic(cache):
   _write(cache, entries)
   assert conv_auto.choose(_case((16, 8, 8, 8))) == "im2col"
   assert conv_auto.choose(_case((48, 8, 8, 8))) == "shift"
-  assert conv_auto.choose(_case((16, 9, 8, 8))) == "lax"  # no entry: heuristic
+  assert conv_auto.choose(_case((16, 9, 8, 8))) == "fenced"  # no entry: heuristic
 
 
 def test_symbolic_batch_takes_the_largest_timed_batch(cache):
@@ -79,7 +80,7 @@ def test_symbolic_batch_takes_the_largest_timed_batch(cache):
 
   assert "stablehlo.convolution" not in exported_hlo()  # shift: dots over the offsets
   _write(cache, {})
-  assert "stablehlo.convolution" in exported_hlo()  # the heuristic: lax
+  assert "stablehlo.convolution" in exported_hlo()  # the heuristic: fenced, lax's conv
 
 
 @pytest.mark.parametrize("x_shape,w_shape,kw,expected", [
@@ -93,17 +94,19 @@ def test_symbolic_batch_takes_the_largest_timed_batch(cache):
     ((2, 12, 12, 4), (3, 3, 4, 8), {}, "rows"),
     ((2, 8, 12, 12, 1), (3, 3, 3, 1, 8), {}, "im2col"),
     ((2, 12, 12, 6), (5, 5, 6, 16), {}, "rows"),
-    ((2, 12, 12, 8), (5, 5, 8, 16), {}, "lax"),
+    ((2, 12, 12, 8), (5, 5, 8, 16), {}, "fenced"),
     ((2, 12, 12, 12), (3, 3, 6, 16), dict(groups=2), "lax"),
-    ((2, 12, 12, 3), (1, 3, 3, 8), {}, "lax"),  # one row tall already
+    ((2, 12, 12, 3), (1, 3, 3, 8), {}, "fenced"),  # one row tall already: not cols
     ((2, 64, 3), (5, 3, 4), {}, "lax"),  # 1D: rows would be im2col
     ((2, 12, 12, 8), (3, 3, 1, 8), dict(groups=8), "depthwise"),
     ((2, 12, 12, 8), (3, 3, 1, 16), dict(groups=8, stride=2), "depthwise"),
     ((2, 12, 12, 8), (3, 3, 2, 8), dict(groups=4), "lax"),
-    ((2, 12, 12, 8), (3, 3, 8, 8), {}, "lax"),
+    ((2, 12, 12, 8), (3, 3, 8, 8), {}, "fenced"),
+    ((2, 12, 12, 64), (3, 3, 64, 64), dict(padding=1), "fenced"),  # a ResNet conv
+    ((2, 8, 12, 12, 8), (3, 3, 3, 8, 8), {}, "lax"),  # 3D: the fence is measured in 2D only
     ((2, 5, 5, 16), (5, 5, 16, 120), {}, "im2col"),  # one output position: one matmul
     ((2, 30, 4), (30, 4, 8), {}, "im2col"),  # ... before fft's rule
-    ((2, 5, 5, 16), (5, 5, 16, 120), dict(padding="SAME"), "lax"),
+    ((2, 5, 5, 16), (5, 5, 16, 120), dict(padding="SAME"), "fenced"),
     ((2, 1, 1, 8), (1, 1, 8, 8), {}, "lax"),  # a 1x1 window: lax's conv is a dot already
     ((2, 5, 5, 16), (5, 5, 1, 16), dict(groups=16), "depthwise"),
 ])
@@ -117,7 +120,7 @@ def test_entries_of_another_device_are_not_used(cache):
   assert key.startswith("dev=cpu:")
   other = key.replace(f"dev={conv_auto.device()}|", "dev=gpu:NVIDIA H100 80GB HBM3|")
   _write(cache, {other: {"fwd_bwd_s": {"lax": 2.0, "fft": 1.0}}})
-  assert conv_auto.choose(_case(padding="SAME")) == "lax"  # the heuristic, not the GPU's fft
+  assert conv_auto.choose(_case(padding="SAME")) == "fenced"  # the heuristic, not the GPU's
   _write(cache, {other: {"fwd_bwd_s": {"lax": 2.0, "fft": 1.0}},
                  key: {"fwd_bwd_s": {"lax": 2.0, "shift": 1.0}}})
   assert conv_auto.choose(_case(padding="SAME")) == "shift"
@@ -140,14 +143,20 @@ def test_entries_of_other_compiler_options_are_not_used(cache):
   with conv_auto.compiled_with({}):  # no options: XLA's defaults
     assert conv_auto.choose(_case(padding="SAME")) == "shift"
   _write(cache, {tagged: {"fwd_bwd_s": {"lax": 2.0, "fft": 1.0}}})
-  assert conv_auto.choose(_case(padding="SAME")) == "lax"  # the heuristic
+  assert conv_auto.choose(_case(padding="SAME")) == "fenced"  # the heuristic
 
 
 def test_heuristic_keeps_lax_off_the_cpu(cache, monkeypatch):
   depthwise = _case((2, 12, 12, 4), (3, 3, 1, 4), groups=4)
   assert conv_auto.choose(depthwise) == "depthwise"  # the CPU's choice for groups == C_in
+  assert conv_auto.choose(_case()) == "fenced"
+  _write(cache, {conv_auto.case_key(_case()): {"fwd_bwd_s": {"lax": 1.0, "fft": 2.0}}})
+  assert conv_auto.choose(_case()) == "fenced"  # a cached lax is run behind the fence
   monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
   assert conv_auto.choose(depthwise) == "lax"
+  assert conv_auto.choose(_case()) == "lax"  # the cached lax as it is
+  _write(cache, {})
+  assert conv_auto.choose(_case()) == "lax"
 
 
 def test_merge_cache_keeps_other_entries(cache):

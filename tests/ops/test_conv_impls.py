@@ -17,8 +17,8 @@ from jax import lax
 from cnnlab import ops
 from cnnlab.ops.conv_registry import impls_supporting, supports
 
-IMPLS = ("lax", "im2col", "shift", "fft", "matmul", "matmul_sparse", "rows", "cols", "winograd",
-         "winograd_f4")
+IMPLS = ("lax", "fenced", "im2col", "shift", "fft", "matmul", "matmul_sparse", "rows", "cols",
+         "winograd", "winograd_f4")
 WINOGRAD = ("winograd", "winograd_f4")
 TOL = {"winograd_f4": 2e-4, "fft": 5e-5}  # F(4x4,3x3) transforms amplify rounding; fft: log L
 

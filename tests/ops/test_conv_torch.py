@@ -19,8 +19,8 @@ from cnnlab import ops
 from cnnlab.ops.conv_registry import impls_supporting
 
 TORCH_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
-IMPLS = ("lax", "im2col", "shift", "fft", "matmul", "matmul_sparse", "rows", "cols", "winograd",
-         "winograd_f4")
+IMPLS = ("lax", "fenced", "im2col", "shift", "fft", "matmul", "matmul_sparse", "rows", "cols",
+         "winograd", "winograd_f4")
 TORCH_MODE = {"reflect": "reflect", "replicate": "replicate", "circular": "circular"}
 
 

@@ -25,7 +25,13 @@ Choice, at trace time (shapes only), among the registered impls that support the
      ``cols`` up to 3 channels (LeNet-5's first conv 2.3x faster fwd+bwd than by ``rows``, 3
      channels 1.2x), ``rows`` from 4 (fwd+bwd faster than ``lax`` at 6 channels, slower at 8
      and 16); ``im2col`` in 3D (4x faster than ``lax`` for a 3x3x3 conv on grey clips);
+   - ``fenced`` for other 2D windows of more than one tap, ``groups == 1`` (``lax`` behind a
+     fusion fence: ResNet-18 CIFAR's train step 1.07-1.15x faster than with ``lax``);
    - else ``lax``.
+3. On the CPU a cached ``lax`` is run as ``fenced`` where the heuristic picks ``fenced``: a conv
+   timed alone reads a stored input, where the fence has nothing to save (``fenced`` times as
+   ``lax`` there); in a network its input is an elementwise chain the fence keeps from being
+   recomputed (docs/performance.md, "A fence before the weight gradient").
 """
 
 from __future__ import annotations
@@ -156,6 +162,8 @@ def heuristic(case: ConvCase) -> str:
     preferred = "depthwise"
   elif case.nd > 1 and k > 1 and case.groups == 1 and c_in <= 6:
     preferred = "im2col" if case.nd > 2 else ("cols" if c_in <= 3 else "rows")
+  elif case.nd == 2 and case.groups == 1 and math.prod(case.window) > 1:
+    preferred = "fenced"
   else:
     preferred = "lax"
   return preferred if _can(preferred, case) else "lax"
@@ -175,7 +183,8 @@ def choose(case: ConvCase, entries: dict | None = None) -> str:
   for entry in candidates:
     times = {k: t for k, t in entry.get("fwd_bwd_s", {}).items() if _can(k, case)}
     if times:
-      return min(times, key=times.get)
+      best = min(times, key=times.get)
+      return "fenced" if best == "lax" and heuristic(case) == "fenced" else best
   return heuristic(case)
 
 

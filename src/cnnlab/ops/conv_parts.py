@@ -1,8 +1,9 @@
 """Pieces the conv impls share: the input under one kernel offset (a strided slice), the grouped
-patch-times-kernel matmul, and the accumulation dtype."""
+patch-times-kernel matmul, the accumulation dtype, and a fusion fence."""
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 from jax import lax
 
@@ -37,3 +38,19 @@ def grouped_matmul(a_KxC, w_KxCgxO, groups):
   w = w_KxCgxO.reshape(*w_KxCgxO.shape[:-1], groups, -1)
   y = jnp.einsum("...kgc,kcgo->...go", a, w, preferred_element_type=acc)
   return y.reshape(*y.shape[:-2], -1)
+
+
+def fusion_fence(x, key):
+  """``x``, computed into a buffer of its own on XLA's CPU backend: no producer of ``x`` (an
+  elementwise chain such as BatchNorm-ReLU-residual) is fused into, and recomputed by, its
+  consumers. A ``lax.cond`` is a fusion boundary XLA keeps (``lax.optimization_barrier`` is
+  removed before fusion); both branches return ``x``, the second (taken only when ``key``'s first
+  element is NaN) as ``x + 0.0``, which differs from ``x`` in the sign of zeros only and keeps
+  the branches apart (JAX drops a ``cond`` whose branches are the same). ``key``: a small array
+  that every device holds whole (a conv's kernel), so a batch-sharded ``x`` needs no
+  communication for the predicate. Off the CPU: ``x`` unchanged (a ``cond`` would wait for its
+  predicate on the host). docs/performance.md, "A fence before the weight gradient"."""
+  if jax.default_backend() != "cpu":
+    return x
+  first = key.reshape(-1)[0]
+  return lax.cond(first == first, lambda v: v, lambda v: v + jnp.zeros((), v.dtype), x)

@@ -8,6 +8,8 @@ padding conventions: docs/conventions.md.
 ``impl`` picks how it is computed; every impl gives the same numbers as ``lax``:
 
 - ``lax``: ``lax.conv_general_dilated`` (``conv_lax.py``).
+- ``fenced``: ``lax`` on its input behind a fusion fence, for XLA's CPU backend, whose
+  weight-gradient conv would otherwise recompute the input's producers (``conv_fenced.py``).
 - ``im2col``: patch matrix by strided slicing, then one matmul (``conv_im2col.py``).
 - ``shift``: sum over kernel offsets of strided-slice x kernel-slice matmuls (``conv_shift.py``).
 - ``fft``: ``rfftn`` product, ``irfftn``, crop and subsample (``conv_fft.py``).
@@ -38,7 +40,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 # The impl modules register themselves when imported, in this order (``list_impls()``).
-from cnnlab.ops import conv_lax  # noqa: F401  (isort: keep the registration order)
+from cnnlab.ops import conv_lax, conv_fenced  # noqa: F401  (isort: keep the registration order)
 from cnnlab.ops import conv_fft, conv_im2col, conv_matmul, conv_shift  # noqa: F401
 from cnnlab.ops import conv_winograd, conv_depthwise, conv_rows, conv_cols  # noqa: F401
 from cnnlab.ops import conv_auto  # noqa: F401
