@@ -43,7 +43,8 @@ def test_values_and_both_gradients_are_lax_bit_for_bit(kw, use_jit):
 
 
 def test_forward_mode_is_lax_too():
-  """No custom VJP: ``jax.jvp`` (and so Hessian-vector products) works as through ``lax``."""
+  """The fence's JVP rule passes the tangent through: ``jax.jvp`` (and so Hessian-vector
+  products) gives ``lax``'s numbers."""
   rng = np.random.default_rng(1)
   x, dx = (jnp.asarray(rng.standard_normal((2, 6, 6, 3)), jnp.float32) for _ in range(2))
   w = jnp.asarray(rng.standard_normal((3, 3, 3, 5)), jnp.float32)
@@ -52,12 +53,15 @@ def test_forward_mode_is_lax_too():
   jax.tree.map(np.testing.assert_array_equal, got, want)
 
 
-def test_the_fence_is_nothing_off_the_cpu(monkeypatch):
+def test_the_fence_stands_only_where_differentiated_on_the_cpu(monkeypatch):
   x, w = jnp.ones((1, 4, 4, 2)), jnp.ones((3, 3, 2, 2))
-  assert "cond[" in str(jax.make_jaxpr(_conv("fenced", {}))(x, w))
-  monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+  loss = lambda x, w: jnp.sum(_conv("fenced", {})(x, w))  # noqa: E731
   assert fusion_fence(x, w) is x
-  assert "cond[" not in str(jax.make_jaxpr(_conv("fenced", {}))(x, w))
+  assert "cond[" not in str(jax.make_jaxpr(_conv("fenced", {}))(x, w))  # eval, inference
+  assert "cond[" in str(jax.make_jaxpr(jax.grad(loss, (0, 1)))(x, w))
+  assert "cond[" in str(jax.make_jaxpr(jax.grad(loss, 1))(x, w))  # x not differentiated
+  monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+  assert "cond[" not in str(jax.make_jaxpr(jax.grad(loss, (0, 1)))(x, w))
 
 
 def _conv_operand_fusions(hlo: str) -> list[str]:

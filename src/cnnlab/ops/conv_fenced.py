@@ -5,9 +5,10 @@ the batch as the contracted (minor) dimension, so XLA lays ``x`` out again in a 
 and fuses the elementwise ops that produced ``x`` (BatchNorm, ReLU, residual adds) into that
 copy, recomputing them while reading their inputs at transposed strides. Behind the fence the
 copy reads the stored ``x``: ResNet-18 CIFAR's train step (batch 64) ran 1.07-1.15x faster
-than with ``lax`` (docs/performance.md, "A fence before the weight gradient"). The fence costs a
-``cond`` per conv (and its transpose in the input gradient); off the CPU it is nothing and this
-is ``lax``. No custom VJP: every mode of differentiation is ``lax``'s.
+than with ``lax`` (docs/performance.md, "A fence before the weight gradient"). The fence is a
+``cond`` per conv in a differentiated forward pass and nothing elsewhere (eval, inference,
+export; off the CPU it is nothing at all, and this is ``lax``); every mode of differentiation
+gives ``lax``'s numbers.
 """
 
 from __future__ import annotations

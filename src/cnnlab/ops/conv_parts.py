@@ -40,17 +40,30 @@ def grouped_matmul(a_KxC, w_KxCgxO, groups):
   return y.reshape(*y.shape[:-2], -1)
 
 
+@jax.custom_jvp
 def fusion_fence(x, key):
-  """``x``, computed into a buffer of its own on XLA's CPU backend: no producer of ``x`` (an
-  elementwise chain such as BatchNorm-ReLU-residual) is fused into, and recomputed by, its
-  consumers. A ``lax.cond`` is a fusion boundary XLA keeps (``lax.optimization_barrier`` is
-  removed before fusion); both branches return ``x``, the second (taken only when ``key``'s first
-  element is NaN) as ``x + 0.0``, which differs from ``x`` in the sign of zeros only and keeps
-  the branches apart (JAX drops a ``cond`` whose branches are the same). ``key``: a small array
-  that every device holds whole (a conv's kernel), so a batch-sharded ``x`` needs no
-  communication for the predicate. Off the CPU: ``x`` unchanged (a ``cond`` would wait for its
-  predicate on the host). docs/performance.md, "A fence before the weight gradient"."""
+  """``x``; where it is differentiated (the forward pass of a train step), computed into a buffer
+  of its own on XLA's CPU backend, so that no producer of ``x`` (an elementwise chain such as
+  BatchNorm-ReLU-residual) is fused into, and recomputed by, the backward pass's consumers.
+
+  Evaluated without differentiation (eval, inference, export) it is ``x`` and costs nothing; its
+  JVP rule, which reverse mode also runs, returns ``x`` through a ``lax.cond``: a fusion boundary
+  that XLA keeps (``lax.optimization_barrier`` is removed before fusion). Both branches return
+  ``x``, the second (taken only when ``key``'s first element is NaN) as ``x + 0.0``, which
+  differs from ``x`` in the sign of zeros only and keeps the branches apart (JAX drops a ``cond``
+  whose branches are the same). ``key``: a small array that every device holds whole (a conv's
+  kernel), so a batch-sharded ``x`` needs no communication for the predicate. Off the CPU no
+  ``cond`` (it would wait for its predicate on the host). docs/performance.md, "A fence before
+  the weight gradient"."""
+  del key
+  return x
+
+
+@fusion_fence.defjvp
+def _fusion_fence_jvp(primals, tangents):
+  x, key = primals
   if jax.default_backend() != "cpu":
-    return x
+    return x, tangents[0]
   first = key.reshape(-1)[0]
-  return lax.cond(first == first, lambda v: v, lambda v: v + jnp.zeros((), v.dtype), x)
+  fenced = lax.cond(first == first, lambda v: v, lambda v: v + jnp.zeros((), v.dtype), x)
+  return fenced, tangents[0]
