@@ -26,7 +26,7 @@ Choice, at trace time (shapes only), among the registered impls that support the
      channels 1.2x), ``rows`` from 4 (fwd+bwd faster than ``lax`` at 6 channels, slower at 8
      and 16); ``im2col`` in 3D (4x faster than ``lax`` for a 3x3x3 conv on grey clips);
    - ``fenced`` for other 2D windows of more than one tap, ``groups == 1`` (``lax`` behind a
-     fusion fence: ResNet-18 CIFAR's train step 1.07-1.15x faster than with ``lax``);
+     fusion fence, and 3. below);
    - else ``lax``.
 3. On the CPU a cached ``lax`` is run as ``fenced`` where the heuristic picks ``fenced``: a conv
    timed alone reads a stored input, where the fence has nothing to save (``fenced`` times as

@@ -4,11 +4,10 @@ The point is the backward pass on XLA's CPU backend. Its weight-gradient conv wa
 the batch as the contracted (minor) dimension, so XLA lays ``x`` out again in a transposed copy,
 and fuses the elementwise ops that produced ``x`` (BatchNorm, ReLU, residual adds) into that
 copy, recomputing them while reading their inputs at transposed strides. Behind the fence the
-copy reads the stored ``x``: ResNet-18 CIFAR's train step (batch 64) ran 1.07-1.15x faster
-than with ``lax`` (docs/performance.md, "A fence before the weight gradient"). The fence is a
-``cond`` per conv in a differentiated forward pass and nothing elsewhere (eval, inference,
-export; off the CPU it is nothing at all, and this is ``lax``); every mode of differentiation
-gives ``lax``'s numbers.
+copy reads the stored ``x`` (measurements: docs/performance.md, "A fence before the weight
+gradient"). The fence is a ``cond`` per conv in a differentiated forward pass and nothing
+elsewhere (eval, inference, export; off the CPU it is nothing at all, and this is ``lax``);
+every mode of differentiation gives ``lax``'s numbers.
 """
 
 from __future__ import annotations
