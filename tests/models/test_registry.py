@@ -1,13 +1,15 @@
 """One sweep over every registered model: parameter count (eval_shape, no memory) against the
 published reference recorded with it (built with ``conv_impl='im2col'``, which must reach every
-conv), and a jitted train-mode forward at a small resolution (finite logits of the right shape,
+conv; the models of the forward sweeps below are initialised in train mode, so the same trace
+checks their train-mode forward: logits ``(N, classes)``, batch statistics where the model has
+them), and a jitted train-mode forward at a small resolution (finite logits of the right shape,
 batch statistics updated where the model has them).
 
 Compiling all ~60 models takes several CPU-minutes, so the default suite compiles one
 representative of each architecture class (below; not those its family's test file compiles in
 train mode already) and checks every other variant -- the same class at another depth or width
--- abstractly (``jax.eval_shape`` of the same train-mode call); ``pytest -m slow`` compiles and
-runs every model."""
+-- abstractly (the count's train-mode trace); ``pytest -m slow`` compiles and runs every model and
+also traces every variant with ``num_classes=7`` at its small test resolution."""
 
 import dataclasses
 
@@ -49,10 +51,13 @@ COMPILED_ELSEWHERE = {
 }
 
 
+def _has_aux(name):
+  builder = models.get_spec(name).builder
+  return "aux_logits" in {f.name for f in dataclasses.fields(getattr(builder, "func", builder))}
+
+
 def _create(name, **kw):
-  fields = {f.name for f in dataclasses.fields(getattr(models.get_spec(name).builder, "func",
-                                                       models.get_spec(name).builder))}
-  if "aux_logits" in fields:  # aux heads need full-size inputs; their own tests cover them
+  if _has_aux(name):  # aux heads need full-size inputs; their own tests cover them
     kw["aux_logits"] = False
   return models.create(name, **kw)
 
@@ -72,7 +77,8 @@ def test_registry_lists_and_rejects():
 @pytest.mark.parametrize("name", models.list_models())
 def test_parameter_count_and_conv_impl(name):
   """Built with ``conv_impl='im2col'`` (every registered model takes it): every ``cnn.Conv`` the
-  model calls gets ``impl='im2col'``; then the count against the published one."""
+  model calls gets ``impl='im2col'``; then the count against the published one. A model of the
+  forward sweeps is initialised in train mode, its logits ``(2, classes)``."""
   spec = models.get_spec(name)
   model = models.create(name, conv_impl="im2col")
   impls = []
@@ -82,9 +88,14 @@ def test_parameter_count_and_conv_impl(name):
       impls.append(context.module.impl)
     return next_fun(*args, **kwargs)
 
+  # (N, *S, C) float -> (N, classes): its train-mode forward traced too (aux heads: own tests)
+  train = name in ALL and not _has_aux(name)
+  x = jnp.zeros((2, *spec.input_shape), spec.input_dtype)
+  rngs = {"params": jax.random.key(0), "dropout": jax.random.key(1)}
   with flax.linen.intercept_methods(record):
-    shapes = jax.eval_shape(lambda: model.init(
-        jax.random.key(0), jnp.zeros((1, *spec.input_shape), spec.input_dtype), train=False))
+    logits, shapes = jax.eval_shape(lambda: model.init_with_output(rngs, x, train=train))
+  if train:
+    assert logits.shape[0] == 2 and logits.ndim == 2, logits.shape
   assert set(impls) == ({"im2col"} if spec.family not in ("mlp", "rnn") else set()), set(impls)
   if spec.num_params is None:
     pytest.skip(f"{name}: no exact published count (its family test checks the derivation)")
@@ -96,6 +107,7 @@ def _compiled_or_slow(names):
   return [n if n in compiled else pytest.param(n, marks=pytest.mark.slow) for n in names]
 
 
+@pytest.mark.slow  # the count's train-mode trace covers these in the default suite
 @pytest.mark.parametrize("name", sorted(set(ALL) - REPRESENTATIVES))
 def test_train_forward_shapes_abstract(name):
   spec = models.get_spec(name)

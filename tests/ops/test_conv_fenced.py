@@ -3,7 +3,6 @@ of differentiation, and the compiled CPU program they exist for (the weight-grad
 no longer recomputes the elementwise chain that produced it)."""
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -17,7 +16,7 @@ import pytest
 from cnnlab import ops
 from cnnlab.ops.conv_parts import fusion_fence
 from cnnlab.train.backend import NO_YNN_CONV
-from conftest import REPO
+from conftest import REPO, fake_devices_env
 
 CASES = [dict(padding=1), dict(stride=2, padding=(0, 2)), dict(dilation=2, padding="SAME"),
          dict(groups=2, padding="VALID")]
@@ -109,7 +108,7 @@ def test_batch_sharded_over_eight_devices_adds_no_communication():
         out[impl] = [sorted(re.findall(pattern, hlo)), "conditional(" in hlo]
       print(json.dumps(out))
   """)
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8")
+  env = fake_devices_env(8)
   proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True,
                         text=True, timeout=300)
   assert proc.returncode == 0, proc.stderr[-3000:]
