@@ -14,7 +14,7 @@ LLVM's optimisation of the CPU code is most of a small program's compile time, a
 nothing (it took a quarter off the suite's CPU time); XLA's older elemental emitters compile a
 kernel several times faster than its MLIR fusion emitters (the smoke LeNet-5 train step: 0.66 s
 against 2.1 s; the suite: 762 s against 1,060 s on 2 cores). Child processes inherit both
-(``fake_devices_env`` keeps them where a test sets the device count)."""
+(``cnnlab.launch.child_env`` keeps them where a test sets the device count)."""
 
 import importlib.util
 import os
@@ -69,13 +69,6 @@ def pytest_sessionstart(session):
   if os.environ.get("CI") == "true" and not (MNIST8K / "images-idx3-ubyte.gz").exists():
     raise pytest.UsageError(f"CI=true but the shared data folder {SHARED_DATA} (beside the "
                             "repository) is missing or lacks mnist8k; CI must run with it")
-
-
-def fake_devices_env(n, **extra):
-  """``os.environ`` for a child process that sees ``n`` CPU devices, the session's XLA flags
-  kept (the child compiles as the tests do)."""
-  flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={n}"
-  return dict(os.environ, XLA_FLAGS=flags.strip(), **extra)
 
 
 def load_config_module(path):

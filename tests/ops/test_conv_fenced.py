@@ -13,10 +13,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cnnlab import ops
+from cnnlab import launch, ops
 from cnnlab.ops.conv_parts import fusion_fence
 from cnnlab.train.backend import NO_YNN_CONV
-from conftest import REPO, fake_devices_env
+from conftest import REPO
 
 CASES = [dict(padding=1), dict(stride=2, padding=(0, 2)), dict(dilation=2, padding="SAME"),
          dict(groups=2, padding="VALID")]
@@ -108,7 +108,7 @@ def test_batch_sharded_over_eight_devices_adds_no_communication():
         out[impl] = [sorted(re.findall(pattern, hlo)), "conditional(" in hlo]
       print(json.dumps(out))
   """)
-  env = fake_devices_env(8)
+  env = launch.child_env(8)
   proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True,
                         text=True, timeout=300)
   assert proc.returncode == 0, proc.stderr[-3000:]

@@ -5,8 +5,8 @@ import sys
 
 import jax
 
+from cnnlab import launch
 from cnnlab.train import inflight
-from conftest import fake_devices_env
 
 # 200 dispatches of a 2-device data-parallel SGD step (its gradient is all-reduced), with the
 # loop's throttle after each. Without a bound, jaxlib 0.10.2 aborts this process once ~40 wait
@@ -38,7 +38,7 @@ print("done", throttle.count)
 
 
 def test_200_queued_two_device_steps_finish_and_match_numpy():
-  env = fake_devices_env(2, JAX_PLATFORMS="cpu")
+  env = launch.child_env(2)
   out = subprocess.run([sys.executable, "-c", _CHILD], env=env, capture_output=True, text=True,
                        timeout=240)
   assert out.returncode == 0, out.stderr[-3000:]

@@ -10,9 +10,9 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from cnnlab import data, models, train
+from cnnlab import data, launch, models, train
 from cnnlab.train import workdir as workdir_lib
-from conftest import REPO, fake_devices_env, load_config_module
+from conftest import REPO, load_config_module
 
 # Training configs: everything under configs/ except benchmark and analysis (non-training) ones,
 # each zoo family by its :arg.
@@ -140,7 +140,7 @@ def test_one_and_eight_devices_agree(tmp_path):
   c.num_train_steps, c.optimizer.name, c.optimizer.learning_rate = 3, "momentum", 0.05
   assert jax.device_count() == 1
   train.train_and_evaluate(c, str(ref))
-  env = fake_devices_env(8, JAX_PLATFORMS="cpu")
+  env = launch.child_env(8)
   code = _SUBPROCESS.format(tests=str(REPO / "tests"), config=config, n=8,
                             workdir=str(tmp_path / "eight"))
   subprocess.run([sys.executable, "-c", code], env=env, check=True, cwd=REPO, timeout=300)
