@@ -3,19 +3,12 @@
 Under CI (``CI=true``) the shared data folder must be there: tests that read it would otherwise
 skip quietly, so its absence fails the whole session at collection.
 
-One XLA compilation cache serves the whole session: many tests, their xdist workers and the
-scripts they start compile the same smoke programs. It is made empty for each session and removed
-at its end, so nothing compiled in one run is reused by another. ``jax.log_compiles`` still logs
-every compile (it logs at lowering, before the cache is looked up).
+What keeps the suite inside its time budget, and what each part saves: docs/testing.md. Here:
+one XLA compilation cache per session (a fresh temporary folder, removed at the end), the tests'
+XLA flags (added to ``XLA_FLAGS`` unless it names the option; child processes inherit them), and a
+larger young generation for Python's garbage collector."""
 
-Tests compile with ``--xla_backend_optimization_level=0`` and
-``--xla_cpu_use_fusion_emitters=false`` (each added to ``XLA_FLAGS`` unless it names the option):
-LLVM's optimisation of the CPU code is most of a small program's compile time, and the tests time
-nothing (it took a quarter off the suite's CPU time); XLA's older elemental emitters compile a
-kernel several times faster than its MLIR fusion emitters (the smoke LeNet-5 train step: 0.66 s
-against 2.1 s; the suite: 762 s against 1,060 s on 2 cores). Child processes inherit both
-(``cnnlab.launch.child_env`` keeps them where a test sets the device count)."""
-
+import gc
 import importlib.util
 import os
 import pathlib
@@ -43,6 +36,7 @@ _OWN_CACHE = []
 def pytest_configure(config):
   """Before any JAX import (and before xdist starts its workers, which inherit the variables)."""
   del config
+  gc.set_threshold(50_000, 20, 1_000)
   if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     _OWN_CACHE.append(tempfile.mkdtemp(prefix="cnnlab-test-xla-cache-"))
     os.environ["JAX_COMPILATION_CACHE_DIR"] = _OWN_CACHE[0]

@@ -14,6 +14,8 @@ import sys
 import pytest
 
 from conftest import REPO
+from experiments.test_fc_vs_conv import README_RUN
+from sweep.test_sweep import README_SWEEP
 
 README = (REPO / "README.md").read_text()
 SMOKE_CONFIG = {"scripts/bench_conv.py": "configs/bench/conv.py:smoke"}
@@ -64,6 +66,12 @@ def _what_runs(argv):
   return argv and tuple(a for a in argv[1:] if not a.startswith("--workdir="))
 
 
+# Commands another test runs as shown (the same argv but for --workdir) and checks beyond their
+# exit code: run there, not a second time here. Changing either side runs the command here again.
+RUN_ELSEWHERE = {README_SWEEP: "tests/sweep/test_sweep.py::test_killed_sweep_resumes_...",
+                 README_RUN: "tests/experiments/test_fc_vs_conv.py::test_script_smoke"}
+
+
 def test_exactly_two_setup_commands():
   cmds = _setup_commands()
   assert len(cmds) == 2, cmds
@@ -81,11 +89,18 @@ def test_every_shown_command_is_run_here():
   assert all(c.split("&&")[-1].strip().startswith(("python ", "gcloud ")) for c in shown), shown
 
 
+def test_commands_left_to_other_tests_are_shown():
+  """A RUN_ELSEWHERE entry that no longer matches a shown command would skip nothing: stale."""
+  shown = {_what_runs(_smoke(c, REPO / "runs")) for block in _blocks() for c in block}
+  assert set(RUN_ELSEWHERE) <= shown, set(RUN_ELSEWHERE) - shown
+
+
 @pytest.mark.parametrize("block", range(len(_blocks())))
 def test_readme_block_runs(block, tmp_path):
   """Each run once: a command that differs from an earlier one only in its --workdir (the TPU
-  pod's command, block 0's main job shown again) is not run again."""
+  pod's command, block 0's main job shown again) is not run again, nor one in RUN_ELSEWHERE."""
   seen = {_what_runs(_smoke(c, tmp_path)) for b in _blocks()[:block] for c in b}
+  seen |= set(RUN_ELSEWHERE)
   for command in _blocks()[block]:
     argv = _smoke(command, tmp_path)
     if argv is None or _what_runs(argv) in seen:

@@ -76,9 +76,12 @@ def test_bad_models_are_one_config_error(models, message, tmp_path):
   assert not list(tmp_path.iterdir())
 
 
+# README's command (its :smoke form, but for --workdir): tests/test_readme.py leaves it to this test.
+README_RUN = ("scripts/run.py", "--config=configs/analysis/fc_vs_conv.py:smoke")
+
+
 def test_script_smoke(tmp_path):
-  out = subprocess.run([sys.executable, "scripts/run.py",
-                        f"--config={CONFIG}:smoke", f"--workdir={tmp_path}"],
+  out = subprocess.run([sys.executable, *README_RUN, f"--workdir={tmp_path}"],
                        cwd=REPO, capture_output=True, text=True, timeout=120, check=True).stdout
   assert "| lenet5 | C5 | 5x5x16 | 1x1x120 | 5x5 | 48,120 | 48,120 | 1 |" in out
   assert (tmp_path / "fc_vs_conv.png").exists()

@@ -63,9 +63,13 @@ def test_four_points_run_and_are_collected(tmp_path, executor, capsys):
     assert cfg["optimizer"]["learning_rate"] == r["optimizer.learning_rate"]
 
 
+# README's sweep command (its :smoke form, but for --workdir): tests/test_readme.py leaves it to
+# the test below, which runs it to the end after a kill.
+README_SWEEP = ("scripts/sweep.py", "--config=configs/mlp_digits.py:smoke", "--parallel=2")
+
+
 def test_killed_sweep_resumes_skipping_finished_points(tmp_path):
-  cmd = [sys.executable, "scripts/sweep.py", f"--config={CONFIG}:smoke",
-         f"--workdir={tmp_path}", "--parallel=2"]
+  cmd = [sys.executable, *README_SWEEP, f"--workdir={tmp_path}"]
   proc = subprocess.Popen(cmd, cwd=REPO, start_new_session=True, stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL)
   deadline = time.time() + 240

@@ -168,7 +168,10 @@ def _wait(predicate, timeout, what):
     time.sleep(0.1)
 
 
-LONG = ["--config.num_train_steps=300", "--config.checkpoint_every_steps=10000",
+# Long enough that SIGTERM, sent once 3 steps are logged (polled every 0.1 s), lands mid-run: a
+# smoke step takes ~30 ms here.
+STEPS = 100
+LONG = [f"--config.num_train_steps={STEPS}", "--config.checkpoint_every_steps=10000",
         "--config.log_every_steps=1", "--config.eval_every_steps=10000",
         "--config.optimizer.schedule=constant"]
 
@@ -184,20 +187,20 @@ def test_sigterm_saves_the_step_and_resume_is_bit_identical(tmp_path):
   _, err = proc.communicate(timeout=120)
   assert proc.returncode == 143, err[-2000:]
   stopped = workdir_lib.steps(w)
-  assert len(stopped) == 1 and 3 <= stopped[0] < 300, stopped
-  assert f"error: stopped by SIGTERM at step {stopped[0]} of 300" in err
+  assert len(stopped) == 1 and 3 <= stopped[0] < STEPS, stopped
+  assert f"error: stopped by SIGTERM at step {stopped[0]} of {STEPS}" in err
   assert not list(workdir_lib.checkpoints_dir(w).glob("*tmp*"))
   c = load_config_module(DIGITS).get_config("smoke")
-  c.update(num_train_steps=300, checkpoint_every_steps=10000, log_every_steps=1,
+  c.update(num_train_steps=STEPS, checkpoint_every_steps=10000, log_every_steps=1,
            eval_every_steps=10000)
   c.optimizer.schedule = "constant"
   train.train_and_evaluate(c, str(w))
   train.train_and_evaluate(c, str(tmp_path / "ref"))
-  a, b = saved_state(tmp_path / "ref", 300), saved_state(w, 300)
+  a, b = saved_state(tmp_path / "ref", STEPS), saved_state(w, STEPS)
   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
     np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
   steps_logged = [r["step"] for r in workdir_lib.read_metrics(w, "train")]
-  assert steps_logged == list(range(1, 301))
+  assert steps_logged == list(range(1, STEPS + 1))
 
 
 def _alive(pid):
