@@ -10,10 +10,12 @@ import functools
 import gzip
 import hashlib
 import http.server
+import os
 import pathlib
 import socket
 import struct
 import threading
+import time
 
 import mnist1d.data
 import numpy as np
@@ -186,14 +188,22 @@ def test_shipped_checksums_are_tfds_mnist_checksums():
 def local_mirror(tmp_path, monkeypatch):
   """Serve a folder over HTTP on 127.0.0.1 and point CnnlabMnist's URL_BASE at it.
 
-  Returns (folder, register) where register(checksums={name: sha256 or None}) sets the class's
-  url_infos (what TFDS checks downloads against) for every file in the folder.
+  Returns (folder, register) where register(wrong=names, slow=names) sets the class's
+  url_infos (what TFDS checks downloads against) for every file in the folder, a wrong sha256
+  for ``wrong``, and has the server wait 0.5 s before sending any of ``slow``.
   """
   folder = tmp_path / "mirror"
   folder.mkdir()
+  slow_names = set()
+
   class Quiet(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):
       pass
+
+    def do_GET(self):
+      if self.path.lstrip("/") in slow_names:
+        time.sleep(0.5)
+      super().do_GET()
 
   handler = functools.partial(Quiet, directory=str(folder))
   server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -203,7 +213,9 @@ def local_mirror(tmp_path, monkeypatch):
   for var in ("NO_PROXY", "no_proxy"):
     monkeypatch.setenv(var, "127.0.0.1,localhost")
 
-  def register(wrong=()):
+  def register(wrong=(), slow=()):
+    slow_names.clear()
+    slow_names.update(slow)
     infos = {}
     for p in folder.iterdir():
       digest = hashlib.sha256(p.read_bytes()).hexdigest()
@@ -242,6 +254,24 @@ def test_mnist_download_wrong_checksum_prepares_nothing(tmp_path, local_mirror):
   register()
   source, _ = data.load("mnist", "train", data_dir=tmp_path / "tfds")  # a good run still works.
   assert len(source) == 10
+
+
+def test_mnist_download_writes_nothing_after_raising(tmp_path, local_mirror):
+  """No download still runs into data_dir once a bad file has raised."""
+  folder, register = local_mirror
+  write_folder(folder, {"train": fake_mnist(10, 0), "test": fake_mnist(4, 1)}, "official", True)
+  names = sorted(p.name for p in folder.iterdir())
+  register(wrong={"train-images-idx3-ubyte.gz"},
+           slow=set(names) - {"train-images-idx3-ubyte.gz"})
+  with pytest.raises(tfds.core.download.download_manager.NonMatchingChecksumError):
+    data.load("mnist", "train", data_dir=tmp_path / "tfds")
+
+  def listing():
+    return sorted((root, tuple(sorted(files))) for root, _, files in os.walk(tmp_path / "tfds"))
+
+  before = listing()
+  time.sleep(1.5)  # three times the server's delay.
+  assert listing() == before
 
 
 def test_mnist_download_bad_idx_prepares_nothing(tmp_path, local_mirror):

@@ -4,7 +4,9 @@
 Configs:
 - ``download`` (default): the four official ``.gz`` files from ``URL_BASE`` (the mirror TFDS's
   own ``mnist`` builder uses); TFDS checks each file's size and sha256 against
-  ``checksums.tsv`` beside this module -> ``train`` 60,000 / ``test`` 10,000.
+  ``checksums.tsv`` beside this module -> ``train`` 60,000 / ``test`` 10,000. The files are
+  fetched one at a time: TFDS's downloader raises on the first bad file while the others'
+  threads still write into ``data_dir``; one at a time, nothing is written after it raises.
 - ``manual_<fp>`` (``manual_config(folder)``): IDX files in a local folder, raw or gzipped;
   ``train-*``/``t10k-*`` -> ``train``/``test``, or the ``images-idx3-ubyte``/``labels-idx1-ubyte``
   pair -> ``train``. ``<fp>`` is the first 16 hex digits of the files' content sha256, so
@@ -56,9 +58,8 @@ class CnnlabMnist(ArrayRecordBuilder):
       splits = builders.read_checked(self, idx.read_folder, dl_manager.manual_dir, "IDX files")
     else:
       builders.check_resolvable(URL_BASE, "MNIST", "MNIST IDX files", "../shared/data/mnist8k")
-      paths = dl_manager.download({
-          split: [URL_BASE + stem + ".gz" for stem in stems]
-          for split, stems in idx.SPLIT_FILES.items()})
+      paths = {split: [dl_manager.download(URL_BASE + stem + ".gz") for stem in stems]
+               for split, stems in idx.SPLIT_FILES.items()}
       try:
         splits = {split: idx.read_pair(*p) for split, p in paths.items()}
       except ValueError as e:
