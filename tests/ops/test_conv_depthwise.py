@@ -105,6 +105,27 @@ def test_bfloat16_close_to_float32_lax(nd, data):
   check_case(x_shape, w_shape, kw, seed, use_jit=True, dtype=jnp.bfloat16, tol=2e-2)
 
 
+@st.composite
+def native_cases(draw):
+  """2D float32 cases the C++ kernels take (multiplier 1): channel counts that reach each of
+  their channel blocks (64, 32, 8, 1), kernels up to 5x5, asymmetric and over-wide padding."""
+  c = draw(st.sampled_from((1, 3, 8, 13, 32, 45, 64, 75)))
+  window, dilation, stride = (tuple(draw(st.integers(1, hi)) for _ in range(2))
+                              for hi in (5, 3, 3))
+  padding = draw(st.one_of(st.just("SAME"),
+                           st.tuples(*[st.tuples(st.integers(0, 4), st.integers(0, 4))] * 2)))
+  eff = [d * (k - 1) + 1 for k, d in zip(window, dilation)]
+  spatial = tuple(e + draw(st.integers(0, 5)) for e in eff)
+  return ((draw(st.integers(1, 3)), *spatial, c), (*window, 1, c),
+          dict(stride=stride, padding=padding, dilation=dilation), draw(st.integers(0, 2**31)))
+
+
+@settings(max_examples=12, deadline=None)
+@given(data=st.data())
+def test_native_kernels_match_lax(data):
+  check_case(*data.draw(native_cases()), use_jit=True, tol=5e-5)
+
+
 # Stride, dilation, asymmetric padding and a channel multiplier at once, in every rank.
 FIXED = {
     1: ((2, 13, 3), (3, 1, 6), dict(stride=(2,), padding=((2, 1),), dilation=(2,))),

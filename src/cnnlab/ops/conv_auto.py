@@ -20,7 +20,7 @@ Choice, at trace time (shapes only), among the registered impls that support the
    - ``fft`` for 1D, ``groups == 1``, stride 1 and kernel >= 23 taps with C_in <= 8, or >= 47
      taps with C_in <= 32;
    - ``depthwise`` for ``groups == C_in > 1`` (MobileNet-v2's 3x3 at 56x56x144: fwd+bwd ~9x
-     faster than lax's);
+     faster than lax's with its XLA forms; its native kernels, docs/performance.md, faster still);
    - for windows more than one row tall fed by at most 6 channels, ``groups == 1``: in 2D
      ``cols`` up to 3 channels (LeNet-5's first conv 2.3x faster fwd+bwd than by ``rows``, 3
      channels 1.2x), ``rows`` from 4 (fwd+bwd faster than ``lax`` at 6 channels, slower at 8

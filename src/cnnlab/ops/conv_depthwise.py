@@ -21,6 +21,11 @@ convs", gives the timings behind the form and the tile size. Tiling the other tw
 way made them slower; ``lax.map`` over chunks of 2-4 examples sped them up alone but slowed the
 jitted fwd+bwd by 10 %.
 Accumulates in ``conv_parts.accum_dtype`` (float32 for bfloat16) and casts back.
+
+On CPU, float32 2D convs without a multiplier run each pass as a C++ kernel instead
+(``cnnlab.ops.native``, ``depthwise.cc``; 3-5x faster than these forms on the weight gradient,
+docs/performance.md, "A native depthwise kernel"), chosen per platform when lowering
+(``lax.platform_dependent``); these forms serve every other case and ``native.disabled()``.
 """
 
 from __future__ import annotations
@@ -34,12 +39,15 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from cnnlab.ops import native
 from cnnlab.ops import padding as padlib
 from cnnlab.ops.conv_case import output_spatial
 from cnnlab.ops.conv_parts import accum_dtype, window_slice
 from cnnlab.ops.conv_registry import register_impl
 
 TILE_ELEMENTS = 262144  # output elements per scan step (1 MB of float32)
+# The C++ handlers of native/depthwise.cc: forward, input grad, weight grad.
+NATIVE = ("CnnlabDepthwiseForward", "CnnlabDepthwiseInputGrad", "CnnlabDepthwiseWeightGrad")
 
 
 def _limits(case):
@@ -160,19 +168,59 @@ def _weight_grad(x, g, w_shape, stride, pads, dilation):
   return dw.reshape(w_shape)
 
 
+def _native_serves(x, w) -> bool:
+  """Whether the C++ kernels take this conv: float32, 2D, multiplier 1, JAX's default backend
+  the CPU, native kernels enabled and built (``native.targets``)."""
+  return (x.ndim == 4 and x.dtype == w.dtype == jnp.float32 and w.shape[-1] == x.shape[-1]
+          and jax.default_backend() == "cpu" and native.enabled()
+          and native.targets("depthwise", NATIVE))
+
+
+def _native(target, out_shape, stride, pads, dilation):
+  """The native ``target`` (``NATIVE``) as a function of its two operands, kernels as
+  ``(KH, KW, C)``, -> float32 ``out_shape``."""
+  attrs = dict(zip(("sh", "sw", "dh", "dw", "ph", "pw"),
+                   map(np.int64, (*stride, *dilation, pads[0][0], pads[1][0]))))
+  call = jax.ffi.ffi_call(target, jax.ShapeDtypeStruct(out_shape, jnp.float32),
+                          vmap_method="sequential")
+  return functools.partial(call, **attrs)
+
+
+def _hwc(w):
+  """Kernel ``(KH, KW, 1, C)`` -> ``(KH, KW, C)``."""
+  return w.reshape(w.shape[:2] + w.shape[3:])
+
+
+def _any_forward(x, w, stride, pads, dilation):
+  xla = lambda x, w: _forward(x, w, stride, pads, dilation)  # noqa: E731
+  if not _native_serves(x, w):
+    return xla(x, w)
+  out = (x.shape[0], *output_spatial(x.shape[1:-1], w.shape[:-2], stride, pads, dilation),
+         w.shape[-1])
+  call = _native(NATIVE[0], out, stride, pads, dilation)
+  return lax.platform_dependent(x, w, cpu=lambda x, w: call(x, _hwc(w)), default=xla)
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
 def _depthwise(x, w, stride, pads, dilation):
-  return _forward(x, w, stride, pads, dilation)
+  return _any_forward(x, w, stride, pads, dilation)
 
 
 def _depthwise_fwd(x, w, stride, pads, dilation):
-  return _forward(x, w, stride, pads, dilation), (x, w)
+  return _any_forward(x, w, stride, pads, dilation), (x, w)
 
 
 def _depthwise_bwd(stride, pads, dilation, res, g):
   x, w = res
-  return (_input_grad(w, g, x.shape, stride, pads, dilation).astype(x.dtype),
-          _weight_grad(x, g, w.shape, stride, pads, dilation).astype(w.dtype))
+  dx = lambda g, w: _input_grad(w, g, x.shape, stride, pads, dilation)  # noqa: E731
+  dw = lambda x, g: _weight_grad(x, g, w.shape, stride, pads, dilation)  # noqa: E731
+  if not _native_serves(x, w):
+    return dx(g, w).astype(x.dtype), dw(x, g).astype(w.dtype)
+  call_dx = _native(NATIVE[1], x.shape, stride, pads, dilation)
+  call_dw = _native(NATIVE[2], _hwc(w).shape, stride, pads, dilation)
+  return (lax.platform_dependent(g, w, cpu=lambda g, w: call_dx(g, _hwc(w)), default=dx),
+          lax.platform_dependent(x, g, cpu=lambda x, g: call_dw(x, g).reshape(w.shape),
+                                 default=dw))
 
 
 _depthwise.defvjp(_depthwise_fwd, _depthwise_bwd)

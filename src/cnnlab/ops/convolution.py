@@ -17,8 +17,8 @@ padding conventions: docs/conventions.md.
   which also exports ``conv_matrix``); small inputs only.
 - ``winograd`` F(2x2,3x3) and ``winograd_f4`` F(4x4,3x3): 2D, 3x3, stride 1, no dilation
   (``conv_winograd.py``).
-- ``depthwise``: ``groups == C_in`` as shifted elementwise products with its own VJP
-  (``conv_depthwise.py``).
+- ``depthwise``: ``groups == C_in`` as shifted elementwise products with its own VJP, on the CPU
+  a C++ kernel per pass for float32 2D convs (``conv_depthwise.py``, ``native/``).
 - ``rows``: the kernel's rows stacked as input channels, then ``lax``'s conv one row tall
   (``conv_rows.py``): for convs fed by few channels.
 - ``cols``: output columns folded into channels (space-to-depth on the last axis), then ``rows``

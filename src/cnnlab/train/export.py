@@ -5,7 +5,8 @@
 them (scaled and normalised with the run's ``data.mean``/``data.std``; the on-device resize to
 ``data.image_size`` is inside) and the batch size ``B`` is symbolic. ``save`` writes the bytes
 and a JSON record beside them (input shape, normalisation, classes, source run and step);
-``load`` returns the callable, which needs neither cnnlab nor the model code.
+``load`` returns the callable, which needs neither cnnlab nor the model code: the model is
+traced with ``cnnlab.ops.native`` disabled, so the artifact names no custom call of cnnlab's.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import jax.numpy as jnp
 
 from cnnlab import data, models
 from cnnlab.data import pipeline
+from cnnlab.ops import native
 from cnnlab.train import steps, workdir as workdir_lib
 from cnnlab.train.errors import ConfigError
 
@@ -44,8 +46,9 @@ def export_run(workdir, step: int | str = "latest", platforms=None) -> tuple[jax
     return jax.tree.map(lambda a: a.astype(jnp.float32), out)
 
   (batch,) = jax.export.symbolic_shape("b")
-  exported = jax.export.export(jax.jit(predict), platforms=platforms)(
-      jax.ShapeDtypeStruct((batch, *shape), jnp.float32))
+  with native.disabled():
+    exported = jax.export.export(jax.jit(predict), platforms=platforms)(
+        jax.ShapeDtypeStruct((batch, *shape), jnp.float32))
   record = {"workdir": str(pathlib.Path(workdir).resolve()), "step": step,
             "model": config.model.name, "input_shape": ["B", *shape],
             "mean": list(d.mean), "std": list(d.std), "num_classes": info.num_classes,

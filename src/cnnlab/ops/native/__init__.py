@@ -1,0 +1,102 @@
+"""CPU kernels in C++ as XLA FFI custom calls, compiled on first use (docs/performance.md,
+"A native depthwise kernel").
+
+``targets(source, symbols)`` compiles ``<source>.cc`` beside this file once per machine against
+the installed jaxlib's FFI headers (``jax.ffi.include_dir()``), with ``$CXX`` (default ``c++``)
+and ``-O3 -march=native``, into ``$CNNLAB_NATIVE_CACHE`` (default ``~/.cache/cnnlab/native``)
+under a name hashing the source, the flags, the compiler's version, jaxlib's version and the
+CPU, so that an edit, an upgrade or another machine sharing the folder builds its own; the
+library is written to a temporary file and renamed, so parallel processes never load a partial
+one. It then registers each handler symbol as a CPU FFI target. Where that fails (no compiler,
+a build error) it logs one warning and returns False: callers keep their XLA form.
+
+``enabled()``: False under ``CNNLAB_NATIVE=0`` or inside ``disabled()`` (``jax.export`` uses it:
+an artifact must not name a custom call that only this library registers).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import ctypes
+import functools
+import hashlib
+import importlib.metadata
+import os
+import pathlib
+import platform
+import subprocess
+import tempfile
+
+import jax
+from absl import logging
+
+FLAGS = ("-O3", "-march=native", "-ffp-contract=fast", "-fno-math-errno", "-std=c++17",
+         "-fPIC", "-shared", "-Wno-attributes", "-Wno-return-type")
+_DISABLED = contextvars.ContextVar("cnnlab_native_disabled", default=False)
+
+
+def enabled() -> bool:
+  """Whether impls may use the native kernels now (see module doc)."""
+  return os.environ.get("CNNLAB_NATIVE", "1") != "0" and not _DISABLED.get()
+
+
+@contextlib.contextmanager
+def disabled():
+  """Within this block, impls trace their XLA forms only."""
+  token = _DISABLED.set(True)
+  try:
+    yield
+  finally:
+    _DISABLED.reset(token)
+
+
+def _cpu_id() -> str:
+  """The CPU's model and feature flags (Linux), else the machine name: ``-march=native`` code
+  runs only where it was built."""
+  try:
+    lines = pathlib.Path("/proc/cpuinfo").read_text().splitlines()
+    return "\n".join(sorted({l for l in lines if l.startswith(("model name", "flags"))}))
+  except OSError:
+    return platform.machine() + platform.processor()
+
+
+def _build(source: pathlib.Path) -> pathlib.Path:
+  """The compiled library of ``source``, built into the cache unless already there."""
+  cxx = os.environ.get("CXX", "c++")
+  version = subprocess.run([cxx, "--version"], capture_output=True, text=True, check=True).stdout
+  parts = [source.read_text(), *FLAGS, cxx, version, importlib.metadata.version("jaxlib"),
+           _cpu_id()]
+  key = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
+  cache = pathlib.Path(os.environ.get("CNNLAB_NATIVE_CACHE",
+                                      pathlib.Path.home() / ".cache" / "cnnlab" / "native"))
+  lib = cache / f"{source.stem}-{key}.so"
+  if not lib.exists():
+    cache.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=cache)
+    os.close(fd)
+    try:
+      subprocess.run([cxx, *FLAGS, f"-I{jax.ffi.include_dir()}", str(source), "-o", tmp],
+                     capture_output=True, text=True, check=True)
+      os.replace(tmp, lib)
+    finally:
+      if os.path.exists(tmp):
+        os.unlink(tmp)
+  return lib
+
+
+@functools.cache
+def targets(source: str, symbols: tuple[str, ...]) -> bool:
+  """Builds ``<source>.cc`` and registers each of ``symbols`` as the CPU FFI target of the same
+  name; False, after one warning, where it cannot (see module doc)."""
+  try:
+    lib = ctypes.cdll.LoadLibrary(str(_build(pathlib.Path(__file__).with_name(f"{source}.cc"))))
+    for symbol in symbols:
+      jax.ffi.register_ffi_target(symbol, jax.ffi.pycapsule(getattr(lib, symbol)),
+                                  platform="cpu")
+  except (OSError, subprocess.CalledProcessError, AttributeError) as e:
+    detail = getattr(e, "stderr", "") or str(e)
+    logging.warning("cnnlab native %s kernels unavailable, using the XLA forms: %s", source,
+                    " ".join(detail.split())[:500])
+    return False
+  return True

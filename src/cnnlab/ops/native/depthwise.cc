@@ -1,0 +1,261 @@
+// Depthwise 2D convolution (groups == C, channel multiplier 1), float32, channels-last, as
+// three XLA FFI handlers: forward, input gradient and weight gradient (docs/performance.md,
+// "A native depthwise kernel"). Shapes: x (N, H, W, C), w (KH, KW, C), y (N, OH, OW, C);
+// attributes: strides sh, sw, dilations dh, dw, low paddings ph, pw (the high paddings follow
+// from the shapes). Each output element sums its taps in registers over blocks of channels;
+// rows are split between the caller and XLA's intra-op thread pool.
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <utility>
+#include <vector>
+
+#include "xla/ffi/api/ffi.h"
+
+namespace ffi = xla::ffi;
+
+namespace {
+
+using Taps = std::vector<std::vector<std::pair<int64_t, int64_t>>>;
+
+// For each of `out` positions along one dim, its (tap, position in `in`) pairs:
+// in = o * stride - pad + k * dilation, kept when inside [0, in).
+Taps ForwardTaps(int64_t out, int64_t in, int64_t taps, int64_t stride, int64_t dilation,
+                 int64_t pad) {
+  Taps t(out);
+  for (int64_t o = 0; o < out; ++o) {
+    for (int64_t k = 0; k < taps; ++k) {
+      int64_t i = o * stride - pad + k * dilation;
+      if (i >= 0 && i < in) t[o].emplace_back(k, i);
+    }
+  }
+  return t;
+}
+
+// The transpose: for each of `in` positions, its (tap, output position) pairs.
+Taps InputTaps(int64_t out, int64_t in, int64_t taps, int64_t stride, int64_t dilation,
+               int64_t pad) {
+  Taps t(in);
+  Taps f = ForwardTaps(out, in, taps, stride, dilation, pad);
+  for (int64_t o = 0; o < out; ++o) {
+    for (auto [k, i] : f[o]) t[i].emplace_back(k, o);
+  }
+  return t;
+}
+
+// Runs body(begin, end, chunk) over [0, items) in `chunks` contiguous chunks, on the caller and
+// XLA's intra-op pool. Chunks are claimed from a counter, so the caller only waits for chunks
+// being run: a pool task that starts after every chunk is claimed returns at once.
+template <typename F>
+void ParallelFor(ffi::ThreadPool& pool, int64_t items, int64_t chunks, F body) {
+  struct State {
+    std::atomic<int64_t> next{0};
+    int64_t done = 0;
+    std::mutex mu;
+    std::condition_variable cv;
+  };
+  auto state = std::make_shared<State>();
+  auto run = [state, items, chunks, body]() {
+    for (int64_t i; (i = state->next.fetch_add(1)) < chunks;) {
+      body(items * i / chunks, items * (i + 1) / chunks, i);
+      std::lock_guard<std::mutex> lock(state->mu);
+      if (++state->done == chunks) state->cv.notify_all();
+    }
+  };
+  int64_t helpers = std::min<int64_t>(pool.num_threads(), chunks - 1);
+  for (int64_t t = 0; t < helpers; ++t) pool.Schedule(decltype(run)(run));
+  run();
+  std::unique_lock<std::mutex> lock(state->mu);
+  state->cv.wait(lock, [&] { return state->done == chunks; });
+}
+
+int64_t Chunks(ffi::ThreadPool& pool, int64_t items) {
+  return std::max<int64_t>(1, std::min<int64_t>(items, 4 * (pool.num_threads() + 1)));
+}
+
+// Eight floats in one vector register (GCC/Clang vector extension: AVX on x86, NEON on ARM).
+typedef float V8 __attribute__((vector_size(32)));
+
+inline V8 Load(const float* p) {
+  V8 v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+inline void Store(float* p, V8 v) { std::memcpy(p, &v, sizeof(v)); }
+
+// One tap's offsets, in floats, into the kernel and into the summed operand.
+struct Offset {
+  int64_t w, a;
+};
+using Offsets = std::vector<Offset>;
+
+// The tap tables scaled to offsets: rows (k, i) -> (k * KW * C, i * cols_a * C), cols (l, j) ->
+// (l * C, j * C).
+std::vector<Offsets> Scaled(const Taps& taps, int64_t w_step, int64_t a_step) {
+  std::vector<Offsets> out(taps.size());
+  for (size_t i = 0; i < taps.size(); ++i) {
+    for (auto [k, j] : taps[i]) out[i].push_back({k * w_step, j * a_step});
+  }
+  return out;
+}
+
+// out[b] = sum over the taps rows x cols of a[b + offsets] * w[b + offsets], b < 8 * V: one
+// output position's block of channels (V = 0: one channel).
+template <int V>
+inline void TapBlock(float* out, const float* a, const float* w, const Offsets& rows,
+                     const Offsets& cols) {
+  if constexpr (V == 0) {
+    float acc = 0.0f;
+    for (auto r : rows) {
+      for (auto s : cols) acc += a[r.a + s.a] * w[r.w + s.w];
+    }
+    *out = acc;
+  } else {
+    V8 acc[V] = {};
+    for (auto r : rows) {
+      for (auto s : cols) {
+        const float* p = a + r.a + s.a;
+        const float* q = w + r.w + s.w;
+        for (int v = 0; v < V; ++v) acc[v] += Load(p + 8 * v) * Load(q + 8 * v);
+      }
+    }
+    for (int v = 0; v < V; ++v) Store(out + 8 * v, acc[v]);
+  }
+}
+
+// One output row: out (Q, C) from one image's a and w by its row's and every column's taps.
+void TapRow(float* out, const float* a, const float* w, const Offsets& rows,
+            const std::vector<Offsets>& cols, int64_t c) {
+  for (size_t q = 0; q < cols.size(); ++q, out += c) {
+    int64_t o = 0;
+    for (; o + 64 <= c; o += 64) TapBlock<8>(out + o, a + o, w + o, rows, cols[q]);
+    for (; o + 32 <= c; o += 32) TapBlock<4>(out + o, a + o, w + o, rows, cols[q]);
+    for (; o + 8 <= c; o += 8) TapBlock<1>(out + o, a + o, w + o, rows, cols[q]);
+    for (; o < c; ++o) TapBlock<0>(out + o, a + o, w + o, rows, cols[q]);
+  }
+}
+
+// out (N, P, Q, C) from a (N, rows_a, cols_a, C) and w (KH, KW, C) by the tap tables.
+void TapConv(ffi::ThreadPool& pool, float* out, const float* a, const float* w,
+             const Taps& row_taps, const Taps& col_taps, int64_t n, int64_t rows_a,
+             int64_t cols_a, int64_t kw, int64_t c) {
+  std::vector<Offsets> rows = Scaled(row_taps, kw * c, cols_a * c), cols = Scaled(col_taps, c, c);
+  int64_t p = rows.size(), q = cols.size();
+  ParallelFor(pool, n * p, Chunks(pool, n * p), [&](int64_t lo, int64_t hi, int64_t) {
+    for (int64_t r = lo; r < hi; ++r) {
+      TapRow(out + r * q * c, a + (r / p) * rows_a * cols_a * c, w, rows[r % p], cols, c);
+    }
+  });
+}
+
+ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> w,
+                   ffi::ResultBuffer<ffi::F32> y, int64_t sh, int64_t sw, int64_t dh, int64_t dw,
+                   int64_t ph, int64_t pw) {
+  auto xd = x.dimensions(), wd = w.dimensions(), yd = y->dimensions();
+  Taps rows = ForwardTaps(yd[1], xd[1], wd[0], sh, dh, ph);
+  Taps cols = ForwardTaps(yd[2], xd[2], wd[1], sw, dw, pw);
+  TapConv(pool, y->typed_data(), x.typed_data(), w.typed_data(), rows, cols, xd[0], xd[1], xd[2],
+          wd[1], xd[3]);
+  return ffi::Error::Success();
+}
+
+ffi::Error InputGrad(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> gy, ffi::Buffer<ffi::F32> w,
+                     ffi::ResultBuffer<ffi::F32> dx, int64_t sh, int64_t sw, int64_t dh,
+                     int64_t dw, int64_t ph, int64_t pw) {
+  auto gd = gy.dimensions(), wd = w.dimensions(), xd = dx->dimensions();
+  Taps rows = InputTaps(gd[1], xd[1], wd[0], sh, dh, ph);
+  Taps cols = InputTaps(gd[2], xd[2], wd[1], sw, dw, pw);
+  TapConv(pool, dx->typed_data(), gy.typed_data(), w.typed_data(), rows, cols, gd[0], gd[1],
+          gd[2], wd[1], gd[3]);
+  return ffi::Error::Success();
+}
+
+// acc[b] += sum over t of x[js[t], b] * g[qs[t], b], b < 8 * V (V8 blocks; V = 0: one channel):
+// one kernel column's products along one output row. xr, gr (columns, C) start at the block.
+template <int V>
+inline void WeightBlock(float* acc_out, const float* xr, const float* gr,
+                        const std::vector<int64_t>& js, const std::vector<int64_t>& qs,
+                        int64_t c) {
+  if constexpr (V == 0) {
+    float acc = *acc_out;
+    for (size_t t = 0; t < js.size(); ++t) acc += xr[js[t] * c] * gr[qs[t] * c];
+    *acc_out = acc;
+  } else {
+    V8 acc[V];
+    for (int v = 0; v < V; ++v) acc[v] = Load(acc_out + 8 * v);
+    for (size_t t = 0; t < js.size(); ++t) {
+      const float* p = xr + js[t] * c;
+      const float* q = gr + qs[t] * c;
+      for (int v = 0; v < V; ++v) acc[v] += Load(p + 8 * v) * Load(q + 8 * v);
+    }
+    for (int v = 0; v < V; ++v) Store(acc_out + 8 * v, acc[v]);
+  }
+}
+
+ffi::Error WeightGrad(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> gy,
+                      ffi::ResultBuffer<ffi::F32> dwt, int64_t sh, int64_t sw, int64_t dh,
+                      int64_t dw, int64_t ph, int64_t pw) {
+  auto xd = x.dimensions(), gd = gy.dimensions(), wd = dwt->dimensions();
+  int64_t h = xd[1], w = xd[2], c = xd[3], oh = gd[1], ow = gd[2], kh = wd[0], kw = wd[1];
+  Taps rows = ForwardTaps(oh, h, kh, sh, dh, ph);
+  // For each kernel column l: the output columns q that read an input column j under it.
+  std::vector<std::vector<int64_t>> js(kw), qs(kw);
+  Taps cols = ForwardTaps(ow, w, kw, sw, dw, pw);
+  for (int64_t q = 0; q < ow; ++q) {
+    for (auto [l, j] : cols[q]) {
+      js[l].push_back(j);
+      qs[l].push_back(q);
+    }
+  }
+  const float* xs = x.typed_data();
+  const float* gs = gy.typed_data();
+  int64_t k = kh * kw * c, items = xd[0] * oh, chunks = Chunks(pool, items);
+  std::vector<float> partial(chunks * k, 0.0f);
+  ParallelFor(pool, items, chunks, [&](int64_t lo, int64_t hi, int64_t chunk) {
+    float* acc = partial.data() + chunk * k;
+    for (int64_t r = lo; r < hi; ++r) {
+      const float* gr = gs + r * ow * c;
+      for (auto [a, i] : rows[r % oh]) {
+        const float* xr = xs + ((r / oh) * h + i) * w * c;
+        for (int64_t l = 0; l < kw; ++l) {
+          float* out = acc + (a * kw + l) * c;
+          int64_t o = 0;
+          for (; o + 32 <= c; o += 32) WeightBlock<4>(out + o, xr + o, gr + o, js[l], qs[l], c);
+          for (; o + 8 <= c; o += 8) WeightBlock<1>(out + o, xr + o, gr + o, js[l], qs[l], c);
+          for (; o < c; ++o) WeightBlock<0>(out + o, xr + o, gr + o, js[l], qs[l], c);
+        }
+      }
+    }
+  });
+  float* out = dwt->typed_data();
+  std::fill(out, out + k, 0.0f);
+  for (int64_t i = 0; i < chunks; ++i) {
+    for (int64_t j = 0; j < k; ++j) out[j] += partial[i * k + j];
+  }
+  return ffi::Error::Success();
+}
+
+}  // namespace
+
+#define CNNLAB_DEPTHWISE_HANDLER(symbol, fn)    \
+  XLA_FFI_DEFINE_HANDLER_SYMBOL(symbol, fn,     \
+                                ffi::Ffi::Bind()                  \
+                                    .Ctx<ffi::ThreadPool>()       \
+                                    .Arg<ffi::Buffer<ffi::F32>>() \
+                                    .Arg<ffi::Buffer<ffi::F32>>() \
+                                    .Ret<ffi::Buffer<ffi::F32>>() \
+                                    .Attr<int64_t>("sh")          \
+                                    .Attr<int64_t>("sw")          \
+                                    .Attr<int64_t>("dh")          \
+                                    .Attr<int64_t>("dw")          \
+                                    .Attr<int64_t>("ph")          \
+                                    .Attr<int64_t>("pw"))
+
+CNNLAB_DEPTHWISE_HANDLER(CnnlabDepthwiseForward, Forward);
+CNNLAB_DEPTHWISE_HANDLER(CnnlabDepthwiseInputGrad, InputGrad);
+CNNLAB_DEPTHWISE_HANDLER(CnnlabDepthwiseWeightGrad, WeightGrad);
