@@ -72,6 +72,7 @@ def _build(source: pathlib.Path) -> pathlib.Path:
                                       pathlib.Path.home() / ".cache" / "cnnlab" / "native"))
   lib = cache / f"{source.stem}-{key}.so"
   if not lib.exists():
+    logging.info("cnnlab native: building %s (once for this machine)", lib)
     cache.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=cache)
     os.close(fd)

@@ -225,6 +225,7 @@ ffi::Error WeightGrad(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer
         for (int64_t l = 0; l < kw; ++l) {
           float* out = acc + (a * kw + l) * c;
           int64_t o = 0;
+          for (; o + 64 <= c; o += 64) WeightBlock<8>(out + o, xr + o, gr + o, js[l], qs[l], c);
           for (; o + 32 <= c; o += 32) WeightBlock<4>(out + o, xr + o, gr + o, js[l], qs[l], c);
           for (; o + 8 <= c; o += 8) WeightBlock<1>(out + o, xr + o, gr + o, js[l], qs[l], c);
           for (; o < c; ++o) WeightBlock<0>(out + o, xr + o, gr + o, js[l], qs[l], c);
