@@ -11,6 +11,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -88,6 +89,17 @@ inline V8 Load(const float* p) {
 
 inline void Store(float* p, V8 v) { std::memcpy(p, &v, sizeof(v)); }
 
+// Calls op(std::integral_constant<int, V>(), o) for the channel blocks [o, o + 8 * V) of 64, 32
+// and 8 channels that cover [0, c), then with V = 0 for each remaining channel o.
+template <typename Op>
+void ForChannelBlocks(int64_t c, Op op) {
+  int64_t o = 0;
+  for (; o + 64 <= c; o += 64) op(std::integral_constant<int, 8>(), o);
+  for (; o + 32 <= c; o += 32) op(std::integral_constant<int, 4>(), o);
+  for (; o + 8 <= c; o += 8) op(std::integral_constant<int, 1>(), o);
+  for (; o < c; ++o) op(std::integral_constant<int, 0>(), o);
+}
+
 // One tap's offsets, in floats, into the kernel and into the summed operand.
 struct Offset {
   int64_t w, a;
@@ -132,11 +144,9 @@ inline void TapBlock(float* out, const float* a, const float* w, const Offsets& 
 void TapRow(float* out, const float* a, const float* w, const Offsets& rows,
             const std::vector<Offsets>& cols, int64_t c) {
   for (size_t q = 0; q < cols.size(); ++q, out += c) {
-    int64_t o = 0;
-    for (; o + 64 <= c; o += 64) TapBlock<8>(out + o, a + o, w + o, rows, cols[q]);
-    for (; o + 32 <= c; o += 32) TapBlock<4>(out + o, a + o, w + o, rows, cols[q]);
-    for (; o + 8 <= c; o += 8) TapBlock<1>(out + o, a + o, w + o, rows, cols[q]);
-    for (; o < c; ++o) TapBlock<0>(out + o, a + o, w + o, rows, cols[q]);
+    ForChannelBlocks(c, [&](auto v, int64_t o) {
+      TapBlock<decltype(v)::value>(out + o, a + o, w + o, rows, cols[q]);
+    });
   }
 }
 
@@ -224,11 +234,9 @@ ffi::Error WeightGrad(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer
         const float* xr = xs + ((r / oh) * h + i) * w * c;
         for (int64_t l = 0; l < kw; ++l) {
           float* out = acc + (a * kw + l) * c;
-          int64_t o = 0;
-          for (; o + 64 <= c; o += 64) WeightBlock<8>(out + o, xr + o, gr + o, js[l], qs[l], c);
-          for (; o + 32 <= c; o += 32) WeightBlock<4>(out + o, xr + o, gr + o, js[l], qs[l], c);
-          for (; o + 8 <= c; o += 8) WeightBlock<1>(out + o, xr + o, gr + o, js[l], qs[l], c);
-          for (; o < c; ++o) WeightBlock<0>(out + o, xr + o, gr + o, js[l], qs[l], c);
+          ForChannelBlocks(c, [&](auto v, int64_t o) {
+            WeightBlock<decltype(v)::value>(out + o, xr + o, gr + o, js[l], qs[l], c);
+          });
         }
       }
     }
