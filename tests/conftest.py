@@ -98,6 +98,19 @@ def forward_and_grads(fn, x, w, ct):
   return (y, *vjp(ct))
 
 
+CXX = os.environ.get("CXX", "c++")
+needs_compiler = pytest.mark.skipif(shutil.which(CXX) is None,
+                                    reason=f"no C++ compiler ({CXX}): the XLA forms serve")
+
+
+def custom_calls(fn, *args):
+  """The custom-call targets in ``fn``'s compiled CPU HLO."""
+  import re  # noqa: PLC0415
+  import jax  # noqa: PLC0415
+  text = jax.jit(fn).lower(*args).compile().as_text()
+  return set(re.findall(r'custom_call_target="([^"]+)"', text))
+
+
 def evaluate_cli(config_arg, run, capsys, *flags):
   """``scripts/evaluate.py --config=CONFIG_ARG --workdir=RUN FLAGS...`` through the library's CLI
   in this process: its exit code must be 0; returns the JSON result line it printed."""

@@ -7,6 +7,8 @@
   sizes and lengths): --config=configs/bench/conv.py:sequence
   Only the depthwise shapes, `depthwise` impl against torch (5 rounds of 5 timed calls, about
   a minute): --config=configs/bench/conv.py:depthwise
+  Only the ResNet 3x3 stages (N=4 and N=64), lax, fenced and direct against torch (5 rounds of
+  5 timed calls, about 5 minutes): --config=configs/bench/conv.py:resnet
   The convs behind ``impl='auto'``'s rules for few input channels and one output position
   (lax, rows, cols, im2col against torch; 5 rounds of 5 calls):
     --config=configs/bench/conv.py:few_channels
@@ -128,11 +130,16 @@ def get_config(arg=None):
     c.shapes = [s for s in c.shapes if s["cls"] == "depthwise"]
     c.impls = ("depthwise",)
     c.iters, c.rounds = 5, 5
+  elif arg == "resnet":
+    c.shapes = [s for s in c.shapes if s["cls"] in ("resnet", "resnet_n64")
+                and s["name"].startswith("resnet_s")]
+    c.impls = ("lax", "fenced", "direct")
+    c.iters, c.rounds = 5, 5
   elif arg == "few_channels":
     c.shapes = few_channel_shapes()
     c.impls = ("lax", "rows", "cols", "im2col")
     c.iters, c.rounds = 5, 5
   elif arg:
     raise ValueError(f"config arg {arg!r} is not one of ('smoke', 'sequence', 'depthwise', "
-                     "'few_channels')")
+                     "'resnet', 'few_channels')")
   return c

@@ -3,10 +3,8 @@ documented (the compiled HLO names their custom calls) and not where not; a fail
 back with one warning. Their numbers are checked against lax in test_conv_depthwise.py."""
 
 import functools
-import os
 import pathlib
 import re
-import shutil
 
 import jax
 import jax.numpy as jnp
@@ -14,18 +12,7 @@ import pytest
 
 from cnnlab import ops
 from cnnlab.ops import conv_depthwise, native
-from conftest import arrays
-
-CXX = os.environ.get("CXX", "c++")
-needs_compiler = pytest.mark.skipif(shutil.which(CXX) is None,
-                                    reason=f"no C++ compiler ({CXX}): the XLA forms serve")
-
-
-def custom_calls(fn, *args):
-  """The custom-call targets in ``fn``'s compiled CPU HLO."""
-  text = jax.jit(fn).lower(*args).compile().as_text()
-  return set(re.findall(r'custom_call_target="([^"]+)"', text))
-
+from conftest import arrays, custom_calls, needs_compiler
 
 def fwd_and_grads(x, w):
   """y, dx and dw of a depthwise 3x3 conv (y returned, so all three passes run)."""

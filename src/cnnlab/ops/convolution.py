@@ -19,6 +19,8 @@ padding conventions: docs/conventions.md.
   (``conv_winograd.py``).
 - ``depthwise``: ``groups == C_in`` as shifted elementwise products with its own VJP, on the CPU
   a C++ kernel per pass for float32 2D convs (``conv_depthwise.py``, ``native/``).
+- ``direct``: 2D, ``groups == 1``, channels multiples of 8: on the CPU C++ loops over register
+  tiles per pass for float32 (``conv_direct.py``, ``native/``), ``lax`` elsewhere.
 - ``rows``: the kernel's rows stacked as input channels, then ``lax``'s conv one row tall
   (``conv_rows.py``): for convs fed by few channels.
 - ``cols``: output columns folded into channels (space-to-depth on the last axis), then ``rows``
@@ -43,6 +45,7 @@ import jax.numpy as jnp
 from cnnlab.ops import conv_lax, conv_fenced  # noqa: F401  (isort: keep the registration order)
 from cnnlab.ops import conv_fft, conv_im2col, conv_matmul, conv_shift  # noqa: F401
 from cnnlab.ops import conv_winograd, conv_depthwise, conv_rows, conv_cols  # noqa: F401
+from cnnlab.ops import conv_direct  # noqa: F401
 from cnnlab.ops import conv_auto  # noqa: F401
 from cnnlab.ops import conv_perpass  # noqa: F401  (after the impls its passes use)
 from cnnlab.ops import padding as padlib

@@ -1,11 +1,12 @@
 """CPU kernels in C++ as XLA FFI custom calls, compiled on first use (docs/performance.md,
-"A native depthwise kernel").
+"A native depthwise kernel", "A native dense conv").
 
 ``targets(source, symbols)`` compiles ``<source>.cc`` beside this file once per machine against
 the installed jaxlib's FFI headers (``jax.ffi.include_dir()``), with ``$CXX`` (default ``c++``)
 and ``-O3 -march=native``, into ``$CNNLAB_NATIVE_CACHE`` (default ``~/.cache/cnnlab/native``)
-under a name hashing the source, the flags, the compiler's version, jaxlib's version and the
-CPU, so that an edit, an upgrade or another machine sharing the folder builds its own; the
+under a name hashing the source, the headers beside it (``common.h``), the flags, the
+compiler's version, jaxlib's version and the CPU, so that an edit, an upgrade or another
+machine sharing the folder builds its own; the
 library is written to a temporary file and renamed, so parallel processes never load a partial
 one. It then registers each handler symbol as a CPU FFI target. Where that fails (no compiler,
 a build error) it logs one warning and returns False: callers keep their XLA form.
@@ -65,7 +66,8 @@ def _build(source: pathlib.Path) -> pathlib.Path:
   """The compiled library of ``source``, built into the cache unless already there."""
   cxx = os.environ.get("CXX", "c++")
   version = subprocess.run([cxx, "--version"], capture_output=True, text=True, check=True).stdout
-  parts = [source.read_text(), *FLAGS, cxx, version, importlib.metadata.version("jaxlib"),
+  headers = sorted(source.parent.glob("*.h"))
+  parts = [source.read_text(), *(h.read_text() for h in headers), *FLAGS, cxx, version, importlib.metadata.version("jaxlib"),
            _cpu_id()]
   key = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
   cache = pathlib.Path(os.environ.get("CNNLAB_NATIVE_CACHE",

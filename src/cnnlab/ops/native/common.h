@@ -1,0 +1,63 @@
+// Shared by the native kernels: work split over XLA's intra-op thread pool, and 8-float vector
+// registers (GCC/Clang vector extension: AVX on x86, NEON on ARM).
+#ifndef CNNLAB_NATIVE_COMMON_H_
+#define CNNLAB_NATIVE_COMMON_H_
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <mutex>
+
+#include "xla/ffi/api/ffi.h"
+
+namespace cnnlab {
+
+namespace ffi = xla::ffi;
+
+// Runs body(begin, end, chunk) over [0, items) in `chunks` contiguous chunks, on the caller and
+// XLA's intra-op pool. Chunks are claimed from a counter, so the caller only waits for chunks
+// being run: a pool task that starts after every chunk is claimed returns at once.
+template <typename F>
+void ParallelFor(ffi::ThreadPool& pool, int64_t items, int64_t chunks, F body) {
+  struct State {
+    std::atomic<int64_t> next{0};
+    int64_t done = 0;
+    std::mutex mu;
+    std::condition_variable cv;
+  };
+  auto state = std::make_shared<State>();
+  auto run = [state, items, chunks, body]() {
+    for (int64_t i; (i = state->next.fetch_add(1)) < chunks;) {
+      body(items * i / chunks, items * (i + 1) / chunks, i);
+      std::lock_guard<std::mutex> lock(state->mu);
+      if (++state->done == chunks) state->cv.notify_all();
+    }
+  };
+  int64_t helpers = std::min<int64_t>(pool.num_threads(), chunks - 1);
+  for (int64_t t = 0; t < helpers; ++t) pool.Schedule(decltype(run)(run));
+  run();
+  std::unique_lock<std::mutex> lock(state->mu);
+  state->cv.wait(lock, [&] { return state->done == chunks; });
+}
+
+int64_t Chunks(ffi::ThreadPool& pool, int64_t items) {
+  return std::max<int64_t>(1, std::min<int64_t>(items, 4 * (pool.num_threads() + 1)));
+}
+
+// Eight floats in one vector register.
+typedef float V8 __attribute__((vector_size(32)));
+
+inline V8 Load(const float* p) {
+  V8 v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+inline void Store(float* p, V8 v) { std::memcpy(p, &v, sizeof(v)); }
+
+}  // namespace cnnlab
+
+#endif  // CNNLAB_NATIVE_COMMON_H_

@@ -1,0 +1,147 @@
+"""``conv(..., impl='direct')`` against ``lax.conv_general_dilated`` (forward, input grad, weight
+grad) on the cases its C++ kernels take, and against torch on one; the compiled HLO names its
+custom calls where documented and none elsewhere; its ``limits``.
+
+Reference: the input padded with ``lax.pad``, then a 'VALID' lax conv
+(the form that avoids the jaxlib 0.10.2 grad crash, docs/conventions.md, "Upstream crash").
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from jax import lax
+
+from cnnlab import ops
+from cnnlab.ops import conv_direct, native
+from cnnlab.ops.conv_registry import supports
+from conftest import arrays, custom_calls, forward_and_grads, needs_compiler
+
+
+def reference_conv(x, w, *, stride, padding, dilation):
+  eff = [d * (k - 1) + 1 for k, d in zip(w.shape[:2], dilation)]
+  if padding == "SAME":
+    pads = lax.padtype_to_pads(x.shape[1:3], eff, stride, "SAME")
+  else:
+    pads = list(padding)
+  x = lax.pad(x, 0.0, [(0, 0, 0), *((lo, hi, 0) for lo, hi in pads), (0, 0, 0)])
+  return lax.conv_general_dilated(x, w, stride, "VALID", rhs_dilation=dilation,
+                                  dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def direct(x, w, **kw):
+  return ops.conv(x, w, impl="direct", **kw)
+
+
+@st.composite
+def direct_cases(draw):
+  """2D cases with channel counts that reach the 16- and 8-channel output blocks and every
+  6-wide pixel/channel tail; kernels to 5x5, stride and dilation to 3 and 2, padding 'SAME',
+  asymmetric or wider than the window (the input grad then crops the cotangent)."""
+  c_in, c_out = (draw(st.sampled_from((8, 16, 24, 40))) for _ in range(2))
+  window, dilation, stride = (tuple(draw(st.integers(1, hi)) for _ in range(2))
+                              for hi in (5, 2, 3))
+  padding = draw(st.one_of(st.just("SAME"),
+                           st.tuples(*[st.tuples(st.integers(0, 5), st.integers(0, 5))] * 2)))
+  eff = [d * (k - 1) + 1 for k, d in zip(window, dilation)]
+  spatial = tuple(e + 1 + draw(st.integers(0, 6)) for e in eff)
+  return ((draw(st.integers(1, 3)), *spatial, c_in), (*window, c_in, c_out),
+          dict(stride=stride, padding=padding, dilation=dilation), draw(st.integers(0, 2**31)))
+
+
+def check_case(x_shape, w_shape, kw, seed, *, use_jit, dtype=jnp.float32, tol=5e-5):
+  x, w = arrays(seed, x_shape, w_shape, dtype=dtype)
+  out = jax.eval_shape(functools.partial(reference_conv, **kw), x, w).shape
+  ct, = arrays(seed + 1, out, dtype=dtype)
+
+  def both(x, w, ct):
+    f32 = (a.astype(jnp.float32) for a in (x, w, ct))
+    return (forward_and_grads(functools.partial(direct, **kw), x, w, ct),
+            forward_and_grads(functools.partial(reference_conv, **kw), *f32))
+
+  got, want = (jax.jit(both) if use_jit else both)(x, w, ct)
+  for g, r, a in zip(got, want, (ct, x, w)):
+    assert g.shape == r.shape and g.dtype == a.dtype
+    scale = max(1.0, float(jnp.abs(r).max()))
+    np.testing.assert_allclose(np.asarray(g, np.float32), np.asarray(r), rtol=tol,
+                               atol=tol * scale)
+
+
+@settings(max_examples=14, deadline=None)
+@given(data=st.data())
+def test_forward_and_grads_match_lax(data):
+  x_shape, w_shape, kw, seed = data.draw(direct_cases())
+  assert supports("direct", x_shape, w_shape, **kw)
+  check_case(x_shape, w_shape, kw, seed, use_jit=True)
+
+
+@pytest.mark.parametrize("use_jit", [False, True], ids=["eager", "jit"])
+def test_fixed_case_eager_and_jit(use_jit):
+  check_case((2, 9, 7, 16), (3, 2, 16, 24),
+             dict(stride=(1, 1), padding=((2, 0), (1, 3)), dilation=(2, 1)), 3,
+             use_jit=use_jit)
+
+
+def test_strided_case_matches_torch():
+  """A ResNet-style stride-2 3x3 conv: forward and both grads against torch 2.13."""
+  x, w = (np.asarray(a) for a in arrays(7, (2, 11, 10, 8), (3, 3, 8, 16)))
+  y, vjp = jax.vjp(jax.jit(functools.partial(direct, stride=2, padding=1)), x, w)
+  ct = np.asarray(arrays(8, y.shape)[0])
+  x_t = torch.tensor(x.transpose(0, 3, 1, 2), requires_grad=True)
+  w_t = torch.tensor(w.transpose(3, 2, 0, 1).copy(), requires_grad=True)
+  y_t = torch.nn.functional.conv2d(x_t, w_t, stride=2, padding=1)
+  y_t.backward(torch.tensor(ct.transpose(0, 3, 1, 2)))
+  dx, dw = vjp(ct)
+  for got, want in ((y, y_t.detach().numpy().transpose(0, 2, 3, 1)),
+                    (dx, x_t.grad.numpy().transpose(0, 2, 3, 1)),
+                    (dw, w_t.grad.numpy().transpose(2, 3, 1, 0))):
+    np.testing.assert_allclose(np.asarray(got), want, rtol=1e-4, atol=1e-4)
+
+
+def test_bfloat16_runs_lax_close_to_float32():
+  x, w = arrays(3, (2, 8, 8, 8), (3, 3, 8, 16), dtype=jnp.bfloat16)
+  y = jax.jit(functools.partial(direct, padding="SAME"))(x, w)
+  assert y.dtype == jnp.bfloat16
+  want = reference_conv(x.astype(jnp.float32), w.astype(jnp.float32), stride=(1, 1),
+                        padding="SAME", dilation=(1, 1))
+  np.testing.assert_allclose(np.asarray(y, np.float32), np.asarray(want), rtol=2e-2, atol=5e-2)
+
+
+def fwd_and_grads(x, w, stride=1):
+  conv = functools.partial(direct, stride=stride, padding=1)
+  y, vjp = jax.vjp(conv, x, w)
+  return (y, *vjp(jnp.ones_like(y)))
+
+
+@needs_compiler
+def test_float32_runs_its_passes_natively():
+  x, w = arrays(0, (2, 9, 9, 8), (3, 3, 8, 16))
+  assert custom_calls(fwd_and_grads, x, w) == set(conv_direct.NATIVE)
+  # Stride 2: the input grad is lax's conv.
+  strided = functools.partial(fwd_and_grads, stride=2)
+  forward, _, weight_grad = conv_direct.NATIVE
+  assert custom_calls(strided, x, w) == {forward, weight_grad}
+
+
+def test_no_native_calls_for_bfloat16_or_when_disabled(monkeypatch):
+  x, w = arrays(0, (2, 9, 9, 8), (3, 3, 8, 16))
+  assert not custom_calls(fwd_and_grads, x.astype(jnp.bfloat16), w.astype(jnp.bfloat16))
+  # A fresh function each time: jit reuses a trace made before the switch.
+  with native.disabled():
+    assert not custom_calls(lambda x, w: fwd_and_grads(x, w), x, w)
+  monkeypatch.setenv("CNNLAB_NATIVE", "0")
+  assert not custom_calls(lambda x, w: fwd_and_grads(x, w), x, w)
+
+
+def test_limits_name_the_option():
+  assert not supports("direct", (1, 8, 8, 3), (3, 3, 3, 16))
+  assert not supports("direct", (1, 8, 8, 16), (3, 3, 16, 12))
+  assert not supports("direct", (1, 8, 8, 16), (3, 3, 8, 16), groups=2)
+  assert not supports("direct", (1, 8, 16), (3, 16, 16))
+  with pytest.raises(ValueError, match=r"impl='direct' cannot serve .*channels.*\(3, 16\)"):
+    ops.conv(jnp.ones((1, 8, 8, 3)), jnp.ones((3, 3, 3, 16)), impl="direct")
