@@ -80,8 +80,8 @@ def _forward(x, w, stride, pads, dilation):
 
 
 def _input_grad(g, w, x_shape, pads, dilation):
-  """Stride 1: the forward of the padded cotangent with the kernel flipped and transposed (the
-  kernel packs it so)."""
+  """Stride 1: the forward's loops over the padded cotangent, the kernel flipped in space and
+  its channel axes swapped as ``CnnlabDenseInputGrad`` packs it."""
   span = [(k - 1) * d for k, d in zip(w.shape[:2], dilation)]
   lo = [s - p for s, (p, _) in zip(span, pads)]
   hi = [h + s - o - l for h, s, o, l in zip(x_shape[1:3], span, g.shape[1:3], lo)]

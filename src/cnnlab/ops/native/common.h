@@ -58,6 +58,31 @@ inline V8 Load(const float* p) {
 
 inline void Store(float* p, V8 v) { std::memcpy(p, &v, sizeof(v)); }
 
+// out[j] = sum over chunks i, in order, of partial[i * k + j], j < k: per-chunk partial sums
+// added the same way whatever thread ran each chunk.
+inline void SumPartials(ffi::ThreadPool& pool, const float* partial, int64_t chunks, int64_t k,
+                        float* out) {
+  ParallelFor(pool, k, Chunks(pool, k / 4096 + 1), [&](int64_t lo, int64_t hi, int64_t) {
+    std::copy(partial + lo, partial + hi, out + lo);
+    for (int64_t i = 1; i < chunks; ++i) {
+      for (int64_t j = lo; j < hi; ++j) out[j] += partial[i * k + j];
+    }
+  });
+}
+
 }  // namespace cnnlab
+
+// The binding of every conv kernel here: XLA's intra-op pool, two float32 operands, one float32
+// result, strides sh, sw and dilations dh, dw (a kernel may bind more attributes after them).
+#define CNNLAB_CONV_BINDING()                                 \
+  xla::ffi::Ffi::Bind()                                       \
+      .Ctx<xla::ffi::ThreadPool>()                            \
+      .Arg<xla::ffi::Buffer<xla::ffi::F32>>()                 \
+      .Arg<xla::ffi::Buffer<xla::ffi::F32>>()                 \
+      .Ret<xla::ffi::Buffer<xla::ffi::F32>>()                 \
+      .Attr<int64_t>("sh")                                    \
+      .Attr<int64_t>("sw")                                    \
+      .Attr<int64_t>("dh")                                    \
+      .Attr<int64_t>("dw")
 
 #endif  // CNNLAB_NATIVE_COMMON_H_

@@ -17,13 +17,7 @@
 
 #include "common.h"
 
-namespace ffi = xla::ffi;
-using cnnlab::Chunks;
-using cnnlab::Load;
-using cnnlab::ParallelFor;
-using cnnlab::Store;
-using cnnlab::V8;
-
+namespace cnnlab {
 namespace {
 
 constexpr int kPixels = 6;  // output pixels (forward) or input channels (weight grad) per tile
@@ -256,30 +250,13 @@ ffi::Error WeightGrad(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer
       }
     }
   });
-  float* out = dwt->typed_data();
-  ParallelFor(pool, k, Chunks(pool, k / 4096 + 1), [&](int64_t lo, int64_t hi, int64_t) {
-    std::copy(partial.get() + lo, partial.get() + hi, out + lo);
-    for (int64_t i = 1; i < chunks; ++i) {
-      for (int64_t j = lo; j < hi; ++j) out[j] += partial[i * k + j];
-    }
-  });
+  SumPartials(pool, partial.get(), chunks, k, dwt->typed_data());
   return ffi::Error::Success();
 }
 
 }  // namespace
+}  // namespace cnnlab
 
-#define CNNLAB_DENSE_HANDLER(symbol, fn)                          \
-  XLA_FFI_DEFINE_HANDLER_SYMBOL(symbol, fn,                       \
-                                ffi::Ffi::Bind()                  \
-                                    .Ctx<ffi::ThreadPool>()       \
-                                    .Arg<ffi::Buffer<ffi::F32>>() \
-                                    .Arg<ffi::Buffer<ffi::F32>>() \
-                                    .Ret<ffi::Buffer<ffi::F32>>() \
-                                    .Attr<int64_t>("sh")          \
-                                    .Attr<int64_t>("sw")          \
-                                    .Attr<int64_t>("dh")          \
-                                    .Attr<int64_t>("dw"))
-
-CNNLAB_DENSE_HANDLER(CnnlabDenseForward, Forward);
-CNNLAB_DENSE_HANDLER(CnnlabDenseInputGrad, InputGrad);
-CNNLAB_DENSE_HANDLER(CnnlabDenseWeightGrad, WeightGrad);
+XLA_FFI_DEFINE_HANDLER_SYMBOL(CnnlabDenseForward, cnnlab::Forward, CNNLAB_CONV_BINDING());
+XLA_FFI_DEFINE_HANDLER_SYMBOL(CnnlabDenseInputGrad, cnnlab::InputGrad, CNNLAB_CONV_BINDING());
+XLA_FFI_DEFINE_HANDLER_SYMBOL(CnnlabDenseWeightGrad, cnnlab::WeightGrad, CNNLAB_CONV_BINDING());

@@ -12,13 +12,7 @@
 
 #include "common.h"
 
-namespace ffi = xla::ffi;
-using cnnlab::Chunks;
-using cnnlab::Load;
-using cnnlab::ParallelFor;
-using cnnlab::Store;
-using cnnlab::V8;
-
+namespace cnnlab {
 namespace {
 
 using Taps = std::vector<std::vector<std::pair<int64_t, int64_t>>>;
@@ -200,30 +194,17 @@ ffi::Error WeightGrad(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer
       }
     }
   });
-  float* out = dwt->typed_data();
-  std::fill(out, out + k, 0.0f);
-  for (int64_t i = 0; i < chunks; ++i) {
-    for (int64_t j = 0; j < k; ++j) out[j] += partial[i * k + j];
-  }
+  SumPartials(pool, partial.data(), chunks, k, dwt->typed_data());
   return ffi::Error::Success();
 }
 
 }  // namespace
+}  // namespace cnnlab
 
-#define CNNLAB_DEPTHWISE_HANDLER(symbol, fn)    \
-  XLA_FFI_DEFINE_HANDLER_SYMBOL(symbol, fn,     \
-                                ffi::Ffi::Bind()                  \
-                                    .Ctx<ffi::ThreadPool>()       \
-                                    .Arg<ffi::Buffer<ffi::F32>>() \
-                                    .Arg<ffi::Buffer<ffi::F32>>() \
-                                    .Ret<ffi::Buffer<ffi::F32>>() \
-                                    .Attr<int64_t>("sh")          \
-                                    .Attr<int64_t>("sw")          \
-                                    .Attr<int64_t>("dh")          \
-                                    .Attr<int64_t>("dw")          \
-                                    .Attr<int64_t>("ph")          \
-                                    .Attr<int64_t>("pw"))
+#define CNNLAB_DEPTHWISE_HANDLER(symbol, fn) \
+  XLA_FFI_DEFINE_HANDLER_SYMBOL(symbol, fn,  \
+                                CNNLAB_CONV_BINDING().Attr<int64_t>("ph").Attr<int64_t>("pw"))
 
-CNNLAB_DEPTHWISE_HANDLER(CnnlabDepthwiseForward, Forward);
-CNNLAB_DEPTHWISE_HANDLER(CnnlabDepthwiseInputGrad, InputGrad);
-CNNLAB_DEPTHWISE_HANDLER(CnnlabDepthwiseWeightGrad, WeightGrad);
+CNNLAB_DEPTHWISE_HANDLER(CnnlabDepthwiseForward, cnnlab::Forward);
+CNNLAB_DEPTHWISE_HANDLER(CnnlabDepthwiseInputGrad, cnnlab::InputGrad);
+CNNLAB_DEPTHWISE_HANDLER(CnnlabDepthwiseWeightGrad, cnnlab::WeightGrad);
