@@ -14,9 +14,12 @@ For 2D float32 convs with ``groups == 1`` and ``C_in``, ``C_out`` multiples of 8
   threads).
 
 The kernels read the stored input and cotangent in their own layout, so XLA makes no
-transposed copies for them (``fenced``'s reason, docs/performance.md, "A fence before the
-weight gradient"). Other cases, other platforms and ``native.disabled()`` run ``lax``,
-selected per platform when lowering (``lax.platform_dependent``).
+transposed copies for them; the input stands behind ``conv_parts.fusion_fence``, as in
+``fenced``, so that XLA does not recompute its producers inside the pad. Other cases, other
+platforms and ``native.disabled()`` run ``lax``, selected per platform when lowering
+(``lax.platform_dependent``). ``auto``'s rules never pick it: near XLA's speed at a batch of 64,
+it made ResNet-18 CIFAR's train step slower; the conv cache picks it where it was timed fastest
+(docs/performance.md).
 """
 
 from __future__ import annotations

@@ -6,10 +6,10 @@ the installed jaxlib's FFI headers (``jax.ffi.include_dir()``), with ``$CXX`` (d
 and ``-O3 -march=native``, into ``$CNNLAB_NATIVE_CACHE`` (default ``~/.cache/cnnlab/native``)
 under a name hashing the source, the headers beside it (``common.h``), the flags, the
 compiler's version, jaxlib's version and the CPU, so that an edit, an upgrade or another
-machine sharing the folder builds its own; the
-library is written to a temporary file and renamed, so parallel processes never load a partial
-one. It then registers each handler symbol as a CPU FFI target. Where that fails (no compiler,
-a build error) it logs one warning and returns False: callers keep their XLA form.
+machine sharing the folder builds its own; the library is written to a temporary file and
+renamed, so parallel processes never load a partial one. It then registers each handler symbol
+as a CPU FFI target. Where that fails (no compiler, a build error) it logs one warning and
+returns False: callers keep their XLA form.
 
 ``enabled()``: False under ``CNNLAB_NATIVE=0`` or inside ``disabled()`` (``jax.export`` uses it:
 an artifact must not name a custom call that only this library registers).
@@ -67,8 +67,8 @@ def _build(source: pathlib.Path) -> pathlib.Path:
   cxx = os.environ.get("CXX", "c++")
   version = subprocess.run([cxx, "--version"], capture_output=True, text=True, check=True).stdout
   headers = sorted(source.parent.glob("*.h"))
-  parts = [source.read_text(), *(h.read_text() for h in headers), *FLAGS, cxx, version, importlib.metadata.version("jaxlib"),
-           _cpu_id()]
+  parts = [source.read_text(), *(h.read_text() for h in headers), *FLAGS, cxx, version,
+           importlib.metadata.version("jaxlib"), _cpu_id()]
   key = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
   cache = pathlib.Path(os.environ.get("CNNLAB_NATIVE_CACHE",
                                       pathlib.Path.home() / ".cache" / "cnnlab" / "native"))
