@@ -169,21 +169,16 @@ def _weight_grad(x, g, w_shape, stride, pads, dilation):
 
 
 def _native_serves(x, w) -> bool:
-  """Whether the C++ kernels take this conv: float32, 2D, multiplier 1, JAX's default backend
-  the CPU, native kernels enabled and built (``native.targets``)."""
-  return (x.ndim == 4 and x.dtype == w.dtype == jnp.float32 and w.shape[-1] == x.shape[-1]
-          and jax.default_backend() == "cpu" and native.enabled()
-          and native.targets("depthwise", NATIVE))
+  """Whether the C++ kernels take this conv: 2D, multiplier 1, ``native.serves``."""
+  return (x.ndim == 4 and w.shape[-1] == x.shape[-1]
+          and native.serves("depthwise", NATIVE, x, w))
 
 
 def _native(target, out_shape, stride, pads, dilation):
   """The native ``target`` (``NATIVE``) as a function of its two operands, kernels as
   ``(KH, KW, C)``, -> float32 ``out_shape``."""
-  attrs = dict(zip(("sh", "sw", "dh", "dw", "ph", "pw"),
-                   map(np.int64, (*stride, *dilation, pads[0][0], pads[1][0]))))
-  call = jax.ffi.ffi_call(target, jax.ShapeDtypeStruct(out_shape, jnp.float32),
-                          vmap_method="sequential")
-  return functools.partial(call, **attrs)
+  return native.call(target, out_shape, sh=stride[0], sw=stride[1], dh=dilation[0],
+                     dw=dilation[1], ph=pads[0][0], pw=pads[1][0])
 
 
 def _hwc(w):

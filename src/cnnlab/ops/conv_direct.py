@@ -28,7 +28,6 @@ import functools
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import lax
 
 from cnnlab.ops import native
@@ -52,13 +51,6 @@ def _limits(case):
   return None
 
 
-def _native_serves(x, w) -> bool:
-  """Whether the C++ kernels take this conv (module doc): float32, JAX's default backend the
-  CPU, native kernels enabled and built (``native.targets``)."""
-  return (x.dtype == w.dtype == jnp.float32 and jax.default_backend() == "cpu"
-          and native.enabled() and native.targets("dense", NATIVE))
-
-
 def _pad(x, pads):
   """``x`` (N, H, W, C) zero-padded by ``pads`` ((lo, hi) per spatial dim; negative crops)."""
   return lax.pad(x, jnp.zeros((), x.dtype), [(0, 0, 0), *((lo, hi, 0) for lo, hi in pads),
@@ -66,10 +58,8 @@ def _pad(x, pads):
 
 
 def _call(target, out_shape, stride, dilation):
-  attrs = dict(zip(("sh", "sw", "dh", "dw"), map(np.int64, (*stride, *dilation))))
-  call = jax.ffi.ffi_call(target, jax.ShapeDtypeStruct(out_shape, jnp.float32),
-                          vmap_method="sequential")
-  return functools.partial(call, **attrs)
+  return native.call(target, out_shape, sh=stride[0], sw=stride[1], dh=dilation[0],
+                     dw=dilation[1])
 
 
 def _lax(x, w, stride, pads, dilation):
@@ -108,15 +98,16 @@ def _direct_fwd(x, w, stride, pads, dilation):
 
 def _direct_bwd(stride, pads, dilation, res, g):
   x, w = res
-  _, vjp = jax.vjp(lambda x, w: _lax(x, w, stride, pads, dilation), x, w)
+  lax_grads = lambda x, w, g: jax.vjp(  # noqa: E731
+      lambda x, w: _lax(x, w, stride, pads, dilation), x, w)[1](g)
   if stride == (1, 1):
     dx = lax.platform_dependent(g, w, cpu=lambda g, w: _input_grad(g, w, x.shape, pads, dilation),
-                                default=lambda g, w: vjp(g)[0])
+                                default=lambda g, w: lax_grads(x, w, g)[0])
   else:
-    dx = vjp(g)[0]
+    dx = lax_grads(x, w, g)[0]
   dw = lax.platform_dependent(
       x, g, cpu=lambda x, g: _weight_grad(x, g, w.shape, stride, pads, dilation),
-      default=lambda x, g: vjp(g)[1])
+      default=lambda x, g: lax_grads(x, w, g)[1])
   return dx, dw
 
 
@@ -125,6 +116,6 @@ _direct.defvjp(_direct_fwd, _direct_bwd)
 
 @register_impl("direct", limits=_limits)
 def conv_direct(x, w, *, stride, pads, dilation, groups):
-  if not _native_serves(x, w):
+  if not native.serves("dense", NATIVE, x, w):
     return conv_lax(x, w, stride=stride, pads=pads, dilation=dilation, groups=groups)
   return _direct(fusion_fence(x, w), w, tuple(stride), tuple(map(tuple, pads)), tuple(dilation))

@@ -12,7 +12,9 @@ as a CPU FFI target. Where that fails (no compiler, a build error) it logs one w
 returns False: callers keep their XLA form.
 
 ``enabled()``: False under ``CNNLAB_NATIVE=0`` or inside ``disabled()`` (``jax.export`` uses it:
-an artifact must not name a custom call that only this library registers).
+an artifact must not name a custom call that only this library registers). ``serves`` and
+``call`` are what the impls use: whether a source's kernels take float32 operands now, and one
+handler as a function of its operands.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ import subprocess
 import tempfile
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 from absl import logging
 
 FLAGS = ("-O3", "-march=native", "-ffp-contract=fast", "-fno-math-errno", "-std=c++17",
@@ -103,3 +107,18 @@ def targets(source: str, symbols: tuple[str, ...]) -> bool:
                     " ".join(detail.split())[:500])
     return False
   return True
+
+
+def serves(source: str, symbols: tuple[str, ...], *operands) -> bool:
+  """Whether ``source``'s kernels may run on ``operands``: all float32, JAX's default backend the
+  CPU, native kernels enabled and built (``targets``)."""
+  return (all(a.dtype == jnp.float32 for a in operands) and jax.default_backend() == "cpu"
+          and enabled() and targets(source, symbols))
+
+
+def call(target: str, out_shape, **attrs):
+  """The handler ``target`` as a function of its operands -> float32 ``out_shape``; ``attrs``
+  (ints) passed as int64 attributes. vmap runs it once per element."""
+  fn = jax.ffi.ffi_call(target, jax.ShapeDtypeStruct(tuple(out_shape), jnp.float32),
+                        vmap_method="sequential")
+  return functools.partial(fn, **{k: np.int64(v) for k, v in attrs.items()})
