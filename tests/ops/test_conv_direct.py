@@ -40,8 +40,8 @@ def direct(x, w, **kw):
 
 @st.composite
 def direct_cases(draw):
-  """2D cases with channel counts that reach the 16- and 8-channel output blocks and every
-  6-wide pixel/channel tail; kernels to 5x5, stride and dilation to 3 and 2, padding 'SAME',
+  """2D cases with channel counts that reach every output block width (16 and 8 channels with
+  AVX2; 32, 16 and 8 with AVX-512) and most pixel/channel tails of the tiles; kernels to 5x5, stride and dilation to 3 and 2, padding 'SAME',
   asymmetric or wider than the window (the input grad then crops the cotangent)."""
   c_in, c_out = (draw(st.sampled_from((8, 16, 24, 40))) for _ in range(2))
   window, dilation, stride = (tuple(draw(st.integers(1, hi)) for _ in range(2))
@@ -85,6 +85,15 @@ def test_fixed_case_eager_and_jit(use_jit):
   check_case((2, 9, 7, 16), (3, 2, 16, 24),
              dict(stride=(1, 1), padding=((2, 0), (1, 3)), dilation=(2, 1)), 3,
              use_jit=use_jit)
+
+
+@pytest.mark.parametrize("x_shape, w_shape", [
+    ((1, 5, 4, 272), (3, 3, 272, 40)),  # from 256 input channels the weight grad packs x
+    ((3, 14, 13, 8), (3, 3, 8, 16)),    # 546 pixels: weight-grad chunks summed in order
+], ids=["wide", "many_pixels"])
+def test_packed_and_chunked_weight_grad(x_shape, w_shape):
+  check_case(x_shape, w_shape, dict(stride=(1, 1), padding=((1, 1), (1, 1)), dilation=(1, 1)),
+             5, use_jit=True, tol=1e-4)
 
 
 def test_strided_case_matches_torch():

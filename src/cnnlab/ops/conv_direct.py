@@ -1,24 +1,25 @@
 """``direct`` conv: loops over register tiles in C++ on the CPU, ``lax``'s conv elsewhere.
 
 For 2D float32 convs with ``groups == 1`` and ``C_in``, ``C_out`` multiples of 8, on the CPU
-(``cnnlab.ops.native``, ``dense.cc``; docs/performance.md, "A native dense conv"):
+(``cnnlab.ops.native``, ``dense.cc``; docs/performance.md, "A native dense conv"). Tiles are
+6 pixels x 16 channels with AVX2, 12 x 32 with AVX-512 (``-march=native``). Padding is read as
+zeros inside the kernels: no padded copy of the input or cotangent is made.
 
-- forward: ``CnnlabDenseForward`` on the zero-padded input, 6 output pixels x 16 output
-  channels per register tile, summed over taps and input channels;
-- input gradient: for stride 1 ``CnnlabDenseInputGrad``, the same loops on the cotangent padded
-  by ``(K-1)*d - lo`` low (negative: cropped), with the kernel flipped in space and its channel
-  axes swapped as it is packed (the transposed conv as a correlation, Dumoulin & Visin 2016);
-  other strides ``lax``'s;
-- weight gradient: ``CnnlabDenseWeightGrad``, 6 input x 16 output channels per tile, summed
-  over the padded input's pixels, in per-chunk partials added in order (no dependence on
-  threads).
+- forward: ``CnnlabDenseForward``, one tile of output pixels x output channels summed over taps
+  and input channels;
+- input gradient: for stride 1 ``CnnlabDenseInputGrad``, the same loops over the cotangent with
+  low padding ``(K-1)*d - lo`` (negative: a crop) and the kernel flipped in space and its
+  channel axes swapped as it is packed (the transposed conv as a correlation, Dumoulin & Visin
+  2016); other strides ``lax``'s;
+- weight gradient: ``CnnlabDenseWeightGrad``, tiles of input x output channels summed over the
+  output pixels, in per-chunk partials added in order (no dependence on threads).
 
 The kernels read the stored input and cotangent in their own layout, so XLA makes no
 transposed copies for them; the input stands behind ``conv_parts.fusion_fence``, as in
-``fenced``, so that XLA does not recompute its producers inside the pad. Other cases, other
-platforms and ``native.disabled()`` run ``lax``, selected per platform when lowering
-(``lax.platform_dependent``). ``auto``'s rules never pick it: near XLA's speed at a batch of 64,
-it made ResNet-18 CIFAR's train step slower; the conv cache picks it where it was timed fastest
+``fenced``, so that XLA computes its producers once. Other cases, other platforms and
+``native.disabled()`` run ``lax``, selected per platform when lowering
+(``lax.platform_dependent``). ``auto``'s rules never pick it: faster than XLA's conv alone, it
+made ResNet-18 CIFAR's train step slower; the conv cache picks it where it was timed fastest
 (docs/performance.md).
 """
 
@@ -27,7 +28,6 @@ from __future__ import annotations
 import functools
 
 import jax
-import jax.numpy as jnp
 from jax import lax
 
 from cnnlab.ops import native
@@ -51,15 +51,9 @@ def _limits(case):
   return None
 
 
-def _pad(x, pads):
-  """``x`` (N, H, W, C) zero-padded by ``pads`` ((lo, hi) per spatial dim; negative crops)."""
-  return lax.pad(x, jnp.zeros((), x.dtype), [(0, 0, 0), *((lo, hi, 0) for lo, hi in pads),
-                                             (0, 0, 0)])
-
-
-def _call(target, out_shape, stride, dilation):
+def _call(target, out_shape, stride, dilation, low):
   return native.call(target, out_shape, sh=stride[0], sw=stride[1], dh=dilation[0],
-                     dw=dilation[1])
+                     dw=dilation[1], ph=low[0], pw=low[1])
 
 
 def _lax(x, w, stride, pads, dilation):
@@ -69,20 +63,18 @@ def _lax(x, w, stride, pads, dilation):
 def _forward(x, w, stride, pads, dilation):
   out = (x.shape[0], *output_spatial(x.shape[1:3], w.shape[:2], stride, pads, dilation),
          w.shape[-1])
-  return _call(NATIVE[0], out, stride, dilation)(_pad(x, pads), w)
+  return _call(NATIVE[0], out, stride, dilation, [lo for lo, _ in pads])(x, w)
 
 
 def _input_grad(g, w, x_shape, pads, dilation):
-  """Stride 1: the forward's loops over the padded cotangent, the kernel flipped in space and
-  its channel axes swapped as ``CnnlabDenseInputGrad`` packs it."""
-  span = [(k - 1) * d for k, d in zip(w.shape[:2], dilation)]
-  lo = [s - p for s, (p, _) in zip(span, pads)]
-  hi = [h + s - o - l for h, s, o, l in zip(x_shape[1:3], span, g.shape[1:3], lo)]
-  return _call(NATIVE[1], x_shape, (1, 1), dilation)(_pad(g, list(zip(lo, hi))), w)
+  """Stride 1: the forward's loops over the cotangent, low-padded by ``(K-1)*d - lo``, the
+  kernel flipped in space and its channel axes swapped as ``CnnlabDenseInputGrad`` packs it."""
+  low = [(k - 1) * d - lo for k, d, (lo, _) in zip(w.shape[:2], dilation, pads)]
+  return _call(NATIVE[1], x_shape, (1, 1), dilation, low)(g, w)
 
 
 def _weight_grad(x, g, w_shape, stride, pads, dilation):
-  return _call(NATIVE[2], w_shape, stride, dilation)(_pad(x, pads), g)
+  return _call(NATIVE[2], w_shape, stride, dilation, [lo for lo, _ in pads])(x, g)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
