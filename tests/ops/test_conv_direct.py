@@ -41,8 +41,9 @@ def direct(x, w, **kw):
 @st.composite
 def direct_cases(draw):
   """2D cases with channel counts that reach every output block width (16 and 8 channels with
-  AVX2; 32, 16 and 8 with AVX-512) and most pixel/channel tails of the tiles; kernels to 5x5, stride and dilation to 3 and 2, padding 'SAME',
-  asymmetric or wider than the window (the input grad then crops the cotangent)."""
+  AVX2; 32, 16 and 8 with AVX-512) and most pixel/channel tails of the tiles; kernels to 5x5,
+  stride and dilation to 3 and 2, padding 'SAME', asymmetric or wider than the window (the
+  input grad then crops the cotangent)."""
   c_in, c_out = (draw(st.sampled_from((8, 16, 24, 40))) for _ in range(2))
   window, dilation, stride = (tuple(draw(st.integers(1, hi)) for _ in range(2))
                               for hi in (5, 2, 3))

@@ -2,7 +2,7 @@
 
 For 2D float32 convs with ``groups == 1`` and ``C_in``, ``C_out`` multiples of 8, on the CPU
 (``cnnlab.ops.native``, ``dense.cc``; docs/performance.md, "A native dense conv"). Tiles are
-6 pixels x 16 channels with AVX2, 12 x 32 with AVX-512 (``-march=native``). Padding is read as
+6 pixels x 16 channels with AVX2, 14 x 32 with AVX-512 (``-march=native``). Padding is read as
 zeros inside the kernels: no padded copy of the input or cotangent is made.
 
 - forward: ``CnnlabDenseForward``, one tile of output pixels x output channels summed over taps

@@ -9,7 +9,7 @@
 // is the forward over the cotangent with the kernel flipped and transposed as it is packed, and
 // low paddings (K - 1) * dilation - pad (the caller's). Register tiles: kPixels output pixels x
 // kBlock output channels for the forward, kPixels input x kBlock output channels for the weight
-// gradient (6 x 16 with AVX2, 12 x 32 with AVX-512); the forward splits the pixels between the
+// gradient (6 x 16 with AVX2, 14 x 32 with AVX-512); the forward splits the pixels between the
 // caller and XLA's intra-op thread pool, the weight gradient sums its pixel chunks' partial
 // kernels in order, so results do not depend on the threads.
 #include <algorithm>
@@ -23,11 +23,11 @@
 namespace cnnlab {
 namespace {
 
-// A tile's sums are kPixels x 2 vectors: 12 of AVX2's 16 registers (8 floats each), 24 of
+// A tile's sums are kPixels x 2 vectors: 12 of AVX2's 16 registers (8 floats each), 28 of
 // AVX-512's 32 (16 floats each). Channel blocks are kBlock = 2 * kLanes wide.
 #ifdef __AVX512F__
 typedef float Vec __attribute__((vector_size(64)));
-constexpr int kPixels = 12;  // output pixels (forward) or input channels (weight grad) per tile
+constexpr int kPixels = 14;  // output pixels (forward) or input channels (weight grad) per tile
 #else
 typedef V8 Vec;
 constexpr int kPixels = 6;
