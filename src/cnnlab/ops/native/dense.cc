@@ -10,8 +10,8 @@
 // low paddings (K - 1) * dilation - pad (the caller's). Register tiles: kPixels output pixels x
 // kBlock output channels for the forward, kPixels input x kBlock output channels for the weight
 // gradient (6 x 16 with AVX2, 14 x 32 with AVX-512); the forward splits the pixels between the
-// caller and XLA's intra-op thread pool, the weight gradient sums its pixel chunks' partial
-// kernels in order, so results do not depend on the threads.
+// caller and XLA's intra-op thread pool, the weight gradient its output channels or its pixels
+// (summing the chunks' partial kernels in order), so results do not depend on the threads.
 #include <algorithm>
 #include <cstdint>
 #include <memory>
@@ -150,11 +150,11 @@ void WithBlock(int64_t left, Op op) {
   return op(integral_constant<int, 1>(), integral_constant<int, 8>());
 }
 
-// Calls op(V, T, o) for the blocks [o, o + kBlock) of co channels (see WithBlock).
+// Calls op(V, T, o) for the blocks [o, o + kBlock) of channels [begin, end) (see WithBlock).
 template <typename Op>
-void ForOutputBlocks(int64_t co, Op op) {
-  for (int64_t o = 0; o < co; o += kBlock) {
-    WithBlock(co - o, [&](auto v, auto t) { op(v, t, o); });
+void ForOutputBlocks(int64_t begin, int64_t end, Op op) {
+  for (int64_t o = begin; o < end; o += kBlock) {
+    WithBlock(end - o, [&](auto v, auto t) { op(v, t, o); });
   }
 }
 
@@ -255,6 +255,55 @@ __attribute__((noinline)) void WeightTile(float* acc_out, const float* const* ro
   }
 }
 
+// Adds to acc (KH, KW, CI, CO) the weight gradient of output pixels [lo, hi) for output
+// channels [o_lo, o_hi) (o_lo a multiple of kBlock).
+void AccumulateWeightGrad(const Geometry& geo, const float* xs, const float* gs, int64_t ci,
+                          int64_t co, int64_t lo, int64_t hi, int64_t o_lo, int64_t o_hi,
+                          float* acc) {
+  // A block's cotangent as (output block, pixel, kBlock), so that each tile reads its panel in
+  // order (the tail block's missing columns are not used). With wide rows (kPackedChannels) the
+  // input too, per tap, as (input block, pixel, kPixels): its pixels are then a few cache lines
+  // and pages apart, not one each.
+  bool pack = ci >= kPackedChannels;
+  int64_t oblocks = (o_hi - o_lo + kBlock - 1) / kBlock;
+  std::vector<float> gp(oblocks * kWeightGradBlock * kBlock, 0.0f);
+  std::vector<float> xp(pack ? (ci + kPixels - 1) / kPixels * kPixels * kWeightGradBlock : 0);
+  std::vector<const float*> rows(kWeightGradBlock), packed_rows(kWeightGradBlock);
+  for (int64_t j = 0; j < kWeightGradBlock; ++j) packed_rows[j] = xp.data() + j * kPixels;
+  for (int64_t b = lo; b < hi; b += kWeightGradBlock) {
+    int64_t n = std::min(hi, b + kWeightGradBlock) - b;
+    for (int64_t o = o_lo; o < o_hi; o += kBlock) {
+      int64_t width = std::min<int64_t>(kBlock, o_hi - o);
+      for (int64_t j = 0; j < n; ++j) {
+        std::copy_n(gs + (b + j) * co + o, width, gp.data() + ((o - o_lo) * n + j * kBlock));
+      }
+    }
+    for (size_t t = 0; t < geo.taps.size(); ++t) {
+      for (int64_t j = 0; j < n; ++j) rows[j] = geo.At(xs, geo.pixels[b + j], geo.taps[t]);
+      for (int64_t c = 0; pack && c < ci; c += kPixels) {
+        int64_t width = std::min<int64_t>(kPixels, ci - c);
+        for (int64_t j = 0; j < n; ++j) {
+          std::copy_n(rows[j] + c, width, xp.data() + (c * n + j * kPixels));
+        }
+      }
+      for (int64_t c = 0; c < ci; c += kPixels) {
+        // Packed, the block's rows for channels [c, c + kPixels) start at xp + c * n.
+        const float* const* from = pack ? packed_rows.data() : rows.data();
+        int64_t shift = pack ? c * n : c;
+        WithCount(std::min<int64_t>(kPixels, ci - c), [&](auto p) {
+          ForOutputBlocks(o_lo, o_hi, [&](auto v, auto tail, int64_t o) {
+            WeightTile<decltype(p)::value, decltype(v)::value, decltype(tail)::value>(
+                acc + (t * ci + c) * co + o, from, shift, gp.data() + (o - o_lo) * n, n, co);
+          });
+        });
+      }
+    }
+  }
+}
+
+// Split over pixel chunks, each into a partial kernel of its own, the partials then added in
+// order; or, where those partials would outgrow the input (few pixels, many channels: ResNet's
+// later stages), over output-channel blocks, each chunk writing its own columns.
 ffi::Error WeightGrad(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> gy,
                       ffi::ResultBuffer<ffi::F32> dwt, int64_t sh, int64_t sw, int64_t dh,
                       int64_t dw, int64_t ph, int64_t pw) {
@@ -268,51 +317,22 @@ ffi::Error WeightGrad(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer
                            kWeightGradFloats / k));
   const float* xs = x.typed_data();
   const float* gs = gy.typed_data();
+  float* out = dwt->typed_data();
+  if (oblocks > 1 && chunks * k > m * ci) {
+    std::fill(out, out + k, 0.0f);
+    ParallelFor(pool, oblocks, Chunks(pool, oblocks), [&](int64_t lo, int64_t hi, int64_t) {
+      AccumulateWeightGrad(geo, xs, gs, ci, co, 0, m, lo * kBlock, std::min(co, hi * kBlock),
+                           out);
+    });
+    return ffi::Error::Success();
+  }
   std::unique_ptr<float[]> partial(new float[chunks * k]);  // each chunk zeroes its own
   ParallelFor(pool, m, chunks, [&](int64_t lo, int64_t hi, int64_t chunk) {
     float* acc = partial.get() + chunk * k;
     std::fill(acc, acc + k, 0.0f);
-    // A block's cotangent as (output block, pixel, kBlock), so that each tile reads its panel
-    // in order (the tail block's missing columns are zeros). With wide rows (kPackedChannels) the
-    // input too, per tap, as (input block, pixel, kPixels): its pixels are then a few cache
-    // lines and pages apart, not one each.
-    bool pack = ci >= kPackedChannels;
-    std::vector<float> gp(oblocks * kWeightGradBlock * kBlock, 0.0f);
-    std::vector<float> xp(pack ? (ci + kPixels - 1) / kPixels * kPixels * kWeightGradBlock
-                               : 0);
-    std::vector<const float*> rows(kWeightGradBlock), packed_rows(kWeightGradBlock);
-    for (int64_t j = 0; j < kWeightGradBlock; ++j) packed_rows[j] = xp.data() + j * kPixels;
-    for (int64_t b = lo; b < hi; b += kWeightGradBlock) {
-      int64_t n = std::min(hi, b + kWeightGradBlock) - b;
-      for (int64_t o = 0; o < co; o += kBlock) {
-        int64_t width = std::min<int64_t>(kBlock, co - o);
-        for (int64_t j = 0; j < n; ++j) {
-          std::copy_n(gs + (b + j) * co + o, width, gp.data() + (o * n + j * kBlock));
-        }
-      }
-      for (size_t t = 0; t < geo.taps.size(); ++t) {
-        for (int64_t j = 0; j < n; ++j) rows[j] = geo.At(xs, geo.pixels[b + j], geo.taps[t]);
-        for (int64_t c = 0; pack && c < ci; c += kPixels) {
-          int64_t width = std::min<int64_t>(kPixels, ci - c);
-          for (int64_t j = 0; j < n; ++j) {
-            std::copy_n(rows[j] + c, width, xp.data() + (c * n + j * kPixels));
-          }
-        }
-        for (int64_t c = 0; c < ci; c += kPixels) {
-          // Packed, the block's rows for channels [c, c + kPixels) start at xp + c * n.
-          const float* const* from = pack ? packed_rows.data() : rows.data();
-          int64_t shift = pack ? c * n : c;
-          WithCount(std::min<int64_t>(kPixels, ci - c), [&](auto p) {
-            ForOutputBlocks(co, [&](auto v, auto tail, int64_t o) {
-              WeightTile<decltype(p)::value, decltype(v)::value, decltype(tail)::value>(
-                  acc + (t * ci + c) * co + o, from, shift, gp.data() + o * n, n, co);
-            });
-          });
-        }
-      }
-    }
+    AccumulateWeightGrad(geo, xs, gs, ci, co, lo, hi, 0, co, acc);
   });
-  SumPartials(pool, partial.get(), chunks, k, dwt->typed_data());
+  SumPartials(pool, partial.get(), chunks, k, out);
   return ffi::Error::Success();
 }
 
