@@ -48,6 +48,10 @@ def test_follows_cache_file(cache):
   grad = jax.grad(lambda x, w: ops.conv(x, w, padding="SAME", impl="auto").sum(), 1)
   text = str(jax.make_jaxpr(grad)(jnp.zeros(X), jnp.zeros(W)))
   assert "conv_general_dilated" in text and "cond[" in text  # the fence, where differentiated
+  # a cached direct too: faster alone, slower than fenced inside train steps
+  case = _case(w_shape=(3, 3, 8, 8), padding="SAME")
+  _write(cache, {conv_auto.case_key(case): {"fwd_bwd_s": {"lax": 2.0, "direct": 1.0}}})
+  assert conv_auto.choose(case) == "fenced"
 
 
 def test_skips_cached_impls_that_cannot_serve_the_case(cache):

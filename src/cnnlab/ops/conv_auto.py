@@ -28,10 +28,13 @@ Choice, at trace time (shapes only), among the registered impls that support the
    - ``fenced`` for other 2D windows of more than one tap, ``groups == 1`` (``lax`` behind a
      fusion fence, and 3. below);
    - else ``lax``.
-3. On the CPU a cached ``lax`` is run as ``fenced`` where the heuristic picks ``fenced``: a conv
-   timed alone reads a stored input, where the fence has nothing to save (``fenced`` times as
-   ``lax`` there); in a network its input is an elementwise chain the fence keeps from being
-   recomputed (docs/performance.md, "A fence before the weight gradient").
+3. On the CPU a cached ``lax`` or ``direct`` is run as ``fenced`` where the heuristic picks
+   ``fenced``: a conv timed alone reads a stored input, where the fence has nothing to save
+   (``fenced`` times as ``lax`` there); in a network its input is an elementwise chain the fence
+   keeps from being recomputed (docs/performance.md, "A fence before the weight gradient").
+   ``direct``'s C++ kernels, the fastest alone at several ResNet shapes, made every ResNet-18
+   train step measured slower than ``fenced`` (on two CPUs; docs/performance.md, "A native
+   dense conv" and "AVX-512, and padding inside the kernels").
 """
 
 from __future__ import annotations
@@ -169,6 +172,10 @@ def heuristic(case: ConvCase) -> str:
   return preferred if _can(preferred, case) else "lax"
 
 
+# Cached winners run as ``fenced`` where the heuristic picks it (module docstring, step 3).
+_FENCED = ("lax", "direct")
+
+
 def choose(case: ConvCase, entries: dict | None = None) -> str:
   """The impl ``impl='auto'`` runs for ``case`` (see the module docstring)."""
   entries = load_cache() if entries is None else entries
@@ -184,7 +191,7 @@ def choose(case: ConvCase, entries: dict | None = None) -> str:
     times = {k: t for k, t in entry.get("fwd_bwd_s", {}).items() if _can(k, case)}
     if times:
       best = min(times, key=times.get)
-      return "fenced" if best == "lax" and heuristic(case) == "fenced" else best
+      return "fenced" if best in _FENCED and heuristic(case) == "fenced" else best
   return heuristic(case)
 
 

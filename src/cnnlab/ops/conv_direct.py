@@ -18,9 +18,9 @@ The kernels read the stored input and cotangent in their own layout, so XLA make
 transposed copies for them; the input stands behind ``conv_parts.fusion_fence``, as in
 ``fenced``, so that XLA computes its producers once. Other cases, other platforms and
 ``native.disabled()`` run ``lax``, selected per platform when lowering
-(``lax.platform_dependent``). ``auto``'s rules never pick it: faster than XLA's conv alone, it
-made ResNet-18 CIFAR's train step slower; the conv cache picks it where it was timed fastest
-(docs/performance.md).
+(``lax.platform_dependent``). ``auto`` never runs it where its rules pick ``fenced``, even where
+the conv cache timed it fastest: faster than XLA's conv alone, it made ResNet-18 CIFAR's train
+step slower on both CPUs measured (docs/performance.md); ``impl='direct'`` asks for it.
 """
 
 from __future__ import annotations
