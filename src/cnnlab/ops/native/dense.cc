@@ -47,6 +47,7 @@ template <int N>
 inline void StoreN(float* p, Vec v) {
   std::memcpy(p, &v, N * sizeof(float));
 }
+
 constexpr int64_t kForwardFloats = int64_t{1} << 15;  // input floats a forward work item reads
 constexpr int64_t kWeightGradFloats = int64_t{1} << 23;  // cap on the partial kernels (32 MB)
 constexpr int64_t kWeightGradBlock = 128;               // pixels per cache block
@@ -115,7 +116,7 @@ __attribute__((noinline)) void ForwardTile(float* y, const float* x, const Pixel
     const float* wt = w + t * ci * kBlock;
     for (int64_t c = 0; c < ci; ++c) {
       Vec wv[V];
-      for (int v = 0; v < V; ++v) std::memcpy(&wv[v], wt + c * kBlock + kLanes * v, sizeof(Vec));
+      for (int v = 0; v < V; ++v) wv[v] = LoadN<kLanes>(wt + c * kBlock + kLanes * v);
       for (int p = 0; p < P; ++p) {
         float xs = xt[p][c];
         for (int v = 0; v < V; ++v) acc[p][v] += xs * wv[v];
@@ -243,7 +244,7 @@ __attribute__((noinline)) void WeightTile(float* acc_out, const float* const* ro
   for (int64_t j = 0; j < n; ++j) {
     const float* xj = rows[j] + shift;
     Vec gv[V];
-    for (int v = 0; v < V; ++v) std::memcpy(&gv[v], g + j * kBlock + kLanes * v, sizeof(Vec));
+    for (int v = 0; v < V; ++v) gv[v] = LoadN<kLanes>(g + j * kBlock + kLanes * v);
     for (int p = 0; p < P; ++p) {
       float xs = xj[p];
       for (int v = 0; v < V; ++v) acc[p][v] += xs * gv[v];
@@ -261,9 +262,10 @@ void AccumulateWeightGrad(const Geometry& geo, const float* xs, const float* gs,
                           int64_t co, int64_t lo, int64_t hi, int64_t o_lo, int64_t o_hi,
                           float* acc) {
   // A block's cotangent as (output block, pixel, kBlock), so that each tile reads its panel in
-  // order (the tail block's missing columns are not used). With wide rows (kPackedChannels) the
-  // input too, per tap, as (input block, pixel, kPixels): its pixels are then a few cache lines
-  // and pages apart, not one each.
+  // order (a tail block's columns past o_hi hold stale floats; the tiles compute them and store
+  // only the block's own channels). With wide rows (kPackedChannels) the input too, per tap, as
+  // (input block, pixel, kPixels): its pixels are then a few cache lines and pages apart, not
+  // one each.
   bool pack = ci >= kPackedChannels;
   int64_t oblocks = (o_hi - o_lo + kBlock - 1) / kBlock;
   std::vector<float> gp(oblocks * kWeightGradBlock * kBlock, 0.0f);
