@@ -17,7 +17,7 @@ import os
 
 from absl import app, flags
 
-from cnnlab import plotting
+from cnnlab import hostmem, plotting
 from cnnlab.bench import report, scale
 
 # name -> (model + options, input HWC)
@@ -82,4 +82,5 @@ def _remat():
 
 
 if __name__ == "__main__":
+  hostmem.reexec()
   app.run(main)

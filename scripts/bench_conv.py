@@ -17,6 +17,7 @@ import torch
 from absl import app, flags
 from ml_collections import config_flags
 
+from cnnlab import hostmem
 from cnnlab.bench import conv, report
 from cnnlab.train import backend, config as config_lib
 from cnnlab.train.errors import ConfigError
@@ -60,4 +61,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  hostmem.reexec()
   app.run(main)

@@ -35,7 +35,7 @@ import os
 import torch
 from absl import app, flags
 
-from cnnlab import ops, plotting
+from cnnlab import hostmem, ops, plotting
 from cnnlab.bench import compile_times, peak, report, step_profile, torch_models
 from cnnlab.bench import train_throughput
 from cnnlab.train import backend, config as config_lib
@@ -215,4 +215,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  hostmem.reexec()
   app.run(main)

@@ -16,6 +16,7 @@ import sys
 
 from absl import app, flags
 
+from cnnlab import hostmem
 from cnnlab.sweep import job, runner
 from cnnlab.train.errors import ConfigError
 
@@ -66,4 +67,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  hostmem.reexec()  # its local jobs inherit the environment
   app.run(main)

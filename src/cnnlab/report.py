@@ -8,12 +8,16 @@ import math
 import os
 import platform
 
+from cnnlab import hostmem
+
 
 def machine() -> dict:
-  """Platform, CPU model, CPU count and JAX version/backend of this process."""
+  """Platform, CPU model, CPU count, JAX version/backend and huge-page settings
+  (:func:`cnnlab.hostmem.in_force`) of this process."""
   import jax  # noqa: PLC0415 - keep importing this module cheap
   return {"platform": platform.platform(), "cpu": cpu_model(), "cpu_count": os.cpu_count(),
-          "jax": jax.__version__, "jax_backend": jax.default_backend()}
+          "jax": jax.__version__, "jax_backend": jax.default_backend(),
+          "host_memory": hostmem.in_force()}
 
 
 VECTOR_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile", "asimd", "sve")

@@ -126,6 +126,21 @@ def test_native_kernels_match_lax(data):
   check_case(*data.draw(native_cases()), use_jit=True, tol=5e-5)
 
 
+# Rows wider than native_cases' (up to 37 columns, so most output columns read every tap), with
+# channels past the last 8-wide block, strides 2 and 3, dilation and over-wide padding.
+WIDE = [((2, 5, 29, 48), (3, 3, 1, 48), dict(stride=(1, 1), padding=1, dilation=(1, 1))),
+        ((1, 6, 37, 40), (3, 5, 1, 40),
+         dict(stride=(1, 1), padding=((0, 3), (4, 1)), dilation=(1, 2))),
+        ((2, 7, 31, 16), (3, 3, 1, 16), dict(stride=(2, 2), padding="SAME", dilation=(1, 1))),
+        ((1, 4, 26, 21), (1, 3, 1, 21),
+         dict(stride=(1, 3), padding=((0, 0), (2, 2)), dilation=(1, 1)))]
+
+
+@pytest.mark.parametrize("case", range(len(WIDE)))
+def test_native_wide_rows_match_lax(case):
+  check_case(*WIDE[case], seed=case, use_jit=True, tol=5e-5)
+
+
 # Stride, dilation, asymmetric padding and a channel multiplier at once, in every rank.
 FIXED = {
     1: ((2, 13, 3), (3, 1, 6), dict(stride=(2,), padding=((2, 1),), dilation=(2,))),

@@ -24,6 +24,7 @@ import traceback
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from cnnlab import hostmem
 from cnnlab.train import errors
 
 _OVERRIDE = re.compile(r"^--?config\.([\w.]+)(=.*)?$")
@@ -200,7 +201,9 @@ def _parse_flags(argv):
 
 
 def run(fn):
-  """The entry point of a script: ``cli.define_flags()`` at import, then ``cli.run(fn)``."""
+  """The entry point of a script: ``cli.define_flags()`` at import, then ``cli.run(fn)`` (which
+  first restarts the process with huge pages for large buffers, :mod:`cnnlab.hostmem`)."""
+  hostmem.reexec()
   app.run(lambda argv: sys.exit(call(fn)), flags_parser=_parse_flags)
 
 
