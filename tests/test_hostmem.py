@@ -16,8 +16,9 @@ GLIBC = dict(libc="glibc", mode="madvise")
 
 
 def test_environment_adds_the_tunable_after_existing_ones():
-  env = hostmem.environment({"PATH": "/bin", "GLIBC_TUNABLES": "glibc.malloc.arena_max=2"}, **GLIBC)
-  assert env == {"PATH": "/bin", "GLIBC_TUNABLES": "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1"}
+  before = {"PATH": "/bin", "GLIBC_TUNABLES": "glibc.malloc.arena_max=2"}
+  env = hostmem.environment(before, **GLIBC)
+  assert env == {**before, "GLIBC_TUNABLES": "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1"}
   assert hostmem.environment({}, **GLIBC) == {"GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"}
   assert hostmem.environment({}, libc="glibc", mode="always") is not None
 
@@ -32,6 +33,20 @@ def test_environment_adds_the_tunable_after_existing_ones():
 ], ids=["hugetlb-set", "hugetlb-set-later", "off", "not-glibc", "thp-never", "no-thp"])
 def test_environment_left_alone(env, libc, mode):
   assert hostmem.environment(env, libc=libc, mode=mode) is None
+
+
+def test_reexec_goes_on_when_the_restart_fails(monkeypatch):
+  calls = []
+
+  def execve(*args):
+    calls.append(args)
+    raise OSError("no such interpreter")
+
+  monkeypatch.setattr(hostmem, "environment", lambda env: {**env, "GLIBC_TUNABLES": "x=1"})
+  monkeypatch.setattr(os, "execve", execve)
+  hostmem.reexec()  # returns: the process goes on as it started
+  assert len(calls) == 1
+  assert calls[0][0] == sys.executable and calls[0][2]["GLIBC_TUNABLES"] == "x=1"
 
 
 def test_thp_mode_reads_the_bracketed_word(tmp_path):

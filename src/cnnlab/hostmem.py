@@ -23,6 +23,8 @@ import pathlib
 import platform
 import sys
 
+from absl import logging
+
 TUNABLE = "glibc.malloc.hugetlb"
 OFF = "CNNLAB_HUGEPAGES"  # set to 0: keep the process as started
 THP_MODE = pathlib.Path("/sys/kernel/mm/transparent_hugepage/enabled")
@@ -54,12 +56,18 @@ def environment(env: dict[str, str], *, libc: str | None = None,
 
 def reexec() -> None:
   """Restarts this process (same interpreter, same command line) with :func:`environment`, if
-  that changes anything; else returns. Call it before any work: the process is replaced."""
+  that changes anything; else returns, as it does (after a warning) where the restart fails.
+  Call it before any work: the process is replaced."""
   env = environment(dict(os.environ))
-  if env is not None:
-    sys.stdout.flush()
-    sys.stderr.flush()
+  if env is None or not sys.executable:
+    return
+  sys.stdout.flush()
+  sys.stderr.flush()
+  try:
     os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
+  except OSError as e:
+    logging.warning("cnnlab.hostmem: running without huge pages, the restart with %s=1 failed: %s",
+                    TUNABLE, e)
 
 
 def in_force() -> str:
