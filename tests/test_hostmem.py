@@ -88,8 +88,9 @@ def huge_kb() -> int:
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc" or hostmem.thp_mode() not in
-                    ("always", "madvise"), reason="needs glibc and a kernel with THP on "
-                    "(madvise or always); elsewhere hostmem leaves the process as it is")
+                    ("always", "madvise") or not os.path.exists("/proc/self/smaps_rollup"),
+                    reason="needs glibc and a kernel with THP on (madvise or always; elsewhere "
+                    "hostmem leaves the process as it is) that reports AnonHugePages")
 def test_reexec_gives_a_large_buffer_huge_pages():
   before = huge_kb()
   probe = np.ones(16 << 20, np.float32)  # numpy advises huge pages for its large buffers itself
