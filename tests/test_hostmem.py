@@ -2,6 +2,7 @@
 process: a 64 MB buffer gets transparent huge pages (the kernel's ``AnonHugePages``) after
 ``reexec()``, and none without it where the kernel's THP mode is ``madvise``."""
 
+import inspect
 import json
 import os
 import platform
@@ -56,18 +57,19 @@ def test_thp_mode_reads_the_bracketed_word(tmp_path):
   assert hostmem.thp_mode(tmp_path / "missing") == ""
 
 
+def huge_kb() -> int:
+  """The kernel's AnonHugePages of this process, in kB."""
+  with open("/proc/self/smaps_rollup") as f:
+    return next(int(l.split()[1]) for l in f if l.startswith("AnonHugePages:"))
+
+
 # Restarts itself with hostmem, then reports its GLIBC_TUNABLES and the AnonHugePages (kB) that a
 # 64 MB malloc, written once, added to the process (numpy would advise huge pages by itself).
-CHILD = """
-import ctypes, json, os
+CHILD = "import ctypes, json, os\n" + inspect.getsource(huge_kb) + """
 from cnnlab import hostmem
 hostmem.reexec()
 libc = ctypes.CDLL("libc.so.6")
 libc.malloc.restype = ctypes.c_void_p
-def huge_kb():
-  for line in open("/proc/self/smaps_rollup"):
-    if line.startswith("AnonHugePages:"):
-      return int(line.split()[1])
 before = huge_kb()
 buf = libc.malloc(64 << 20)
 ctypes.memset(buf, 1, 64 << 20)
@@ -80,11 +82,6 @@ def child(**env):
   out = subprocess.run([sys.executable, "-c", CHILD], env={**base, **env}, capture_output=True,
                        text=True, check=True, timeout=120)
   return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def huge_kb() -> int:
-  with open("/proc/self/smaps_rollup") as f:
-    return next(int(l.split()[1]) for l in f if l.startswith("AnonHugePages:"))
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc" or hostmem.thp_mode() not in

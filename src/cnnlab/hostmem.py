@@ -11,9 +11,10 @@ huge pages (``MADV_HUGEPAGE``, 2 MB) for such mappings, where the kernel's THP m
 :func:`reexec` restarts the process with the tunable added to ``GLIBC_TUNABLES``.
 
 The scripts call :func:`reexec` first (``cnnlab.train.cli.run``, ``scripts/sweep.py`` and the
-benchmarks' entry points). Nothing changes where the C library is not glibc, the kernel has no THP (or its mode
-is ``never``), ``GLIBC_TUNABLES`` already sets ``glibc.malloc.hugetlb`` (to any value), or
-``CNNLAB_HUGEPAGES=0``. Huge pages change speed and resident memory, never results. No JAX here.
+benchmarks' entry points). Nothing changes where the C library is not glibc, the kernel has no
+THP (or its mode is ``never``), ``GLIBC_TUNABLES`` already sets ``glibc.malloc.hugetlb`` (to any
+value), or ``CNNLAB_HUGEPAGES=0``. Huge pages change speed and resident memory, never results.
+No JAX here.
 """
 
 from __future__ import annotations
