@@ -113,6 +113,9 @@ def test_symbolic_batch_takes_the_largest_timed_batch(cache):
     ((2, 30, 4), (30, 4, 8), {}, "im2col"),  # ... before fft's rule
     ((2, 5, 5, 16), (5, 5, 16, 120), dict(padding="SAME"), "fenced"),
     ((2, 1, 1, 8), (1, 1, 8, 8), {}, "lax"),  # a 1x1 window: lax's conv is a dot already
+    ((2, 12, 12, 8), (1, 1, 8, 16), dict(stride=2), "im2col"),  # ... but strided it is not
+    ((2, 12, 8), (1, 8, 16), dict(stride=3), "im2col"),
+    ((2, 12, 12, 8), (1, 1, 4, 16), dict(stride=2, groups=2), "lax"),
     ((2, 5, 5, 16), (5, 5, 1, 16), dict(groups=16), "depthwise"),
 ])
 def test_heuristic_without_cache(cache, x_shape, w_shape, kw, expected):
@@ -175,6 +178,7 @@ def test_merge_cache_keeps_other_entries(cache):
     (X, W, dict(padding="SAME")),
     ((2, 9, 3), (5, 3, 4), dict(stride=2, padding=1, dilation=2)),
     ((2, 6, 6, 4), (3, 3, 2, 4), dict(groups=2, padding="SAME")),
+    ((2, 7, 7, 4), (1, 1, 4, 8), dict(stride=2)),
 ])
 def test_equals_lax(cache, cached, x_shape, w_shape, kw):
   if cached:
@@ -195,6 +199,16 @@ def test_equals_lax(cache, cached, x_shape, w_shape, kw):
   g_auto = jax.grad(lambda x, w: jnp.sum(jnp.sin(auto(x, w))), (0, 1))(x, w)
   g_ref = jax.grad(lambda x, w: jnp.sum(jnp.sin(ref(x, w))), (0, 1))(x, w)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4), g_auto, g_ref)
+
+
+def test_strided_1x1_trains_without_a_conv(cache):
+  """A ResNet's downsampling shortcut (1x1, stride 2): on the CPU its fwd+bwd compiles to a
+  strided slice and dots, where ``lax``'s weight gradient is a 16x16-window conv."""
+  x, w = jnp.zeros((4, 16, 16, 8)), jnp.zeros((1, 1, 8, 16))
+  loss = lambda impl: lambda x, w: jnp.sum(ops.conv(x, w, stride=2, impl=impl) ** 2)  # noqa: E731
+  hlo = lambda impl: jax.jit(jax.grad(loss(impl), (0, 1))).lower(x, w).compile().as_text()  # noqa: E731
+  assert "convolution(" in hlo("lax")
+  assert "convolution(" not in hlo("auto")
 
 
 @pytest.mark.parametrize("version", [1, 99])

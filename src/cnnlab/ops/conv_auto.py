@@ -16,7 +16,10 @@ Choice, at trace time (shapes only), among the registered impls that support the
    crossovers measured in docs/experiments/conv_impls.md, docs/conv_benchmark.md and
    docs/performance.md ("LeNet-5's convs", "Depthwise convs"):
    - ``im2col`` where the window covers the whole input (one output position, ``groups == 1``:
-     one matmul, as LeNet-5's C5, where XLA's input-gradient conv runs over zero padding);
+     one matmul, as LeNet-5's C5, where XLA's input-gradient conv runs over zero padding), and
+     for a strided 1x1 conv (a ResNet's downsampling shortcut: a strided slice and one matmul,
+     where XLA's weight gradient is a 16x16-window conv; docs/performance.md, "Strided 1x1
+     convs");
    - ``fft`` for 1D, ``groups == 1``, stride 1 and kernel >= 23 taps with C_in <= 8, or >= 47
      taps with C_in <= 32;
    - ``depthwise`` for ``groups == C_in > 1`` (MobileNet-v2's 3x3 at 56x56x144: fwd+bwd ~9x
@@ -156,7 +159,8 @@ def heuristic(case: ConvCase) -> str:
   k, c_in = case.window[0], case.x_shape[-1]
   if jax.default_backend() != "cpu":
     preferred = "lax"
-  elif case.groups == 1 and math.prod(case.out_spatial) == 1 < math.prod(case.window):
+  elif case.groups == 1 and (math.prod(case.out_spatial) == 1 < math.prod(case.window)
+                             or math.prod(case.window) == 1 < math.prod(case.stride)):
     preferred = "im2col"
   elif (case.nd == 1 and case.groups == 1 and case.stride == (1,)
       and ((k >= 23 and c_in <= 8) or (k >= 47 and c_in <= 32))):
