@@ -1,5 +1,6 @@
-// Shared by the native kernels: work split over XLA's intra-op thread pool, and 8-float vector
-// registers (GCC/Clang vector extension: AVX on x86, NEON on ARM).
+// Shared by the native kernels: work split over XLA's intra-op thread pool, and vector registers
+// of 8 floats (V8) and of the build's widest width (Vec) (GCC/Clang vector extension: AVX or
+// AVX-512 on x86, NEON on ARM).
 #ifndef CNNLAB_NATIVE_COMMON_H_
 #define CNNLAB_NATIVE_COMMON_H_
 
@@ -57,6 +58,27 @@ inline V8 Load(const float* p) {
 }
 
 inline void Store(float* p, V8 v) { std::memcpy(p, &v, sizeof(v)); }
+
+// The widest vector the build targets: 16 floats with AVX-512, else V8.
+#ifdef __AVX512F__
+typedef float Vec __attribute__((vector_size(64)));
+#else
+typedef V8 Vec;
+#endif
+constexpr int kLanes = sizeof(Vec) / sizeof(float);
+
+// The first N floats at p as a Vec (the others zero); the first N lanes of v stored at p.
+template <int N>
+inline Vec LoadN(const float* p) {
+  Vec v = {};
+  std::memcpy(&v, p, N * sizeof(float));
+  return v;
+}
+
+template <int N>
+inline void StoreN(float* p, Vec v) {
+  std::memcpy(p, &v, N * sizeof(float));
+}
 
 // out[j] = sum over chunks i, in order, of partial[i * k + j], j < k: per-chunk partial sums
 // added the same way whatever thread ran each chunk.

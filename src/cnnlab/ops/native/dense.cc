@@ -23,30 +23,14 @@
 namespace cnnlab {
 namespace {
 
-// A tile's sums are kPixels x 2 vectors: 12 of AVX2's 16 registers (8 floats each), 28 of
-// AVX-512's 32 (16 floats each). Channel blocks are kBlock = 2 * kLanes wide.
+// A tile's sums are kPixels x 2 vectors (common.h's Vec): 12 of AVX2's 16 registers (8 floats
+// each), 28 of AVX-512's 32 (16 floats each). Channel blocks are kBlock = 2 * kLanes wide.
 #ifdef __AVX512F__
-typedef float Vec __attribute__((vector_size(64)));
 constexpr int kPixels = 14;  // output pixels (forward) or input channels (weight grad) per tile
 #else
-typedef V8 Vec;
 constexpr int kPixels = 6;
 #endif
-constexpr int kLanes = sizeof(Vec) / sizeof(float);
 constexpr int kBlock = 2 * kLanes;
-
-// The first n floats at p as a vector (the others zero); the first n lanes of v stored at p.
-template <int N>
-inline Vec LoadN(const float* p) {
-  Vec v = {};
-  std::memcpy(&v, p, N * sizeof(float));
-  return v;
-}
-
-template <int N>
-inline void StoreN(float* p, Vec v) {
-  std::memcpy(p, &v, N * sizeof(float));
-}
 
 constexpr int64_t kForwardFloats = int64_t{1} << 15;  // input floats a forward work item reads
 constexpr int64_t kWeightGradFloats = int64_t{1} << 23;  // cap on the partial kernels (32 MB)

@@ -43,10 +43,10 @@ Taps InputTaps(int64_t out, int64_t in, int64_t taps, int64_t stride, int64_t di
 }
 
 // Calls op(std::integral_constant<int, V>(), o) for the channel blocks [o, o + 8 * V) of 64, 32
-// and 8 channels that cover [0, c), then with V = 0 for each remaining channel o.
+// and 8 channels that cover [first, c), then with V = 0 for each remaining channel o.
 template <typename Op>
-void ForChannelBlocks(int64_t c, Op op) {
-  int64_t o = 0;
+void ForChannelBlocks(int64_t c, Op op, int64_t first = 0) {
+  int64_t o = first;
   for (; o + 64 <= c; o += 64) op(std::integral_constant<int, 8>(), o);
   for (; o + 32 <= c; o += 32) op(std::integral_constant<int, 4>(), o);
   for (; o + 8 <= c; o += 8) op(std::integral_constant<int, 1>(), o);
@@ -93,13 +93,65 @@ inline void TapBlock(float* out, const float* a, const float* w, const Offsets& 
   }
 }
 
-// One output row: out (Q, C) from one image's a and w by its row's and every column's taps.
+// Output columns per strip: kStrip columns x one Vec of channels as sums in registers.
+constexpr int kStrip = 6;
+
+// out[q * c + b] for q < kStrip, b < kLanes: a strip of output columns whose taps are those of its
+// first column (cols) shifted by `step` floats per column; each tap's kernel vector is loaded
+// once for the strip.
+__attribute__((noinline)) void TapStrip(float* out, const float* a, const float* w,
+                                        const Offsets& rows, const Offsets& cols, int64_t step,
+                                        int64_t c) {
+  Vec acc[kStrip] = {};
+  for (auto r : rows) {
+    for (auto s : cols) {
+      Vec wv = LoadN<kLanes>(w + r.w + s.w);
+      const float* p = a + r.a + s.a;
+#pragma GCC unroll 16
+      for (int q = 0; q < kStrip; ++q) acc[q] += LoadN<kLanes>(p + q * step) * wv;
+    }
+  }
+#pragma GCC unroll 16
+  for (int q = 0; q < kStrip; ++q) StoreN<kLanes>(out + q * c, acc[q]);
+}
+
+// The step (floats) by which the taps of columns q .. q + kStrip - 1 shift per column, or 0
+// where they are not one set of taps shifted (image borders, strided input gradients).
+int64_t StripStep(const std::vector<Offsets>& cols, size_t q) {
+  if (q + kStrip > cols.size() || cols[q].empty() || cols[q + 1].size() != cols[q].size()) {
+    return 0;
+  }
+  int64_t step = cols[q + 1][0].a - cols[q][0].a;
+  for (size_t j = q + 1; j < q + kStrip; ++j) {
+    if (cols[j].size() != cols[q].size()) return 0;
+    for (size_t t = 0; t < cols[q].size(); ++t) {
+      if (cols[j][t].w != cols[q][t].w ||
+          cols[j][t].a != cols[q][t].a + static_cast<int64_t>(j - q) * step) {
+        return 0;
+      }
+    }
+  }
+  return step;
+}
+
+// One output row: out (Q, C) from one image's a and w by its row's and every column's taps;
+// steps[q] (StripStep) nonzero where a strip starts.
 void TapRow(float* out, const float* a, const float* w, const Offsets& rows,
-            const std::vector<Offsets>& cols, int64_t c) {
-  for (size_t q = 0; q < cols.size(); ++q, out += c) {
-    ForChannelBlocks(c, [&](auto v, int64_t o) {
-      TapBlock<decltype(v)::value>(out + o, a + o, w + o, rows, cols[q]);
-    });
+            const std::vector<Offsets>& cols, const std::vector<int64_t>& steps, int64_t c) {
+  for (size_t q = 0; q < cols.size();) {
+    int64_t o = 0, width = 1;
+    if (steps[q] != 0) {
+      for (; o + kLanes <= c; o += kLanes) {
+        TapStrip(out + q * c + o, a + o, w + o, rows, cols[q], steps[q], c);
+      }
+      width = kStrip;
+    }
+    for (int64_t j = q; j < static_cast<int64_t>(q) + width; ++j) {
+      ForChannelBlocks(c, [&](auto v, int64_t b) {
+        TapBlock<decltype(v)::value>(out + j * c + b, a + b, w + b, rows, cols[j]);
+      }, o);
+    }
+    q += width;
   }
 }
 
@@ -109,9 +161,14 @@ void TapConv(ffi::ThreadPool& pool, float* out, const float* a, const float* w,
              int64_t cols_a, int64_t kw, int64_t c) {
   std::vector<Offsets> rows = Scaled(row_taps, kw * c, cols_a * c), cols = Scaled(col_taps, c, c);
   int64_t p = rows.size(), q = cols.size();
+  std::vector<int64_t> steps(q, 0);
+  for (int64_t j = 0; j < q;) {
+    steps[j] = StripStep(cols, j);
+    j += steps[j] != 0 ? kStrip : 1;
+  }
   ParallelFor(pool, n * p, Chunks(pool, n * p), [&](int64_t lo, int64_t hi, int64_t) {
     for (int64_t r = lo; r < hi; ++r) {
-      TapRow(out + r * q * c, a + (r / p) * rows_a * cols_a * c, w, rows[r % p], cols, c);
+      TapRow(out + r * q * c, a + (r / p) * rows_a * cols_a * c, w, rows[r % p], cols, steps, c);
     }
   });
 }
