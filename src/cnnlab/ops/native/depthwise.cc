@@ -2,8 +2,10 @@
 // three XLA FFI handlers: forward, input gradient and weight gradient (docs/performance.md,
 // "A native depthwise kernel"). Shapes: x (N, H, W, C), w (KH, KW, C), y (N, OH, OW, C);
 // attributes: strides sh, sw, dilations dh, dw, low paddings ph, pw (the high paddings follow
-// from the shapes). Each output element sums its taps in registers over blocks of channels;
-// rows are split between the caller and XLA's intra-op thread pool.
+// from the shapes). Each output element sums its taps in registers over blocks of channels,
+// interior columns in strips that load each tap's kernel vector once (docs/performance.md,
+// "Column strips in the depthwise kernel"); rows are split between the caller and XLA's
+// intra-op thread pool.
 #include <algorithm>
 #include <cstdint>
 #include <type_traits>
