@@ -219,6 +219,35 @@ inline void WeightBlock(float* acc_out, const float* xr, const float* gr,
   }
 }
 
+// acc[l * c + b] += sum over output columns q in [qa, qb) of x[q * sw + l * dw, b] * g[q, b] for
+// l < L, b < kLanes: L kernel columns' products along one output row, each cotangent vector
+// loaded once for the L taps, even and odd columns in separate sums. xr starts at the block and
+// at the column of q = 0, tap 0 (q * sw - pw).
+template <int L>
+__attribute__((noinline)) void WeightStrip(float* acc_out, const float* xr, const float* gr,
+                                           int64_t qa, int64_t qb, int64_t sw, int64_t dw,
+                                           int64_t c) {
+  Vec even[L] = {}, odd[L] = {};
+  int64_t q = qa;
+  for (; q + 1 < qb; q += 2) {
+    Vec g0 = LoadN<kLanes>(gr + q * c), g1 = LoadN<kLanes>(gr + (q + 1) * c);
+#pragma GCC unroll 8
+    for (int l = 0; l < L; ++l) {
+      even[l] += LoadN<kLanes>(xr + (q * sw + l * dw) * c) * g0;
+      odd[l] += LoadN<kLanes>(xr + ((q + 1) * sw + l * dw) * c) * g1;
+    }
+  }
+  if (q < qb) {
+    Vec g0 = LoadN<kLanes>(gr + q * c);
+#pragma GCC unroll 8
+    for (int l = 0; l < L; ++l) even[l] += LoadN<kLanes>(xr + (q * sw + l * dw) * c) * g0;
+  }
+#pragma GCC unroll 8
+  for (int l = 0; l < L; ++l) {
+    StoreN<kLanes>(acc_out + l * c, LoadN<kLanes>(acc_out + l * c) + even[l] + odd[l]);
+  }
+}
+
 ffi::Error WeightGrad(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> gy,
                       ffi::ResultBuffer<ffi::F32> dwt, int64_t sh, int64_t sw, int64_t dh,
                       int64_t dw, int64_t ph, int64_t pw) {
@@ -226,9 +255,17 @@ ffi::Error WeightGrad(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer
   int64_t h = xd[1], w = xd[2], c = xd[3], oh = gd[1], ow = gd[2], kh = wd[0], kw = wd[1];
   Taps rows = ForwardTaps(oh, h, kh, sh, dh, ph);
   // For each kernel column l: the output columns q that read an input column j under it.
-  std::vector<std::vector<int64_t>> js(kw), qs(kw);
+  // Output columns [qa, qb) read all kw taps inside the input (WeightStrip, for kernels up to 3
+  // columns wide); js, qs hold the other columns' pairs, or all where there is no such range.
   Taps cols = ForwardTaps(ow, w, kw, sw, dw, pw);
+  int64_t qa = 0, qb = 0;
+  if (kw <= 3) {
+    while (qa < ow && static_cast<int64_t>(cols[qa].size()) < kw) ++qa;
+    for (qb = qa; qb < ow && static_cast<int64_t>(cols[qb].size()) == kw;) ++qb;
+  }
+  std::vector<std::vector<int64_t>> js(kw), qs(kw);
   for (int64_t q = 0; q < ow; ++q) {
+    if (q >= qa && q < qb) continue;
     for (auto [l, j] : cols[q]) {
       js[l].push_back(j);
       qs[l].push_back(q);
@@ -244,6 +281,27 @@ ffi::Error WeightGrad(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer
       const float* gr = gs + r * ow * c;
       for (auto [a, i] : rows[r % oh]) {
         const float* xr = xs + ((r / oh) * h + i) * w * c;
+        if (qb > qa) {
+          float* out = acc + a * kw * c;
+          const float* x0 = xr - pw * c;  // column q * sw - pw of tap 0 is x0 + q * sw * c
+          int64_t o = 0;
+          for (; o + kLanes <= c; o += kLanes) {
+            if (kw == 3) WeightStrip<3>(out + o, x0 + o, gr + o, qa, qb, sw, dw, c);
+            if (kw == 2) WeightStrip<2>(out + o, x0 + o, gr + o, qa, qb, sw, dw, c);
+            if (kw == 1) WeightStrip<1>(out + o, x0 + o, gr + o, qa, qb, sw, dw, c);
+          }
+          if (o < c) {  // the channels past the last full vector: their strip columns too
+            for (int64_t l = 0; l < kw; ++l) {
+              for (int64_t b = o; b < c; ++b) {
+                float sum = 0.0f;
+                for (int64_t q = qa; q < qb; ++q) {
+                  sum += x0[(q * sw + l * dw) * c + b] * gr[q * c + b];
+                }
+                out[l * c + b] += sum;
+              }
+            }
+          }
+        }
         for (int64_t l = 0; l < kw; ++l) {
           float* out = acc + (a * kw + l) * c;
           ForChannelBlocks(c, [&](auto v, int64_t o) {
