@@ -3,9 +3,10 @@
 // "A native depthwise kernel"). Shapes: x (N, H, W, C), w (KH, KW, C), y (N, OH, OW, C);
 // attributes: strides sh, sw, dilations dh, dw, low paddings ph, pw (the high paddings follow
 // from the shapes). Each output element sums its taps in registers over blocks of channels,
-// interior columns in strips that load each tap's kernel vector once (docs/performance.md,
-// "Column strips in the depthwise kernel"); rows are split between the caller and XLA's
-// intra-op thread pool.
+// interior columns in strips that load each tap's kernel vector once, and the weight gradient
+// sums a row's interior columns for all kernel columns at once (docs/performance.md, "Column
+// strips in the depthwise kernel"); rows are split between the caller and XLA's intra-op
+// thread pool.
 #include <algorithm>
 #include <cstdint>
 #include <type_traits>
