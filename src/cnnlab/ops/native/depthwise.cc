@@ -255,19 +255,23 @@ ffi::Error WeightGrad(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer
   auto xd = x.dimensions(), gd = gy.dimensions(), wd = dwt->dimensions();
   int64_t h = xd[1], w = xd[2], c = xd[3], oh = gd[1], ow = gd[2], kh = wd[0], kw = wd[1];
   Taps rows = ForwardTaps(oh, h, kh, sh, dh, ph);
-  // For each kernel column l: the output columns q that read an input column j under it.
-  // Output columns [qa, qb) read all kw taps inside the input (WeightStrip, for kernels up to 3
-  // columns wide); js, qs hold the other columns' pairs, or all where there is no such range.
+  // Output columns [qa, qb) read all kw taps inside the input: for kernels up to 3 columns wide
+  // WeightStrip sums them in the channels [0, cv) of full vectors. For each kernel column l,
+  // js[l], qs[l] list the other (input, output) column pairs under it, and js_all[l],
+  // qs_all[l] every pair, for the channels [cv, c).
   Taps cols = ForwardTaps(ow, w, kw, sw, dw, pw);
   int64_t qa = 0, qb = 0;
   if (kw <= 3) {
     while (qa < ow && static_cast<int64_t>(cols[qa].size()) < kw) ++qa;
     for (qb = qa; qb < ow && static_cast<int64_t>(cols[qb].size()) == kw;) ++qb;
   }
-  std::vector<std::vector<int64_t>> js(kw), qs(kw);
+  int64_t cv = qb > qa ? c - c % kLanes : 0;
+  std::vector<std::vector<int64_t>> js(kw), qs(kw), js_all(kw), qs_all(kw);
   for (int64_t q = 0; q < ow; ++q) {
-    if (q >= qa && q < qb) continue;
     for (auto [l, j] : cols[q]) {
+      js_all[l].push_back(j);
+      qs_all[l].push_back(q);
+      if (q >= qa && q < qb) continue;
       js[l].push_back(j);
       qs[l].push_back(q);
     }
@@ -282,32 +286,21 @@ ffi::Error WeightGrad(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer
       const float* gr = gs + r * ow * c;
       for (auto [a, i] : rows[r % oh]) {
         const float* xr = xs + ((r / oh) * h + i) * w * c;
-        if (qb > qa) {
-          float* out = acc + a * kw * c;
-          const float* x0 = xr - pw * c;  // column q * sw - pw of tap 0 is x0 + q * sw * c
-          int64_t o = 0;
-          for (; o + kLanes <= c; o += kLanes) {
-            if (kw == 3) WeightStrip<3>(out + o, x0 + o, gr + o, qa, qb, sw, dw, c);
-            if (kw == 2) WeightStrip<2>(out + o, x0 + o, gr + o, qa, qb, sw, dw, c);
-            if (kw == 1) WeightStrip<1>(out + o, x0 + o, gr + o, qa, qb, sw, dw, c);
-          }
-          if (o < c) {  // the channels past the last full vector: their strip columns too
-            for (int64_t l = 0; l < kw; ++l) {
-              for (int64_t b = o; b < c; ++b) {
-                float sum = 0.0f;
-                for (int64_t q = qa; q < qb; ++q) {
-                  sum += x0[(q * sw + l * dw) * c + b] * gr[q * c + b];
-                }
-                out[l * c + b] += sum;
-              }
-            }
-          }
+        float* out = acc + a * kw * c;
+        const float* x0 = xr - pw * c;  // column q * sw - pw of tap 0 is x0 + q * sw * c
+        for (int64_t o = 0; o < cv; o += kLanes) {
+          if (kw == 3) WeightStrip<3>(out + o, x0 + o, gr + o, qa, qb, sw, dw, c);
+          if (kw == 2) WeightStrip<2>(out + o, x0 + o, gr + o, qa, qb, sw, dw, c);
+          if (kw == 1) WeightStrip<1>(out + o, x0 + o, gr + o, qa, qb, sw, dw, c);
         }
         for (int64_t l = 0; l < kw; ++l) {
-          float* out = acc + (a * kw + l) * c;
-          ForChannelBlocks(c, [&](auto v, int64_t o) {
-            WeightBlock<decltype(v)::value>(out + o, xr + o, gr + o, js[l], qs[l], c);
+          ForChannelBlocks(cv, [&](auto v, int64_t o) {
+            WeightBlock<decltype(v)::value>(out + l * c + o, xr + o, gr + o, js[l], qs[l], c);
           });
+          ForChannelBlocks(c, [&](auto v, int64_t o) {
+            WeightBlock<decltype(v)::value>(out + l * c + o, xr + o, gr + o, js_all[l], qs_all[l],
+                                            c);
+          }, cv);
         }
       }
     }
