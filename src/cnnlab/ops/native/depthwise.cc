@@ -266,6 +266,7 @@ ffi::Error WeightGrad(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer
     for (qb = qa; qb < ow && static_cast<int64_t>(cols[qb].size()) == kw;) ++qb;
   }
   int64_t cv = qb > qa ? c - c % kLanes : 0;
+  auto strip = kw == 3 ? WeightStrip<3> : kw == 2 ? WeightStrip<2> : WeightStrip<1>;
   std::vector<std::vector<int64_t>> js(kw), qs(kw), js_all(kw), qs_all(kw);
   for (int64_t q = 0; q < ow; ++q) {
     for (auto [l, j] : cols[q]) {
@@ -288,11 +289,7 @@ ffi::Error WeightGrad(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer
         const float* xr = xs + ((r / oh) * h + i) * w * c;
         float* out = acc + a * kw * c;
         const float* x0 = xr - pw * c;  // column q * sw - pw of tap 0 is x0 + q * sw * c
-        for (int64_t o = 0; o < cv; o += kLanes) {
-          if (kw == 3) WeightStrip<3>(out + o, x0 + o, gr + o, qa, qb, sw, dw, c);
-          if (kw == 2) WeightStrip<2>(out + o, x0 + o, gr + o, qa, qb, sw, dw, c);
-          if (kw == 1) WeightStrip<1>(out + o, x0 + o, gr + o, qa, qb, sw, dw, c);
-        }
+        for (int64_t o = 0; o < cv; o += kLanes) strip(out + o, x0 + o, gr + o, qa, qb, sw, dw, c);
         for (int64_t l = 0; l < kw; ++l) {
           ForChannelBlocks(cv, [&](auto v, int64_t o) {
             WeightBlock<decltype(v)::value>(out + l * c + o, xr + o, gr + o, js[l], qs[l], c);
