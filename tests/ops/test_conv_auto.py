@@ -9,7 +9,7 @@ import pytest
 from jax import lax
 
 from cnnlab import ops
-from cnnlab.ops import conv_auto
+from cnnlab.ops import conv_auto, native
 from cnnlab.ops.conv_case import make_case
 
 X, W = (2, 8, 8, 8), (3, 3, 8, 5)  # 2D 3x3: every impl (winograd included) supports it; 8
@@ -31,8 +31,11 @@ def _jaxpr_text(x_shape=X, w_shape=W):
 
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
+  """An empty cache file here; the CPU taken as one without AVX-512 (the AVX2 rules), so that
+  the expectations hold on any CPU (``test_avx512_takes_direct_for_resnet_convs``)."""
   path = tmp_path / "conv_cache.json"
   monkeypatch.setenv(conv_auto.CACHE_ENV, str(path))
+  monkeypatch.setattr(native, "avx512", lambda: False)
   return path
 
 
@@ -121,6 +124,30 @@ def test_symbolic_batch_takes_the_largest_timed_batch(cache):
 def test_heuristic_without_cache(cache, x_shape, w_shape, kw, expected):
   assert not cache.exists()
   assert conv_auto.choose(_case(x_shape, w_shape, **kw)) == expected
+
+
+def test_avx512_takes_direct_for_resnet_convs(cache, monkeypatch):
+  """With AVX-512, float32 2D convs with 64-512 channels in and out go to ``direct`` (its row
+  tiles); other channel counts and dtypes stay ``fenced``; a cached ``lax`` runs as ``fenced``,
+  a cached ``direct`` as ``direct``, where without AVX-512 it runs as ``fenced``."""
+  resnet = _case((2, 12, 12, 64), (3, 3, 64, 128), padding=1)
+  strided = _case((2, 12, 12, 256), (3, 3, 256, 512), padding=1, stride=2)
+  assert conv_auto.choose(resnet) == "fenced"
+  key = conv_auto.case_key(resnet)
+  _write(cache, {key: {"fwd_bwd_s": {"lax": 2.0, "direct": 1.0}}})
+  assert conv_auto.choose(resnet) == "fenced"
+  monkeypatch.setattr(native, "avx512", lambda: True)
+  assert conv_auto.choose(resnet) == "direct"
+  _write(cache, {})
+  assert conv_auto.choose(resnet) == conv_auto.choose(strided) == "direct"
+  assert conv_auto.choose(_case((2, 12, 12, 64), (3, 3, 64, 48), padding=1)) == "fenced"
+  assert conv_auto.choose(_case((2, 12, 12, 8), (3, 3, 8, 64), padding=1)) == "fenced"
+  bf16 = make_case((2, 12, 12, 64), (3, 3, 64, 64), jnp.bfloat16, jnp.bfloat16, padding=1)
+  assert conv_auto.choose(bf16) == "fenced"
+  _write(cache, {key: {"fwd_bwd_s": {"lax": 1.0, "direct": 2.0}}})
+  assert conv_auto.choose(resnet) == "fenced"
+  _write(cache, {key: {"fwd_bwd_s": {"lax": 1.0, "im2col": 0.5, "direct": 2.0}}})
+  assert conv_auto.choose(resnet) == "im2col"
 
 
 def test_entries_of_another_device_are_not_used(cache):

@@ -97,6 +97,24 @@ def test_packed_and_chunked_weight_grad(x_shape, w_shape):
              5, use_jit=True, tol=1e-4)
 
 
+@pytest.mark.parametrize("x_shape, w_shape, kw", [
+    ((1, 5, 32, 64), (3, 3, 64, 64), dict(padding="SAME")),  # 3 tiles of 11 columns, overlapping
+    ((3, 7, 7, 64), (3, 3, 64, 64), dict(padding="SAME")),  # 2 x 7 tiles, the last rows overlapping
+    ((2, 3, 4, 128), (3, 3, 128, 32), dict(padding="SAME")),  # 3 x 4 tiles
+    ((1, 9, 20, 64), (3, 3, 64, 32), dict(stride=(2, 1), padding=((1, 1), (1, 1)))),
+    ((1, 10, 16, 256), (3, 3, 256, 32), dict(padding=((2, 2), (1, 1)), dilation=(2, 1))),
+    ((1, 6, 9, 512), (2, 3, 512, 32), dict(padding=((0, 2), (1, 0)))),
+    ((2, 10, 12, 64), (3, 3, 64, 64), dict(padding=((0, 0), (0, 0)))),
+    ((1, 8, 9, 64), (5, 5, 64, 32), dict(padding="SAME")),  # 2 padding columns: general tiles
+], ids=["segments", "row_pairs", "row_triples", "row_stride", "row_dilation", "asymmetric",
+        "valid", "wide_padding"])
+def test_row_tiles(x_shape, w_shape, kw):
+  """64-512 input channels and 32-multiple output channels: the forward's and input gradient's
+  row tiles (docs/performance.md, "Row tiles in the dense conv")."""
+  kw = dict(dict(stride=(1, 1), dilation=(1, 1)), **kw)
+  check_case(x_shape, w_shape, kw, 7, use_jit=True, tol=1e-4)
+
+
 def test_strided_case_matches_torch():
   """A ResNet-style stride-2 3x3 conv: forward and both grads against torch 2.13."""
   x, w = (np.asarray(a) for a in arrays(7, (2, 11, 10, 8), (3, 3, 8, 16)))

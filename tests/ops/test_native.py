@@ -3,8 +3,11 @@ documented (the compiled HLO names their custom calls) and not where not; a fail
 back with one warning. Their numbers are checked against lax in test_conv_depthwise.py."""
 
 import functools
+import os
 import pathlib
 import re
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -29,7 +32,26 @@ def test_builds_into_an_empty_cache_once(tmp_path, monkeypatch):
   assert lib.parent == tmp_path and re.fullmatch(r"depthwise-[0-9a-f]{16}\.so", lib.name)
   mtime = lib.stat().st_mtime_ns
   assert native._build(source) == lib and lib.stat().st_mtime_ns == mtime  # reused
-  assert [p.name for p in tmp_path.iterdir()] == [lib.name]  # no temporary file left
+  # No temporary file left; the lock file stays.
+  assert sorted(p.name for p in tmp_path.iterdir()) == [lib.name, f"{lib.name}.lock"]
+
+
+@needs_compiler
+def test_processes_starting_together_build_once(tmp_path):
+  """Two processes ask for the same library in an empty cache at once: one compiles it, the
+  other waits on the lock and loads it (a compiler wrapper counts the compiles)."""
+  log = tmp_path / "compiles"
+  cxx = tmp_path / "cxx"
+  cxx.write_text(f'#!/bin/sh\ncase "$*" in *-o*) echo x >> {log};; esac\nexec c++ "$@"\n')
+  cxx.chmod(0o755)
+  env = dict(os.environ, CXX=str(cxx), CNNLAB_NATIVE_CACHE=str(tmp_path / "cache"))
+  code = ("import pathlib; from cnnlab.ops import native; "
+          "print(native._build(pathlib.Path(native.__file__).with_name('depthwise.cc')))")
+  procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
+                            text=True) for _ in range(2)]
+  libs = {p.communicate(timeout=300)[0].strip() for p in procs}
+  assert all(p.returncode == 0 for p in procs) and len(libs) == 1
+  assert log.read_text().splitlines() == ["x"]
 
 
 def test_a_failed_build_warns_once_and_returns_false(tmp_path, monkeypatch, caplog):

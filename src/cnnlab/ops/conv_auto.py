@@ -28,16 +28,19 @@ Choice, at trace time (shapes only), among the registered impls that support the
      ``cols`` up to 3 channels (LeNet-5's first conv 2.3x faster fwd+bwd than by ``rows``, 3
      channels 1.2x), ``rows`` from 4 (fwd+bwd faster than ``lax`` at 6 channels, slower at 8
      and 16); ``im2col`` in 3D (4x faster than ``lax`` for a 3x3x3 conv on grey clips);
-   - ``fenced`` for other 2D windows of more than one tap, ``groups == 1`` (``lax`` behind a
-     fusion fence, and 3. below);
+   - for other 2D windows of more than one tap, ``groups == 1``: ``direct`` (the C++ kernels)
+     on a CPU with AVX-512 for float32 with C_in and C_out in ``conv_direct.ROW_TILE_CHANNELS``
+     (ResNet's 3x3 convs: ResNet-18 CIFAR's train step 12-22 % faster than with ``fenced`` on
+     CPU E; docs/performance.md, "Row tiles in the dense conv"), else ``fenced`` (``lax``
+     behind a fusion fence, and 3. below; on AVX2 CPUs ``direct`` made that step slower);
    - else ``lax``.
-3. On the CPU a cached ``lax`` or ``direct`` is run as ``fenced`` where the heuristic picks
+3. On the CPU, where the heuristic picks ``fenced`` or ``direct``, a cached ``lax`` is run as
    ``fenced``: a conv timed alone reads a stored input, where the fence has nothing to save
    (``fenced`` times as ``lax`` there); in a network its input is an elementwise chain the fence
-   keeps from being recomputed (docs/performance.md, "A fence before the weight gradient").
-   ``direct``'s C++ kernels, the fastest alone at several ResNet shapes, made every ResNet-18
-   train step measured slower than ``fenced`` (on two CPUs; docs/performance.md, "A native
-   dense conv" and "AVX-512, and padding inside the kernels").
+   keeps from being recomputed (docs/performance.md, "A fence before the weight gradient"). A
+   cached ``direct`` is run as the heuristic's pick: faster alone at several ResNet shapes on
+   AVX2 CPUs too, it made every ResNet-18 train step measured there slower than ``fenced``
+   (docs/performance.md, "A native dense conv" and "AVX-512, and padding inside the kernels").
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ import pathlib
 import jax
 import numpy as np
 
+from cnnlab.ops import conv_direct, native
 from cnnlab.ops.conv_case import ConvCase
 from cnnlab.ops.conv_registry import get_impl, list_impls, register_impl, unsupported_reason
 
@@ -170,14 +174,16 @@ def heuristic(case: ConvCase) -> str:
   elif case.nd > 1 and k > 1 and case.groups == 1 and c_in <= 6:
     preferred = "im2col" if case.nd > 2 else ("cols" if c_in <= 3 else "rows")
   elif case.nd == 2 and case.groups == 1 and math.prod(case.window) > 1:
-    preferred = "fenced"
+    rows = {c_in, case.w_shape[-1]} <= set(conv_direct.ROW_TILE_CHANNELS)
+    preferred = "direct" if rows and case.dtype == np.float32 and native.avx512() else "fenced"
   else:
     preferred = "lax"
   return preferred if _can(preferred, case) else "lax"
 
 
-# Cached winners run as ``fenced`` where the heuristic picks it (module docstring, step 3).
-_FENCED = ("lax", "direct")
+# Where the heuristic picks one of these, a cached winner among them runs as the heuristic's
+# pick, a cached lax as fenced (module docstring, step 3).
+_XLA_OR_NATIVE = ("fenced", "direct")
 
 
 def choose(case: ConvCase, entries: dict | None = None) -> str:
@@ -195,7 +201,10 @@ def choose(case: ConvCase, entries: dict | None = None) -> str:
     times = {k: t for k, t in entry.get("fwd_bwd_s", {}).items() if _can(k, case)}
     if times:
       best = min(times, key=times.get)
-      return "fenced" if best in _FENCED and heuristic(case) == "fenced" else best
+      pick = heuristic(case)
+      if pick in _XLA_OR_NATIVE and best in ("lax", *_XLA_OR_NATIVE):
+        return "fenced" if best in ("lax", "fenced") else pick
+      return best
   return heuristic(case)
 
 

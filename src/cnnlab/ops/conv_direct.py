@@ -1,4 +1,5 @@
-"""``direct`` conv: loops over register tiles in C++ on the CPU, ``lax``'s conv elsewhere.
+"""``direct`` conv: loops over register tiles in C++ on the CPU, ``fenced`` (``lax``'s numbers)
+elsewhere.
 
 For 2D float32 convs with ``groups == 1`` and ``C_in``, ``C_out`` multiples of 8, on the CPU
 (``cnnlab.ops.native``, ``dense.cc``; docs/performance.md, "A native dense conv"). Tiles are
@@ -6,21 +7,23 @@ For 2D float32 convs with ``groups == 1`` and ``C_in``, ``C_out`` multiples of 8
 zeros inside the kernels: no padded copy of the input or cotangent is made.
 
 - forward: ``CnnlabDenseForward``, one tile of output pixels x output channels summed over taps
-  and input channels;
+  and input channels; with AVX-512, ``ROW_TILE_CHANNELS`` input channels, output channels a
+  multiple of 32, column stride 1 and at most one padding column a side, tiles of 1-3 output
+  rows x 4-14 adjacent columns (docs/performance.md, "Row tiles in the dense conv");
 - input gradient: for stride 1 ``CnnlabDenseInputGrad``, the same loops over the cotangent with
   low padding ``(K-1)*d - lo`` (negative: a crop) and the kernel flipped in space and its
   channel axes swapped as it is packed (the transposed conv as a correlation, Dumoulin & Visin
   2016); other strides ``lax``'s;
 - weight gradient: ``CnnlabDenseWeightGrad``, tiles of input x output channels summed over the
-  output pixels, in per-chunk partials added in order (no dependence on threads).
+  output pixels whose input is not padding, in per-chunk partials added in order (no dependence
+  on threads).
 
 The kernels read the stored input and cotangent in their own layout, so XLA makes no
 transposed copies for them; the input stands behind ``conv_parts.fusion_fence``, as in
 ``fenced``, so that XLA computes its producers once. Other cases, other platforms and
-``native.disabled()`` run ``lax``, selected per platform when lowering
-(``lax.platform_dependent``). ``auto`` never runs it where its rules pick ``fenced``, even where
-the conv cache timed it fastest: faster than XLA's conv alone, it made ResNet-18 CIFAR's train
-step slower on both CPUs measured (docs/performance.md); ``impl='direct'`` asks for it.
+``native.disabled()`` run ``fenced``, selected per platform when lowering
+(``lax.platform_dependent``). ``auto`` picks it on CPUs with AVX-512 for ResNet-style convs
+(``cnnlab.ops.conv_auto``, step 2).
 """
 
 from __future__ import annotations
@@ -32,12 +35,15 @@ from jax import lax
 
 from cnnlab.ops import native
 from cnnlab.ops.conv_case import output_spatial
+from cnnlab.ops.conv_fenced import conv_fenced
 from cnnlab.ops.conv_lax import conv_lax
 from cnnlab.ops.conv_parts import fusion_fence
 from cnnlab.ops.conv_registry import register_impl
 
 # The C++ handlers of native/dense.cc: forward, input grad (stride 1), weight grad.
 NATIVE = ("CnnlabDenseForward", "CnnlabDenseInputGrad", "CnnlabDenseWeightGrad")
+# Input channel counts of the forward's and input gradient's row tiles (with AVX-512).
+ROW_TILE_CHANNELS = (64, 128, 256, 512)
 
 
 def _limits(case):
@@ -109,5 +115,5 @@ _direct.defvjp(_direct_fwd, _direct_bwd)
 @register_impl("direct", limits=_limits)
 def conv_direct(x, w, *, stride, pads, dilation, groups):
   if not native.serves("dense", NATIVE, x, w):
-    return conv_lax(x, w, stride=stride, pads=pads, dilation=dilation, groups=groups)
+    return conv_fenced(x, w, stride=stride, pads=pads, dilation=dilation, groups=groups)
   return _direct(fusion_fence(x, w), w, tuple(stride), tuple(map(tuple, pads)), tuple(dilation))

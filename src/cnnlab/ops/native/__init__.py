@@ -7,7 +7,9 @@ and ``-O3 -march=native``, into ``$CNNLAB_NATIVE_CACHE`` (default ``~/.cache/cnn
 under a name hashing the source, the headers beside it (``common.h``), the flags, the
 compiler's version, jaxlib's version and the CPU, so that an edit, an upgrade or another
 machine sharing the folder builds its own; the library is written to a temporary file and
-renamed, so parallel processes never load a partial one. It then registers each handler symbol
+renamed, so parallel processes never load a partial one, and built under a lock file in the
+cache (``fcntl.flock``), so that processes starting together (pytest's workers) build it once.
+It then registers each handler symbol
 as a CPU FFI target. Where that fails (no compiler, a build error) it logs one warning and
 returns False: callers keep their XLA form.
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import ctypes
+import fcntl
 import functools
 import hashlib
 import importlib.metadata
@@ -56,6 +59,14 @@ def disabled():
     _DISABLED.reset(token)
 
 
+@functools.cache
+def avx512() -> bool:
+  """Whether this CPU has AVX-512 (Linux: ``avx512f`` among its flags): the native kernels,
+  built with ``-march=native``, then use 16-float vectors and their widest tiles."""
+  return any(line.startswith("flags") and " avx512f" in f" {line} "
+             for line in _cpu_id().splitlines())
+
+
 def _cpu_id() -> str:
   """The CPU's model and feature flags (Linux), else the machine name: ``-march=native`` code
   runs only where it was built."""
@@ -77,9 +88,14 @@ def _build(source: pathlib.Path) -> pathlib.Path:
   cache = pathlib.Path(os.environ.get("CNNLAB_NATIVE_CACHE",
                                       pathlib.Path.home() / ".cache" / "cnnlab" / "native"))
   lib = cache / f"{source.stem}-{key}.so"
-  if not lib.exists():
+  if lib.exists():
+    return lib
+  cache.mkdir(parents=True, exist_ok=True)
+  with open(cache / f"{lib.name}.lock", "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+    if lib.exists():  # built by another process while this one waited
+      return lib
     logging.info("cnnlab native: building %s (once for this machine)", lib)
-    cache.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=cache)
     os.close(fd)
     try:

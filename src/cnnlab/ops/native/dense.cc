@@ -9,9 +9,11 @@
 // is the forward over the cotangent with the kernel flipped and transposed as it is packed, and
 // low paddings (K - 1) * dilation - pad (the caller's). Register tiles: kPixels output pixels x
 // kBlock output channels for the forward, kPixels input x kBlock output channels for the weight
-// gradient (6 x 16 with AVX2, 14 x 32 with AVX-512); the forward splits the pixels between the
-// caller and XLA's intra-op thread pool, the weight gradient its output channels or its pixels
-// (summing the chunks' partial kernels in order), so results do not depend on the threads.
+// gradient (6 x 16 with AVX2, 14 x 32 with AVX-512), and with AVX-512 row tiles of 1-3 output
+// rows x 4-14 columns for the forward where C_in is 64-512 (RowPlan); the forward splits the
+// pixels between the caller and XLA's intra-op thread pool, the weight gradient its output
+// channels or its pixels (summing the chunks' partial kernels in order), so results do not
+// depend on the threads.
 #include <algorithm>
 #include <cstdint>
 #include <memory>
@@ -33,9 +35,9 @@ constexpr int kPixels = 6;
 constexpr int kBlock = 2 * kLanes;
 
 constexpr int64_t kForwardFloats = int64_t{1} << 15;  // input floats a forward work item reads
+constexpr int64_t kL2Floats = int64_t{1} << 18;       // floats in a 1 MB L2 cache
 constexpr int64_t kWeightGradFloats = int64_t{1} << 23;  // cap on the partial kernels (32 MB)
 constexpr int64_t kWeightGradBlock = 128;               // pixels per cache block
-constexpr int64_t kPackedChannels = 256;  // from here the weight grad packs its input panels
 
 // The geometry shared by all passes: output pixel (n, i, j) reads input row i * sh + kh * dh -
 // ph and column j * sw + kw * dw - pw under tap (kh, kw), zeros outside the input (low paddings
@@ -143,6 +145,137 @@ void ForOutputBlocks(int64_t begin, int64_t end, Op op) {
   }
 }
 
+// The row-tile path of the forward (and stride-1 input gradient): where a conv's output is at
+// least 4 wide, its column stride 1, it reads at most one column of padding on each side, CI is
+// 64, 128, 256 or 512 and CO a multiple of kBlock. A tile is R output rows x Q adjacent output
+// columns (R * Q <= kPixels), so under a tap the Q pixels of a row read Q adjacent input pixels:
+// one pointer per row and offsets known when compiling (no per-pixel pointers, which the general
+// tile keeps in more registers than x86 has), about 8 % more multiply-adds per cycle on CPU E
+// (docs/performance.md, "Row tiles in the dense conv").
+struct RowPlan {
+  int64_t h, w, sh, dh, dw, ph, pw, kh, kw;
+  int r, q;                  // tile shape
+  int64_t p, wo, groups, segments;  // output rows and columns; row groups, column segments
+  const float* zeros;        // (kPixels + 1) * CI zeros: the rows of a tile outside x
+};
+
+// acc[r * Q + j] += x at the tile's row r, column j (from base[r]) times the tap's packed kernel
+// rows wt (CI, kBlock), for columns SF <= j < Q - SL (SF, SL: the tap's first or last column is
+// padding).
+template <int R, int Q, int CI, int SF, int SL>
+inline __attribute__((always_inline)) void RowTaps(Vec (&acc)[R * Q][2], const float* const* base,
+                                                   const float* wt) {
+  for (int64_t c = 0; c < CI; ++c) {
+    Vec w0 = LoadN<kLanes>(wt + c * kBlock), w1 = LoadN<kLanes>(wt + c * kBlock + kLanes);
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 16
+      for (int j = SF; j < Q - SL; ++j) {
+        float xs = base[r][j * CI + c];
+        acc[r * Q + j][0] += xs * w0;
+        acc[r * Q + j][1] += xs * w1;
+      }
+    }
+  }
+}
+
+// The tile at output rows i0.., columns j0.. of image x (H, W, CI) for one channel block (w its
+// packed slice); y at the tile's first pixel. Rows below `row_skip` and columns left of
+// `col_skip` belong to the tile before (the last tiles of a row or image overlap it) and are not
+// stored.
+template <int R, int Q, int CI>
+__attribute__((noinline)) void RowTile(float* y, const float* x, const float* w,
+                                       const RowPlan& pl, int64_t i0, int64_t j0,
+                                       int64_t row_skip, int64_t col_skip, int64_t co) {
+  Vec acc[R * Q][2] = {};
+  for (int64_t a = 0; a < pl.kh; ++a) {
+    const float* row[R];
+    bool any = false;
+    for (int r = 0; r < R; ++r) {
+      uint64_t i = (i0 + r) * pl.sh + a * pl.dh - pl.ph;
+      any |= i < static_cast<uint64_t>(pl.h);
+      row[r] = i < static_cast<uint64_t>(pl.h) ? x + static_cast<int64_t>(i) * pl.w * CI : nullptr;
+    }
+    if (!any) continue;
+    for (int64_t b = 0; b < pl.kw; ++b) {
+      int64_t col = j0 + b * pl.dw - pl.pw;
+      const float* base[R];
+      for (int r = 0; r < R; ++r) base[r] = row[r] ? row[r] + col * CI : pl.zeros + CI;
+      const float* wt = w + (a * pl.kw + b) * CI * kBlock;
+      bool first = col < 0, last = col + Q > pl.w;
+      if (first && last) {
+        RowTaps<R, Q, CI, 1, 1>(acc, base, wt);
+      } else if (first) {
+        RowTaps<R, Q, CI, 1, 0>(acc, base, wt);
+      } else if (last) {
+        RowTaps<R, Q, CI, 0, 1>(acc, base, wt);
+      } else {
+        RowTaps<R, Q, CI, 0, 0>(acc, base, wt);
+      }
+    }
+  }
+  for (int r = row_skip; r < R; ++r) {
+    for (int j = col_skip; j < Q; ++j) {
+      StoreN<kLanes>(y + (r * pl.wo + j) * co, acc[r * Q + j][0]);
+      StoreN<kLanes>(y + (r * pl.wo + j) * co + kLanes, acc[r * Q + j][1]);
+    }
+  }
+}
+
+// The row-tile plan of a conv, or r == 0 where the general tiles serve it (see RowPlan).
+RowPlan PlanRows(int64_t n, int64_t h, int64_t w, int64_t ci, int64_t p, int64_t wo, int64_t co,
+                 int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t dh, int64_t dw,
+                 int64_t ph, int64_t pw) {
+  RowPlan pl{h, w, sh, dh, dw, ph, pw, kh, kw, 0, 0, p, wo, 0, 0, nullptr};
+  bool channels = (ci == 64 || ci == 128 || ci == 256 || ci == 512) && co % kBlock == 0;
+  bool columns = sw == 1 && pw <= 1 && wo - 1 + (kw - 1) * dw - pw <= w && wo >= 4;
+  if (!channels || !columns || kPixels < 14 || n * p == 0) return pl;
+  if (wo >= 8) {  // one row, the columns in segments of 8-14
+    pl.r = 1;
+    pl.segments = (wo + kPixels - 1) / kPixels;
+    pl.q = static_cast<int>((wo + pl.segments - 1) / pl.segments);
+  } else {  // 4-7 columns: whole rows, as many as fit, balanced over the image
+    pl.q = static_cast<int>(wo);
+    pl.segments = 1;
+    int64_t most = std::min<int64_t>(kPixels / wo, p);
+    int64_t groups = (p + most - 1) / most;
+    pl.r = static_cast<int>((p + groups - 1) / groups);
+    if (pl.r == 1) return pl;  // a single output row of 4-7 pixels: general tiles
+  }
+  pl.groups = (p + pl.r - 1) / pl.r;
+  return pl;
+}
+
+// Calls op(integral_constant R, integral_constant Q) for the plan's tile shape: R = 1 with
+// 8 <= Q <= 14, or R = 2 or 3 with 4 <= Q <= 7 and R * Q <= 14 (none without AVX-512).
+template <int Q = 4, typename Op>
+void WithTileShape(int r, int q, Op op) {
+  using std::integral_constant;
+  if constexpr (kPixels >= 14) {
+    if (q != Q) {
+      if constexpr (Q < kPixels) WithTileShape<Q + 1>(r, q, op);
+      return;
+    }
+    if constexpr (Q >= 8) {
+      op(integral_constant<int, 1>(), integral_constant<int, Q>());
+    } else if constexpr (3 * Q <= kPixels) {
+      if (r == 3) return op(integral_constant<int, 3>(), integral_constant<int, Q>());
+      op(integral_constant<int, 2>(), integral_constant<int, Q>());
+    } else {
+      op(integral_constant<int, 2>(), integral_constant<int, Q>());
+    }
+  }
+}
+
+template <typename Op>
+void WithChannels(int64_t ci, Op op) {
+  using std::integral_constant;
+  if (ci == 64) return op(integral_constant<int, 64>());
+  if (ci == 128) return op(integral_constant<int, 128>());
+  if (ci == 256) return op(integral_constant<int, 256>());
+  op(integral_constant<int, 512>());
+}
+
 // y (N, P, Q, CO) from x (N, H, W, CI) and the kernel as (KH, KW, CI, CO); `flip`: the kernel
 // is given as (KH, KW, CO, CI) and used flipped in space (the input gradient's).
 void Conv(ffi::ThreadPool& pool, ffi::Buffer<ffi::F32>& x, ffi::Buffer<ffi::F32>& w,
@@ -178,6 +311,38 @@ void Conv(ffi::ThreadPool& pool, ffi::Buffer<ffi::F32>& x, ffi::Buffer<ffi::F32>
       }
     }
   });
+  RowPlan pl = PlanRows(xd[0], xd[1], xd[2], ci, yd[1], yd[2], co, wd[0], wd[1], sh, sw, dh, dw,
+                        ph, pw);
+  if (pl.r > 0) {
+    std::vector<float> zeros((kPixels + 1) * ci, 0.0f);
+    pl.zeros = zeros.data();
+    int64_t per_image = pl.groups * pl.segments, row_tiles = xd[0] * per_image;
+    int64_t tile_runs = std::clamp<int64_t>(kForwardFloats / (pl.r * pl.q * ci * wd[0]), 1, 32);
+    int64_t tile_items = (row_tiles + tile_runs - 1) / tile_runs;
+    int64_t all = blocks * tile_items;
+    // Items run-major (each run's input read once for all channel blocks) where the packed
+    // kernel stays in L2 beside it, else channel-block major (each block's slice read once).
+    bool run_major = packed.size() <= kL2Floats / 2;
+    WithTileShape(pl.r, pl.q, [&](auto r, auto q) {
+      constexpr int R = decltype(r)::value, Q = decltype(q)::value;
+      WithChannels(ci, [&](auto c) {
+        ParallelFor(pool, all, Chunks(pool, all), [&](int64_t lo, int64_t hi, int64_t) {
+          for (int64_t item = lo; item < hi; ++item) {
+            int64_t o = (run_major ? item % blocks : item / tile_items) * kBlock;
+            int64_t run = run_major ? item / blocks : item % tile_items;
+            for (int64_t t = run * tile_runs; t < std::min(row_tiles, (run + 1) * tile_runs); ++t) {
+              int64_t n = t / per_image, g = t % per_image / pl.segments, s = t % pl.segments;
+              int64_t i0 = std::min<int64_t>(g * R, pl.p - R), j0 = std::min<int64_t>(s * Q, pl.wo - Q);
+              RowTile<R, Q, decltype(c)::value>(
+                  ys + ((n * pl.p + i0) * pl.wo + j0) * co + o, xs + n * xd[1] * xd[2] * ci,
+                  packed.data() + o * taps * ci, pl, i0, j0, g * R - i0, s * Q - j0, co);
+            }
+          }
+        });
+      });
+    });
+    return;
+  }
   int64_t items = blocks * runs;
   ParallelFor(pool, items, Chunks(pool, items), [&](int64_t lo, int64_t hi, int64_t) {
     for (int64_t item = lo; item < hi; ++item) {
@@ -214,21 +379,23 @@ ffi::Error InputGrad(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> g, ffi::Buffer<
   return ffi::Error::Success();
 }
 
-// acc[c, v] += sum over n pixels j of rows[j][shift + c] * g[j, v] for P input and
-// kLanes * (V - 1) + T output channels; g is a panel packed pixel-major (n, kBlock), acc starts at
-// the channel blocks, its rows `co` apart.
+// acc[c, v] += sum over k < n of rows[k][shift + c] * g[pixel[k], v] for P input and
+// kLanes * (V - 1) + T output channels; g is a panel packed pixel-major (pixels, kBlock), acc
+// starts at the channel blocks, its rows `co` apart.
 template <int P, int V, int T>
 __attribute__((noinline)) void WeightTile(float* acc_out, const float* const* rows,
-                                          int64_t shift, const float* g, int64_t n, int64_t co) {
+                                          const int64_t* pixel, int64_t shift, const float* g,
+                                          int64_t n, int64_t co) {
   Vec acc[P][V];
   for (int p = 0; p < P; ++p) {
     for (int v = 0; v + 1 < V; ++v) acc[p][v] = LoadN<kLanes>(acc_out + p * co + kLanes * v);
     acc[p][V - 1] = LoadN<T>(acc_out + p * co + kLanes * (V - 1));
   }
-  for (int64_t j = 0; j < n; ++j) {
-    const float* xj = rows[j] + shift;
+  for (int64_t k = 0; k < n; ++k) {
+    const float* xj = rows[k] + shift;
+    const float* gj = g + pixel[k] * kBlock;
     Vec gv[V];
-    for (int v = 0; v < V; ++v) gv[v] = LoadN<kLanes>(g + j * kBlock + kLanes * v);
+    for (int v = 0; v < V; ++v) gv[v] = LoadN<kLanes>(gj + kLanes * v);
     for (int p = 0; p < P; ++p) {
       float xs = xj[p];
       for (int v = 0; v < V; ++v) acc[p][v] += xs * gv[v];
@@ -247,15 +414,12 @@ void AccumulateWeightGrad(const Geometry& geo, const float* xs, const float* gs,
                           float* acc) {
   // A block's cotangent as (output block, pixel, kBlock), so that each tile reads its panel in
   // order (a tail block's columns past o_hi hold stale floats; the tiles compute them and store
-  // only the block's own channels). With wide rows (kPackedChannels) the input too, per tap, as
-  // (input block, pixel, kPixels): its pixels are then a few cache lines and pages apart, not
-  // one each.
-  bool pack = ci >= kPackedChannels;
+  // only the block's own channels). The input is read in place, kPixels channels of a pixel at
+  // a time (packing it per tap, as until 2026-12-08 from 256 channels, cost more than it saved).
   int64_t oblocks = (o_hi - o_lo + kBlock - 1) / kBlock;
   std::vector<float> gp(oblocks * kWeightGradBlock * kBlock, 0.0f);
-  std::vector<float> xp(pack ? (ci + kPixels - 1) / kPixels * kPixels * kWeightGradBlock : 0);
-  std::vector<const float*> rows(kWeightGradBlock), packed_rows(kWeightGradBlock);
-  for (int64_t j = 0; j < kWeightGradBlock; ++j) packed_rows[j] = xp.data() + j * kPixels;
+  std::vector<const float*> rows(kWeightGradBlock);
+  std::vector<int64_t> pixel(kWeightGradBlock);
   for (int64_t b = lo; b < hi; b += kWeightGradBlock) {
     int64_t n = std::min(hi, b + kWeightGradBlock) - b;
     for (int64_t o = o_lo; o < o_hi; o += kBlock) {
@@ -265,21 +429,24 @@ void AccumulateWeightGrad(const Geometry& geo, const float* xs, const float* gs,
       }
     }
     for (size_t t = 0; t < geo.taps.size(); ++t) {
-      for (int64_t j = 0; j < n; ++j) rows[j] = geo.At(xs, geo.pixels[b + j], geo.taps[t]);
-      for (int64_t c = 0; pack && c < ci; c += kPixels) {
-        int64_t width = std::min<int64_t>(kPixels, ci - c);
-        for (int64_t j = 0; j < n; ++j) {
-          std::copy_n(rows[j] + c, width, xp.data() + (c * n + j * kPixels));
-        }
+      // The block's pixels whose input under this tap is not padding (a padding row adds 0).
+      int64_t valid = 0;
+      for (int64_t j = 0; j < n; ++j) {
+        const float* row = geo.At(xs, geo.pixels[b + j], geo.taps[t]);
+        if (row == geo.zeros.data()) continue;
+        rows[valid] = row;
+        pixel[valid++] = j;
       }
-      for (int64_t c = 0; c < ci; c += kPixels) {
-        // Packed, the block's rows for channels [c, c + kPixels) start at xp + c * n.
-        const float* const* from = pack ? packed_rows.data() : rows.data();
-        int64_t shift = pack ? c * n : c;
-        WithCount(std::min<int64_t>(kPixels, ci - c), [&](auto p) {
+      // Input channels in tiles of kPixels; a remainder of kPixels + 1 to 2 * kPixels - 1
+      // channels in two tiles of about half that (256 = 17 * 14 + 9 + 9, not 18 * 14 + 4).
+      for (int64_t c = 0, width; c < ci; c += width) {
+        int64_t left = ci - c;
+        width = left > kPixels && left < 2 * kPixels ? (left + 1) / 2 : std::min<int64_t>(kPixels, left);
+        WithCount(width, [&](auto p) {
           ForOutputBlocks(o_lo, o_hi, [&](auto v, auto tail, int64_t o) {
             WeightTile<decltype(p)::value, decltype(v)::value, decltype(tail)::value>(
-                acc + (t * ci + c) * co + o, from, shift, gp.data() + (o - o_lo) * n, n, co);
+                acc + (t * ci + c) * co + o, rows.data(), pixel.data(), c,
+                gp.data() + (o - o_lo) * n, valid, co);
           });
         });
       }
