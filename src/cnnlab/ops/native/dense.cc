@@ -37,7 +37,7 @@ constexpr int kBlock = 2 * kLanes;
 constexpr int64_t kForwardFloats = int64_t{1} << 15;  // input floats a forward work item reads
 constexpr int64_t kL2Floats = int64_t{1} << 18;       // floats in a 1 MB L2 cache
 constexpr int64_t kWeightGradFloats = int64_t{1} << 23;  // cap on the partial kernels (32 MB)
-constexpr int64_t kWeightGradBlock = 128;               // pixels per cache block
+constexpr int64_t kWeightGradBlock = 256;               // pixels per cache block
 
 // The geometry shared by all passes: output pixel (n, i, j) reads input row i * sh + kh * dh -
 // ph and column j * sw + kw * dw - pw under tap (kh, kw), zeros outside the input (low paddings
@@ -393,6 +393,9 @@ __attribute__((noinline)) void WeightTile(float* acc_out, const float* const* ro
   }
   for (int64_t k = 0; k < n; ++k) {
     const float* xj = rows[k] + shift;
+    // One register for the row, the channels at fixed offsets from it (without this GCC kept
+    // shift + p for each p in registers and spilled some of them).
+    asm("" : "+r"(xj));
     const float* gj = g + pixel[k] * kBlock;
     Vec gv[V];
     for (int v = 0; v < V; ++v) gv[v] = LoadN<kLanes>(gj + kLanes * v);
