@@ -106,11 +106,16 @@ def test_packed_and_chunked_weight_grad(x_shape, w_shape):
     ((1, 6, 9, 512), (2, 3, 512, 32), dict(padding=((0, 2), (1, 0)))),
     ((2, 10, 12, 64), (3, 3, 64, 64), dict(padding=((0, 0), (0, 0)))),
     ((1, 8, 9, 64), (5, 5, 64, 32), dict(padding="SAME")),  # 2 padding columns: general tiles
+    ((2, 16, 16, 64), (3, 3, 64, 128), dict(stride=(2, 2), padding=((1, 1), (1, 1)))),
+    ((1, 11, 10, 64), (3, 2, 64, 64), dict(stride=(3, 2), padding=((2, 0), (0, 1)))),
+    ((2, 9, 9, 64), (1, 1, 64, 32), dict(stride=(2, 2), padding=((0, 0), (0, 0)))),
 ], ids=["segments", "row_pairs", "row_triples", "row_stride", "row_dilation", "asymmetric",
-        "valid", "wide_padding"])
+        "valid", "wide_padding", "phases", "phases_uneven", "phases_empty"])
 def test_row_tiles(x_shape, w_shape, kw):
   """64-512 input channels and 32-multiple output channels: the forward's and input gradient's
-  row tiles (docs/performance.md, "Row tiles in the dense conv")."""
+  row tiles (docs/performance.md, "Row tiles in the dense conv"), and strided input gradients
+  by output phases (3x3 stride 2; stride 3 x 2 with uneven phases; 1x1 stride 2, whose odd
+  phases no tap reaches)."""
   kw = dict(dict(stride=(1, 1), dilation=(1, 1)), **kw)
   check_case(x_shape, w_shape, kw, 7, use_jit=True, tol=1e-4)
 
@@ -151,10 +156,16 @@ def fwd_and_grads(x, w, stride=1):
 def test_float32_runs_its_passes_natively():
   x, w = arrays(0, (2, 9, 9, 8), (3, 3, 8, 16))
   assert custom_calls(fwd_and_grads, x, w) == set(conv_direct.NATIVE)
-  # Stride 2: the input grad is lax's conv.
+  # Stride 2: the input grad is the forward's kernel over each output phase; lax's conv with a
+  # dilated kernel.
   strided = functools.partial(fwd_and_grads, stride=2)
   forward, _, weight_grad = conv_direct.NATIVE
   assert custom_calls(strided, x, w) == {forward, weight_grad}
+  hlo = jax.jit(strided).lower(x, w).compile().as_text()
+  assert "convolution(" not in hlo and hlo.count(f'"{forward}"') == 5  # forward + 4 phases
+  dilated = lambda x, w: jax.vjp(  # noqa: E731
+      functools.partial(direct, stride=2, padding=2, dilation=2), x, w)[1](jnp.ones((2, 5, 5, 16)))
+  assert "convolution(" in jax.jit(dilated).lower(x, w).compile().as_text()
 
 
 def test_no_native_calls_for_bfloat16_or_when_disabled(monkeypatch):

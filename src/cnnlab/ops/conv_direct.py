@@ -13,7 +13,8 @@ zeros inside the kernels: no padded copy of the input or cotangent is made.
 - input gradient: for stride 1 ``CnnlabDenseInputGrad``, the same loops over the cotangent with
   low padding ``(K-1)*d - lo`` (negative: a crop) and the kernel flipped in space and its
   channel axes swapped as it is packed (the transposed conv as a correlation, Dumoulin & Visin
-  2016); other strides ``lax``'s;
+  2016); for other strides with dilation 1, one ``CnnlabDenseForward`` per output phase over
+  the cotangent with that phase's taps, interleaved; else ``lax``'s;
 - weight gradient: ``CnnlabDenseWeightGrad``, tiles of input x output channels summed over the
   output pixels whose input is not padding, in per-chunk partials added in order (no dependence
   on threads).
@@ -31,6 +32,7 @@ from __future__ import annotations
 import functools
 
 import jax
+import jax.numpy as jnp
 from jax import lax
 
 from cnnlab.ops import native
@@ -79,6 +81,41 @@ def _input_grad(g, w, x_shape, pads, dilation):
   return _call(NATIVE[1], x_shape, (1, 1), dilation, low)(g, w)
 
 
+def _phase_taps(k, s, lo):
+  """Per output phase r < s of a stride-s input gradient (1D, dilation 1): the taps k' whose
+  input positions are r mod s, in the order the phase's correlation over g uses them, and its
+  low padding. dx[s*m + r] = sum over those taps of g[m + (r + lo - k') / s] * w[k']."""
+  phases = []
+  for r in range(s):
+    taps = [t for t in range(k) if (r + lo - t) % s == 0][::-1]  # ascending offsets
+    phases.append((taps, -((r + lo - taps[0]) // s) if taps else 0))
+  return phases
+
+
+def _strided_input_grad(g, w, x_shape, stride, pads):
+  """Stride > 1, dilation 1: dx as s_h * s_w stride-1 correlations of the cotangent with the
+  kernel's taps of each output phase (``CnnlabDenseForward`` each, kernel channels swapped),
+  interleaved; a phase no tap reaches is zero. Replaces XLA's conv over the cotangent dilated
+  by the stride (docs/performance.md, "Strided input gradients")."""
+  n, h, wd, ci = x_shape
+  rows, cols = (_phase_taps(w.shape[a], stride[a], pads[a][0]) for a in (0, 1))
+  mh, mw = -(-h // stride[0]), -(-wd // stride[1])  # phase rows and columns, padded to equal
+  grid = []
+  for r, (taps_h, low_h) in enumerate(rows):
+    line = []
+    for c, (taps_w, low_w) in enumerate(cols):
+      size = (n, len(range(r, h, stride[0])), len(range(c, wd, stride[1])), ci)
+      if taps_h and taps_w:
+        v = w[jnp.array(taps_h)][:, jnp.array(taps_w)].swapaxes(2, 3)
+        part = _call(NATIVE[0], size, (1, 1), (1, 1), (low_h, low_w))(g, v)
+      else:
+        part = jnp.zeros(size, g.dtype)
+      line.append(jnp.pad(part, ((0, 0), (0, mh - size[1]), (0, mw - size[2]), (0, 0))))
+    grid.append(jnp.stack(line, axis=3))  # (n, mh, mw, s_w, ci)
+  dx = jnp.stack(grid, axis=2)  # (n, mh, s_h, mw, s_w, ci)
+  return dx.reshape(n, mh * stride[0], mw * stride[1], ci)[:, :h, :wd]
+
+
 def _weight_grad(x, g, w_shape, stride, pads, dilation):
   return _call(NATIVE[2], w_shape, stride, dilation, [lo for lo, _ in pads])(x, g)
 
@@ -99,10 +136,15 @@ def _direct_bwd(stride, pads, dilation, res, g):
   lax_grads = lambda x, w, g: jax.vjp(  # noqa: E731
       lambda x, w: _lax(x, w, stride, pads, dilation), x, w)[1](g)
   if stride == (1, 1):
-    dx = lax.platform_dependent(g, w, cpu=lambda g, w: _input_grad(g, w, x.shape, pads, dilation),
-                                default=lambda g, w: lax_grads(x, w, g)[0])
+    native_dx = lambda g, w: _input_grad(g, w, x.shape, pads, dilation)  # noqa: E731
+  elif dilation == (1, 1):
+    native_dx = lambda g, w: _strided_input_grad(g, w, x.shape, stride, pads)  # noqa: E731
   else:
+    native_dx = None
+  if native_dx is None:
     dx = lax_grads(x, w, g)[0]
+  else:
+    dx = lax.platform_dependent(g, w, cpu=native_dx, default=lambda g, w: lax_grads(x, w, g)[0])
   dw = lax.platform_dependent(
       x, g, cpu=lambda x, g: _weight_grad(x, g, w.shape, stride, pads, dilation),
       default=lambda x, g: lax_grads(x, w, g)[1])
