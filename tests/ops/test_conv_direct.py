@@ -109,11 +109,15 @@ def test_packed_and_chunked_weight_grad(x_shape, w_shape):
     ((2, 16, 16, 64), (3, 3, 64, 128), dict(stride=(2, 2), padding=((1, 1), (1, 1)))),
     ((1, 11, 10, 64), (3, 2, 64, 64), dict(stride=(3, 2), padding=((2, 0), (0, 1)))),
     ((2, 9, 9, 64), (1, 1, 64, 32), dict(stride=(2, 2), padding=((0, 0), (0, 0)))),
+    ((1, 10, 11, 64), (5, 5, 64, 32), dict(stride=(2, 2), padding=((2, 2), (2, 2)))),
+    ((1, 12, 20, 64), (7, 7, 64, 32), dict(stride=(2, 2), padding=((3, 3), (3, 3)))),
 ], ids=["segments", "row_pairs", "row_triples", "row_stride", "row_dilation", "asymmetric",
-        "valid", "wide_padding", "phases", "phases_uneven", "phases_empty"])
+        "valid", "wide_padding", "phases", "phases_uneven", "phases_empty", "stride2_pad2",
+        "stride2_pad3"])
 def test_row_tiles(x_shape, w_shape, kw):
   """64-512 input channels and 32-multiple output channels: the forward's and input gradient's
-  row tiles (docs/performance.md, "Row tiles in the dense conv"), and strided input gradients
+  row tiles (docs/performance.md, "Row tiles in the dense conv"; column stride 2 with up to 2
+  padding columns, 3 keep the general tiles), and strided input gradients
   by output phases (3x3 stride 2; stride 3 x 2 with uneven phases; 1x1 stride 2, whose odd
   phases no tap reaches)."""
   kw = dict(dict(stride=(1, 1), dilation=(1, 1)), **kw)

@@ -146,32 +146,32 @@ void ForOutputBlocks(int64_t begin, int64_t end, Op op) {
 }
 
 // The row-tile path of the forward (and stride-1 input gradient): where a conv's output is at
-// least 4 wide, its column stride 1, it reads at most one column of padding on each side, CI is
+// least 4 wide, its column stride 1 or 2, at most one output column a side reads padding, CI is
 // 64, 128, 256 or 512 and CO a multiple of kBlock. A tile is R output rows x Q adjacent output
-// columns (R * Q <= kPixels), so under a tap the Q pixels of a row read Q adjacent input pixels:
-// one pointer per row and offsets known when compiling (no per-pixel pointers, which the general
-// tile keeps in more registers than x86 has), about 8 % more multiply-adds per cycle on CPU E
-// (docs/performance.md, "Row tiles in the dense conv").
+// columns (R * Q <= kPixels), so under a tap the Q pixels of a row read input pixels S = sw * CI
+// floats apart: one pointer per row and offsets known when compiling (no per-pixel pointers,
+// which the general tile keeps in more registers than x86 has), about 8 % more multiply-adds per
+// cycle on CPU E (docs/performance.md, "Row tiles in the dense conv").
 struct RowPlan {
-  int64_t h, w, sh, dh, dw, ph, pw, kh, kw;
+  int64_t h, w, ci, sh, sw, dh, dw, ph, pw, kh, kw;
   int r, q;                  // tile shape
   int64_t p, wo, groups, segments;  // output rows and columns; row groups, column segments
-  const float* zeros;        // (kPixels + 1) * CI zeros: the rows of a tile outside x
+  const float* zeros;        // kPixels * S zeros: the rows of a tile outside x
 };
 
-// acc[r * Q + j] += x at the tile's row r, column j (from base[r]) times the tap's packed kernel
-// rows wt (CI, kBlock), for columns SF <= j < Q - SL (SF, SL: the tap's first or last column is
-// padding).
-template <int R, int Q, int CI, int SF, int SL>
+// acc[r * Q + j] += x at the tile's row r, column j (base[r] + j * S) times the tap's packed
+// kernel rows wt (ci, kBlock), for columns SF <= j < Q - SL (SF, SL: the tap's first or last
+// column is padding).
+template <int R, int Q, int S, int SF, int SL>
 inline __attribute__((always_inline)) void RowTaps(Vec (&acc)[R * Q][2], const float* const* base,
-                                                   const float* wt) {
-  for (int64_t c = 0; c < CI; ++c) {
+                                                   const float* wt, int64_t ci) {
+  for (int64_t c = 0; c < ci; ++c) {
     Vec w0 = LoadN<kLanes>(wt + c * kBlock), w1 = LoadN<kLanes>(wt + c * kBlock + kLanes);
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
 #pragma GCC unroll 16
       for (int j = SF; j < Q - SL; ++j) {
-        float xs = base[r][j * CI + c];
+        float xs = base[r][j * S + c];
         acc[r * Q + j][0] += xs * w0;
         acc[r * Q + j][1] += xs * w1;
       }
@@ -183,7 +183,7 @@ inline __attribute__((always_inline)) void RowTaps(Vec (&acc)[R * Q][2], const f
 // packed slice); y at the tile's first pixel. Rows below `row_skip` and columns left of
 // `col_skip` belong to the tile before (the last tiles of a row or image overlap it) and are not
 // stored.
-template <int R, int Q, int CI>
+template <int R, int Q, int S>
 __attribute__((noinline)) void RowTile(float* y, const float* x, const float* w,
                                        const RowPlan& pl, int64_t i0, int64_t j0,
                                        int64_t row_skip, int64_t col_skip, int64_t co) {
@@ -194,23 +194,24 @@ __attribute__((noinline)) void RowTile(float* y, const float* x, const float* w,
     for (int r = 0; r < R; ++r) {
       uint64_t i = (i0 + r) * pl.sh + a * pl.dh - pl.ph;
       any |= i < static_cast<uint64_t>(pl.h);
-      row[r] = i < static_cast<uint64_t>(pl.h) ? x + static_cast<int64_t>(i) * pl.w * CI : nullptr;
+      row[r] = i < static_cast<uint64_t>(pl.h) ? x + static_cast<int64_t>(i) * pl.w * pl.ci
+                                               : nullptr;
     }
     if (!any) continue;
     for (int64_t b = 0; b < pl.kw; ++b) {
-      int64_t col = j0 + b * pl.dw - pl.pw;
+      int64_t col = j0 * pl.sw + b * pl.dw - pl.pw;  // the tile's first input column
       const float* base[R];
-      for (int r = 0; r < R; ++r) base[r] = row[r] ? row[r] + col * CI : pl.zeros + CI;
-      const float* wt = w + (a * pl.kw + b) * CI * kBlock;
-      bool first = col < 0, last = col + Q > pl.w;
+      for (int r = 0; r < R; ++r) base[r] = row[r] ? row[r] + col * pl.ci : pl.zeros;
+      const float* wt = w + (a * pl.kw + b) * pl.ci * kBlock;
+      bool first = col < 0, last = col + (Q - 1) * pl.sw >= pl.w;
       if (first && last) {
-        RowTaps<R, Q, CI, 1, 1>(acc, base, wt);
+        RowTaps<R, Q, S, 1, 1>(acc, base, wt, pl.ci);
       } else if (first) {
-        RowTaps<R, Q, CI, 1, 0>(acc, base, wt);
+        RowTaps<R, Q, S, 1, 0>(acc, base, wt, pl.ci);
       } else if (last) {
-        RowTaps<R, Q, CI, 0, 1>(acc, base, wt);
+        RowTaps<R, Q, S, 0, 1>(acc, base, wt, pl.ci);
       } else {
-        RowTaps<R, Q, CI, 0, 0>(acc, base, wt);
+        RowTaps<R, Q, S, 0, 0>(acc, base, wt, pl.ci);
       }
     }
   }
@@ -226,9 +227,11 @@ __attribute__((noinline)) void RowTile(float* y, const float* x, const float* w,
 RowPlan PlanRows(int64_t n, int64_t h, int64_t w, int64_t ci, int64_t p, int64_t wo, int64_t co,
                  int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t dh, int64_t dw,
                  int64_t ph, int64_t pw) {
-  RowPlan pl{h, w, sh, dh, dw, ph, pw, kh, kw, 0, 0, p, wo, 0, 0, nullptr};
+  RowPlan pl{h, w, ci, sh, sw, dh, dw, ph, pw, kh, kw, 0, 0, p, wo, 0, 0, nullptr};
   bool channels = (ci == 64 || ci == 128 || ci == 256 || ci == 512) && co % kBlock == 0;
-  bool columns = sw == 1 && pw <= 1 && wo - 1 + (kw - 1) * dw - pw <= w && wo >= 4;
+  // Only the first and last output column may read padding (each then skips that tap).
+  bool columns = (sw == 1 || sw == 2) && sw - pw >= 0 &&
+                 (wo - 2) * sw + (kw - 1) * dw - pw < w && wo >= 4;
   if (!channels || !columns || kPixels < 14 || n * p == 0) return pl;
   if (wo >= 8) {  // one row, the columns in segments of 8-14
     pl.r = 1;
@@ -267,13 +270,13 @@ void WithTileShape(int r, int q, Op op) {
   }
 }
 
-template <typename Op>
-void WithChannels(int64_t ci, Op op) {
-  using std::integral_constant;
-  if (ci == 64) return op(integral_constant<int, 64>());
-  if (ci == 128) return op(integral_constant<int, 128>());
-  if (ci == 256) return op(integral_constant<int, 256>());
-  op(integral_constant<int, 512>());
+// Calls op(integral_constant S) for a row tile's pixel stride S = sw * CI (64 to 1024).
+template <int S = 64, typename Op>
+void WithPixelStride(int64_t s, Op op) {
+  if constexpr (S < 1024) {
+    if (s != S) return WithPixelStride<2 * S>(s, op);
+  }
+  op(std::integral_constant<int, S>());
 }
 
 // y (N, P, Q, CO) from x (N, H, W, CI) and the kernel as (KH, KW, CI, CO); `flip`: the kernel
@@ -314,7 +317,7 @@ void Conv(ffi::ThreadPool& pool, ffi::Buffer<ffi::F32>& x, ffi::Buffer<ffi::F32>
   RowPlan pl = PlanRows(xd[0], xd[1], xd[2], ci, yd[1], yd[2], co, wd[0], wd[1], sh, sw, dh, dw,
                         ph, pw);
   if (pl.r > 0) {
-    std::vector<float> zeros((kPixels + 1) * ci, 0.0f);
+    std::vector<float> zeros(kPixels * sw * ci, 0.0f);
     pl.zeros = zeros.data();
     int64_t per_image = pl.groups * pl.segments, row_tiles = xd[0] * per_image;
     int64_t tile_runs = std::clamp<int64_t>(kForwardFloats / (pl.r * pl.q * ci * wd[0]), 1, 32);
@@ -325,7 +328,7 @@ void Conv(ffi::ThreadPool& pool, ffi::Buffer<ffi::F32>& x, ffi::Buffer<ffi::F32>
     bool run_major = packed.size() <= kL2Floats / 2;
     WithTileShape(pl.r, pl.q, [&](auto r, auto q) {
       constexpr int R = decltype(r)::value, Q = decltype(q)::value;
-      WithChannels(ci, [&](auto c) {
+      WithPixelStride(sw * ci, [&](auto stride) {
         ParallelFor(pool, all, Chunks(pool, all), [&](int64_t lo, int64_t hi, int64_t) {
           for (int64_t item = lo; item < hi; ++item) {
             int64_t o = (run_major ? item % blocks : item / tile_items) * kBlock;
@@ -333,7 +336,7 @@ void Conv(ffi::ThreadPool& pool, ffi::Buffer<ffi::F32>& x, ffi::Buffer<ffi::F32>
             for (int64_t t = run * tile_runs; t < std::min(row_tiles, (run + 1) * tile_runs); ++t) {
               int64_t n = t / per_image, g = t % per_image / pl.segments, s = t % pl.segments;
               int64_t i0 = std::min<int64_t>(g * R, pl.p - R), j0 = std::min<int64_t>(s * Q, pl.wo - Q);
-              RowTile<R, Q, decltype(c)::value>(
+              RowTile<R, Q, decltype(stride)::value>(
                   ys + ((n * pl.p + i0) * pl.wo + j0) * co + o, xs + n * xd[1] * xd[2] * ci,
                   packed.data() + o * taps * ci, pl, i0, j0, g * R - i0, s * Q - j0, co);
             }
