@@ -55,31 +55,33 @@ struct Tap {
 };
 
 struct Geometry {
-  std::vector<Pixel> pixels;
+  std::vector<Pixel> pixels;  // all output pixels, where the caller asks for the table
   std::vector<Tap> taps;
   uint64_t h, w;
   std::vector<float> zeros;
+  int64_t p, q, ci, sh, sw, ph, pw;  // output rows and columns, input channels, strides, pads
 
   const float* At(const float* x, const Pixel& p, const Tap& t) const {
     uint64_t r = p.row + t.dr, c = p.col + t.dc;  // negative: wraps beyond h and w
     return r < h && c < w ? x + (p.offset + t.offset) : zeros.data();
   }
+
+  // Output pixel k (flat over N, P, Q).
+  Pixel PixelAt(int64_t k) const {
+    int64_t n = k / (p * q), r = k / q % p * sh - ph, c = k % q * sw - pw;
+    return {((n * static_cast<int64_t>(h) + r) * static_cast<int64_t>(w) + c) * ci, r, c};
+  }
 };
 
 template <typename Dims>
 Geometry Offsets(const Dims& xd, const Dims& outd, int64_t kh, int64_t kw, int64_t sh,
-                 int64_t sw, int64_t dh, int64_t dw, int64_t ph, int64_t pw) {
+                 int64_t sw, int64_t dh, int64_t dw, int64_t ph, int64_t pw, bool table) {
   int64_t h = xd[1], w = xd[2], ci = xd[3], p = outd[1], q = outd[2];
   Geometry g{{}, {}, static_cast<uint64_t>(h), static_cast<uint64_t>(w),
-             std::vector<float>(ci + kPixels, 0.0f)};
-  g.pixels.reserve(outd[0] * p * q);
-  for (int64_t n = 0; n < outd[0]; ++n) {
-    for (int64_t i = 0; i < p; ++i) {
-      for (int64_t j = 0; j < q; ++j) {
-        int64_t r = i * sh - ph, c = j * sw - pw;
-        g.pixels.push_back({((n * h + r) * w + c) * ci, r, c});
-      }
-    }
+             std::vector<float>(ci + kPixels, 0.0f), p, q, ci, sh, sw, ph, pw};
+  if (table) {
+    g.pixels.reserve(outd[0] * p * q);
+    for (int64_t k = 0; k < outd[0] * p * q; ++k) g.pixels.push_back(g.PixelAt(k));
   }
   for (int64_t a = 0; a < kh; ++a) {
     for (int64_t b = 0; b < kw; ++b) g.taps.push_back({(a * dh * w + b * dw) * ci, a * dh, b * dw});
@@ -285,18 +287,12 @@ void Conv(ffi::ThreadPool& pool, ffi::Buffer<ffi::F32>& x, ffi::Buffer<ffi::F32>
           ffi::ResultBuffer<ffi::F32>& y, int64_t sh, int64_t sw, int64_t dh, int64_t dw,
           int64_t ph, int64_t pw, bool flip) {
   auto xd = x.dimensions(), wd = w.dimensions(), yd = y->dimensions();
-  int64_t ci = xd[3], co = yd[3];
-  Geometry g = Offsets(xd, yd, wd[0], wd[1], sh, sw, dh, dw, ph, pw);
-  int64_t m = g.pixels.size(), tiles = (m + kPixels - 1) / kPixels;
-  // Work items: (output channel block, run of tiles reading about kForwardFloats of x), channel
-  // block major, so that consecutive items reuse one block's kernel slice from cache.
-  int64_t run_tiles = std::clamp<int64_t>(kForwardFloats / (kPixels * ci * wd[0]), 1, 32);
-  int64_t runs = (tiles + run_tiles - 1) / run_tiles, blocks = (co + kBlock - 1) / kBlock;
+  int64_t ci = xd[3], co = yd[3], blocks = (co + kBlock - 1) / kBlock;
   const float* xs = x.typed_data();
   float* ys = y->typed_data();
   // The kernel repacked as (block, tap, input channel, kBlock): each block's slice contiguous
   // (the tail block's missing channels zero).
-  int64_t taps = g.taps.size();
+  int64_t taps = wd[0] * wd[1];
   std::vector<float> packed(blocks * taps * ci * kBlock, 0.0f);
   const float* wsrc = w.typed_data();
   ParallelFor(pool, taps * ci, Chunks(pool, taps * ci), [&](int64_t lo, int64_t hi, int64_t) {
@@ -346,7 +342,12 @@ void Conv(ffi::ThreadPool& pool, ffi::Buffer<ffi::F32>& x, ffi::Buffer<ffi::F32>
     });
     return;
   }
-  int64_t items = blocks * runs;
+  // General tiles: work items (output channel block, run of tiles reading about kForwardFloats
+  // of x), channel block major, so that consecutive items reuse one block's kernel slice.
+  Geometry g = Offsets(xd, yd, wd[0], wd[1], sh, sw, dh, dw, ph, pw, /*table=*/true);
+  int64_t m = g.pixels.size(), tiles = (m + kPixels - 1) / kPixels;
+  int64_t run_tiles = std::clamp<int64_t>(kForwardFloats / (kPixels * ci * wd[0]), 1, 32);
+  int64_t runs = (tiles + run_tiles - 1) / run_tiles, items = blocks * runs;
   ParallelFor(pool, items, Chunks(pool, items), [&](int64_t lo, int64_t hi, int64_t) {
     for (int64_t item = lo; item < hi; ++item) {
       int64_t o = item / runs * kBlock, run = item % runs;
@@ -421,13 +422,15 @@ void AccumulateWeightGrad(const Geometry& geo, const float* xs, const float* gs,
   // A block's cotangent as (output block, pixel, kBlock), so that each tile reads its panel in
   // order (a tail block's columns past o_hi hold stale floats; the tiles compute them and store
   // only the block's own channels). The input is read in place, kPixels channels of a pixel at
-  // a time (packing it per tap, as until 2026-12-08 from 256 channels, cost more than it saved).
+  // a time (packing it per tap, as before 2026-12-07 from 256 channels, cost more than it saved).
   int64_t oblocks = (o_hi - o_lo + kBlock - 1) / kBlock;
   std::vector<float> gp(oblocks * kWeightGradBlock * kBlock, 0.0f);
   std::vector<const float*> rows(kWeightGradBlock);
   std::vector<int64_t> pixel(kWeightGradBlock);
+  std::vector<Pixel> pixels(kWeightGradBlock);
   for (int64_t b = lo; b < hi; b += kWeightGradBlock) {
     int64_t n = std::min(hi, b + kWeightGradBlock) - b;
+    for (int64_t j = 0; j < n; ++j) pixels[j] = geo.PixelAt(b + j);
     for (int64_t o = o_lo; o < o_hi; o += kBlock) {
       int64_t width = std::min<int64_t>(kBlock, o_hi - o);
       for (int64_t j = 0; j < n; ++j) {
@@ -438,7 +441,7 @@ void AccumulateWeightGrad(const Geometry& geo, const float* xs, const float* gs,
       // The block's pixels whose input under this tap is not padding (a padding row adds 0).
       int64_t valid = 0;
       for (int64_t j = 0; j < n; ++j) {
-        const float* row = geo.At(xs, geo.pixels[b + j], geo.taps[t]);
+        const float* row = geo.At(xs, pixels[j], geo.taps[t]);
         if (row == geo.zeros.data()) continue;
         rows[valid] = row;
         pixel[valid++] = j;
@@ -468,8 +471,8 @@ ffi::Error WeightGrad(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer
                       int64_t dw, int64_t ph, int64_t pw) {
   auto xd = x.dimensions(), gd = gy.dimensions(), wd = dwt->dimensions();
   int64_t ci = xd[3], co = gd[3];
-  Geometry geo = Offsets(xd, gd, wd[0], wd[1], sh, sw, dh, dw, ph, pw);
-  int64_t m = geo.pixels.size(), k = wd[0] * wd[1] * ci * co;
+  Geometry geo = Offsets(xd, gd, wd[0], wd[1], sh, sw, dh, dw, ph, pw, /*table=*/false);
+  int64_t m = gd[0] * gd[1] * gd[2], k = wd[0] * wd[1] * ci * co;
   int64_t oblocks = (co + kBlock - 1) / kBlock;
   int64_t chunks = std::max<int64_t>(
       1, std::min<int64_t>(Chunks(pool, (m + kWeightGradBlock - 1) / kWeightGradBlock),
