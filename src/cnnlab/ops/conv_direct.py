@@ -8,8 +8,9 @@ zeros inside the kernels: no padded copy of the input or cotangent is made.
 
 - forward: ``CnnlabDenseForward``, one tile of output pixels x output channels summed over taps
   and input channels; with AVX-512, ``ROW_TILE_CHANNELS`` input channels, output channels a
-  multiple of 32, column stride 1 and at most one padding column a side, tiles of 1-3 output
-  rows x 4-14 adjacent columns (docs/performance.md, "Row tiles in the dense conv");
+  multiple of 32, column stride 1 or 2 and padding read by the first and last output column
+  only, tiles of 1-3 output rows x 4-14 adjacent columns (docs/performance.md, "Row tiles in
+  the dense conv");
 - input gradient: for stride 1 ``CnnlabDenseInputGrad``, the same loops over the cotangent with
   low padding ``(K-1)*d - lo`` (negative: a crop) and the kernel flipped in space and its
   channel axes swapped as it is packed (the transposed conv as a correlation, Dumoulin & Visin
