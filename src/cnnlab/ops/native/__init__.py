@@ -8,10 +8,10 @@ under a name hashing the source, the headers beside it (``common.h``), the flags
 compiler's version, jaxlib's version and the CPU, so that an edit, an upgrade or another
 machine sharing the folder builds its own; the library is written to a temporary file and
 renamed, so parallel processes never load a partial one, and built under a lock file in the
-cache (``fcntl.flock``), so that processes starting together (pytest's workers) build it once.
-It then registers each handler symbol
-as a CPU FFI target. Where that fails (no compiler, a build error) it logs one warning and
-returns False: callers keep their XLA form.
+cache (``fcntl.flock``, where POSIX has it), so that processes starting together (pytest's
+workers) build it once. It then registers each handler symbol as a CPU FFI target. Where that
+fails (no compiler, a build error) it logs one warning and returns False: callers keep their
+XLA form.
 
 ``enabled()``: False under ``CNNLAB_NATIVE=0`` or inside ``disabled()`` (``jax.export`` uses it:
 an artifact must not name a custom call that only this library registers). ``serves`` and
@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import ctypes
-import fcntl
 import functools
 import hashlib
 import importlib.metadata
@@ -38,6 +37,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from absl import logging
+
+try:
+  import fcntl
+except ImportError:  # no POSIX locks (Windows): processes starting together each build
+  fcntl = None
 
 FLAGS = ("-O3", "-march=native", "-ffp-contract=fast", "-fno-math-errno", "-std=c++17",
          "-fPIC", "-shared", "-Wno-attributes", "-Wno-return-type")
@@ -92,7 +96,8 @@ def _build(source: pathlib.Path) -> pathlib.Path:
     return lib
   cache.mkdir(parents=True, exist_ok=True)
   with open(cache / f"{lib.name}.lock", "w") as lock:
-    fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+    if fcntl is not None:
+      fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
     if lib.exists():  # built by another process while this one waited
       return lib
     logging.info("cnnlab native: building %s (once for this machine)", lib)
