@@ -158,6 +158,8 @@ struct RowPlan {
   int64_t h, w, ci, sh, sw, dh, dw, ph, pw, kh, kw;
   int r, q;                  // tile shape
   int64_t p, wo, groups, segments;  // output rows and columns; row groups, column segments
+  int64_t wide;  // segments of q columns; the others q - 1 wide (R = 1, q > 8), else the last
+                 // overlaps the one before
   const float* zeros;        // kPixels * S zeros: the rows of a tile outside x
 };
 
@@ -229,7 +231,7 @@ __attribute__((noinline)) void RowTile(float* y, const float* x, const float* w,
 RowPlan PlanRows(int64_t n, int64_t h, int64_t w, int64_t ci, int64_t p, int64_t wo, int64_t co,
                  int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t dh, int64_t dw,
                  int64_t ph, int64_t pw) {
-  RowPlan pl{h, w, ci, sh, sw, dh, dw, ph, pw, kh, kw, 0, 0, p, wo, 0, 0, nullptr};
+  RowPlan pl{h, w, ci, sh, sw, dh, dw, ph, pw, kh, kw, 0, 0, p, wo, 0, 0, 0, nullptr};
   bool channels = (ci == 64 || ci == 128 || ci == 256 || ci == 512) && co % kBlock == 0;
   // Only the first and last output column may read padding (each then skips that tap).
   bool columns = (sw == 1 || sw == 2) && sw - pw >= 0 &&
@@ -239,9 +241,10 @@ RowPlan PlanRows(int64_t n, int64_t h, int64_t w, int64_t ci, int64_t p, int64_t
     pl.r = 1;
     pl.segments = (wo + kPixels - 1) / kPixels;
     pl.q = static_cast<int>((wo + pl.segments - 1) / pl.segments);
+    pl.wide = pl.q > 8 ? wo - (pl.q - 1) * pl.segments : pl.segments;
   } else {  // 4-7 columns: whole rows, as many as fit, balanced over the image
     pl.q = static_cast<int>(wo);
-    pl.segments = 1;
+    pl.segments = pl.wide = 1;
     int64_t most = std::min<int64_t>(kPixels / wo, p);
     int64_t groups = (p + most - 1) / most;
     pl.r = static_cast<int>((p + groups - 1) / groups);
@@ -332,9 +335,19 @@ void Conv(ffi::ThreadPool& pool, ffi::Buffer<ffi::F32>& x, ffi::Buffer<ffi::F32>
             for (int64_t t = run * tile_runs; t < std::min(row_tiles, (run + 1) * tile_runs); ++t) {
               int64_t n = t / per_image, g = t % per_image / pl.segments, s = t % pl.segments;
               int64_t i0 = std::min<int64_t>(g * R, pl.p - R), j0 = std::min<int64_t>(s * Q, pl.wo - Q);
-              RowTile<R, Q, decltype(stride)::value>(
-                  ys + ((n * pl.p + i0) * pl.wo + j0) * co + o, xs + n * xd[1] * xd[2] * ci,
-                  packed.data() + o * taps * ci, pl, i0, j0, g * R - i0, s * Q - j0, co);
+              float* yt = ys + ((n * pl.p + i0) * pl.wo) * co + o;
+              const float* xt = xs + n * xd[1] * xd[2] * ci;
+              if constexpr (R == 1 && Q > 8) {
+                if (s >= pl.wide) {  // a segment one column narrower, no overlap
+                  j0 = pl.wide * Q + (s - pl.wide) * (Q - 1);
+                  RowTile<1, Q - 1, decltype(stride)::value>(
+                      yt + j0 * co, xt, packed.data() + o * taps * ci, pl, i0, j0, 0, 0, co);
+                  continue;
+                }
+              }
+              RowTile<R, Q, decltype(stride)::value>(yt + j0 * co, xt,
+                                                     packed.data() + o * taps * ci, pl, i0, j0,
+                                                     g * R - i0, s * Q - j0, co);
             }
           }
         });
