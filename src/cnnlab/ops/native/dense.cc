@@ -59,7 +59,8 @@ struct Geometry {
   std::vector<Tap> taps;
   uint64_t h, w;
   std::vector<float> zeros;
-  int64_t p, q, ci, sh, sw, ph, pw;  // output rows and columns, input channels, strides, pads
+  int64_t p, q, ci, sh, sw, dh, dw, ph, pw, kh, kw;  // output rows, columns; input channels;
+                                                     // strides, dilations, pads, kernel size
 
   const float* At(const float* x, const Pixel& p, const Tap& t) const {
     uint64_t r = p.row + t.dr, c = p.col + t.dc;  // negative: wraps beyond h and w
@@ -78,7 +79,7 @@ Geometry Offsets(const Dims& xd, const Dims& outd, int64_t kh, int64_t kw, int64
                  int64_t sw, int64_t dh, int64_t dw, int64_t ph, int64_t pw, bool table) {
   int64_t h = xd[1], w = xd[2], ci = xd[3], p = outd[1], q = outd[2];
   Geometry g{{}, {}, static_cast<uint64_t>(h), static_cast<uint64_t>(w),
-             std::vector<float>(ci + kPixels, 0.0f), p, q, ci, sh, sw, ph, pw};
+             std::vector<float>(ci + kPixels, 0.0f), p, q, ci, sh, sw, dh, dw, ph, pw, kh, kw};
   if (table) {
     g.pixels.reserve(outd[0] * p * q);
     for (int64_t k = 0; k < outd[0] * p * q; ++k) g.pixels.push_back(g.PixelAt(k));
@@ -155,9 +156,9 @@ void ForOutputBlocks(int64_t begin, int64_t end, Op op) {
 // which the general tile keeps in more registers than x86 has), about 8 % more multiply-adds per
 // cycle on CPU E (docs/performance.md, "Row tiles in the dense conv").
 struct RowPlan {
-  int64_t h, w, ci, sh, sw, dh, dw, ph, pw, kh, kw;
+  const Geometry& g;         // the conv's shape (no pixel table)
   int r, q;                  // tile shape
-  int64_t p, wo, groups, segments;  // output rows and columns; row groups, column segments
+  int64_t groups, segments;  // row groups, column segments
   int64_t wide;  // segments of q columns; the others q - 1 wide (R = 1, q > 8), else the last
                  // overlaps the one before
   const float* zeros;        // kPixels * S zeros: the rows of a tile outside x
@@ -192,46 +193,45 @@ __attribute__((noinline)) void RowTile(float* y, const float* x, const float* w,
                                        const RowPlan& pl, int64_t i0, int64_t j0,
                                        int64_t row_skip, int64_t col_skip, int64_t co) {
   Vec acc[R * Q][2] = {};
-  for (int64_t a = 0; a < pl.kh; ++a) {
+  const int64_t width = pl.g.w;
+  for (int64_t a = 0; a < pl.g.kh; ++a) {
     const float* row[R];
     bool any = false;
     for (int r = 0; r < R; ++r) {
-      uint64_t i = (i0 + r) * pl.sh + a * pl.dh - pl.ph;
-      any |= i < static_cast<uint64_t>(pl.h);
-      row[r] = i < static_cast<uint64_t>(pl.h) ? x + static_cast<int64_t>(i) * pl.w * pl.ci
-                                               : nullptr;
+      uint64_t i = (i0 + r) * pl.g.sh + a * pl.g.dh - pl.g.ph;
+      any |= i < pl.g.h;
+      row[r] = i < pl.g.h ? x + static_cast<int64_t>(i) * width * pl.g.ci : nullptr;
     }
     if (!any) continue;
-    for (int64_t b = 0; b < pl.kw; ++b) {
-      int64_t col = j0 * pl.sw + b * pl.dw - pl.pw;  // the tile's first input column
+    for (int64_t b = 0; b < pl.g.kw; ++b) {
+      int64_t col = j0 * pl.g.sw + b * pl.g.dw - pl.g.pw;  // the tile's first input column
       const float* base[R];
-      for (int r = 0; r < R; ++r) base[r] = row[r] ? row[r] + col * pl.ci : pl.zeros;
-      const float* wt = w + (a * pl.kw + b) * pl.ci * kBlock;
-      bool first = col < 0, last = col + (Q - 1) * pl.sw >= pl.w;
+      for (int r = 0; r < R; ++r) base[r] = row[r] ? row[r] + col * pl.g.ci : pl.zeros;
+      const float* wt = w + (a * pl.g.kw + b) * pl.g.ci * kBlock;
+      bool first = col < 0, last = col + (Q - 1) * pl.g.sw >= width;
       if (first && last) {
-        RowTaps<R, Q, S, 1, 1>(acc, base, wt, pl.ci);
+        RowTaps<R, Q, S, 1, 1>(acc, base, wt, pl.g.ci);
       } else if (first) {
-        RowTaps<R, Q, S, 1, 0>(acc, base, wt, pl.ci);
+        RowTaps<R, Q, S, 1, 0>(acc, base, wt, pl.g.ci);
       } else if (last) {
-        RowTaps<R, Q, S, 0, 1>(acc, base, wt, pl.ci);
+        RowTaps<R, Q, S, 0, 1>(acc, base, wt, pl.g.ci);
       } else {
-        RowTaps<R, Q, S, 0, 0>(acc, base, wt, pl.ci);
+        RowTaps<R, Q, S, 0, 0>(acc, base, wt, pl.g.ci);
       }
     }
   }
   for (int r = row_skip; r < R; ++r) {
     for (int j = col_skip; j < Q; ++j) {
-      StoreN<kLanes>(y + (r * pl.wo + j) * co, acc[r * Q + j][0]);
-      StoreN<kLanes>(y + (r * pl.wo + j) * co + kLanes, acc[r * Q + j][1]);
+      StoreN<kLanes>(y + (r * pl.g.q + j) * co, acc[r * Q + j][0]);
+      StoreN<kLanes>(y + (r * pl.g.q + j) * co + kLanes, acc[r * Q + j][1]);
     }
   }
 }
 
 // The row-tile plan of a conv, or r == 0 where the general tiles serve it (see RowPlan).
-RowPlan PlanRows(int64_t n, int64_t h, int64_t w, int64_t ci, int64_t p, int64_t wo, int64_t co,
-                 int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t dh, int64_t dw,
-                 int64_t ph, int64_t pw) {
-  RowPlan pl{h, w, ci, sh, sw, dh, dw, ph, pw, kh, kw, 0, 0, p, wo, 0, 0, 0, nullptr};
+RowPlan PlanRows(const Geometry& g, int64_t n, int64_t co) {
+  RowPlan pl{g, 0, 0, 0, 0, 0, nullptr};
+  int64_t w = g.w, ci = g.ci, p = g.p, wo = g.q, sw = g.sw, pw = g.pw, kw = g.kw, dw = g.dw;
   bool channels = (ci == 64 || ci == 128 || ci == 256 || ci == 512) && co % kBlock == 0;
   // Only the first and last output column may read padding (each then skips that tap).
   bool columns = (sw == 1 || sw == 2) && sw - pw >= 0 &&
@@ -313,8 +313,8 @@ void Conv(ffi::ThreadPool& pool, ffi::Buffer<ffi::F32>& x, ffi::Buffer<ffi::F32>
       }
     }
   });
-  RowPlan pl = PlanRows(xd[0], xd[1], xd[2], ci, yd[1], yd[2], co, wd[0], wd[1], sh, sw, dh, dw,
-                        ph, pw);
+  Geometry shape = Offsets(xd, yd, wd[0], wd[1], sh, sw, dh, dw, ph, pw, /*table=*/false);
+  RowPlan pl = PlanRows(shape, xd[0], co);
   if (pl.r > 0) {
     std::vector<float> zeros(kPixels * sw * ci, 0.0f);
     pl.zeros = zeros.data();
@@ -334,8 +334,8 @@ void Conv(ffi::ThreadPool& pool, ffi::Buffer<ffi::F32>& x, ffi::Buffer<ffi::F32>
             int64_t run = run_major ? item / blocks : item % tile_items;
             for (int64_t t = run * tile_runs; t < std::min(row_tiles, (run + 1) * tile_runs); ++t) {
               int64_t n = t / per_image, g = t % per_image / pl.segments, s = t % pl.segments;
-              int64_t i0 = std::min<int64_t>(g * R, pl.p - R), j0 = std::min<int64_t>(s * Q, pl.wo - Q);
-              float* yt = ys + ((n * pl.p + i0) * pl.wo) * co + o;
+              int64_t i0 = std::min<int64_t>(g * R, pl.g.p - R), j0 = std::min<int64_t>(s * Q, pl.g.q - Q);
+              float* yt = ys + ((n * pl.g.p + i0) * pl.g.q) * co + o;
               const float* xt = xs + n * xd[1] * xd[2] * ci;
               if constexpr (R == 1 && Q > 8) {
                 if (s >= pl.wide) {  // a segment one column narrower, no overlap
