@@ -99,8 +99,10 @@ def test_packed_and_chunked_weight_grad(x_shape, w_shape):
 
 @pytest.mark.parametrize("x_shape, w_shape, kw", [
     ((1, 5, 32, 64), (3, 3, 64, 64), dict(padding="SAME")),  # 3 tiles of 11 columns, overlapping
-    ((3, 7, 7, 64), (3, 3, 64, 64), dict(padding="SAME")),  # 2 x 7 tiles, the last rows overlapping
+    ((3, 7, 7, 64), (3, 3, 64, 64), dict(padding="SAME")),  # 2 x 7 tiles, then 1 x 7
     ((2, 3, 4, 128), (3, 3, 128, 32), dict(padding="SAME")),  # 3 x 4 tiles
+    ((2, 5, 4, 64), (3, 3, 64, 32), dict(padding="SAME")),  # 3 x 4 tiles, then 2 x 4
+    ((1, 7, 5, 64), (3, 3, 64, 32), dict(padding=((2, 2), (1, 1)), dilation=(2, 1))),
     ((1, 9, 20, 64), (3, 3, 64, 32), dict(stride=(2, 1), padding=((1, 1), (1, 1)))),
     ((1, 10, 16, 256), (3, 3, 256, 32), dict(padding=((2, 2), (1, 1)), dilation=(2, 1))),
     ((1, 6, 9, 512), (2, 3, 512, 32), dict(padding=((0, 2), (1, 0)))),
@@ -111,9 +113,9 @@ def test_packed_and_chunked_weight_grad(x_shape, w_shape):
     ((2, 9, 9, 64), (1, 1, 64, 32), dict(stride=(2, 2), padding=((0, 0), (0, 0)))),
     ((1, 10, 11, 64), (5, 5, 64, 32), dict(stride=(2, 2), padding=((2, 2), (2, 2)))),
     ((1, 12, 20, 64), (7, 7, 64, 32), dict(stride=(2, 2), padding=((3, 3), (3, 3)))),
-], ids=["segments", "row_pairs", "row_triples", "row_stride", "row_dilation", "asymmetric",
-        "valid", "wide_padding", "phases", "phases_uneven", "phases_empty", "stride2_pad2",
-        "stride2_pad3"])
+], ids=["segments", "row_pairs", "row_triples", "row_rest", "row_pairs_dilated", "row_stride",
+        "row_dilation", "asymmetric", "valid", "wide_padding", "phases", "phases_uneven",
+        "phases_empty", "stride2_pad2", "stride2_pad3"])
 def test_row_tiles(x_shape, w_shape, kw):
   """64-512 input channels and 32-multiple output channels: the forward's and input gradient's
   row tiles (docs/performance.md, "Row tiles in the dense conv"; column stride 2 with up to 2

@@ -160,20 +160,19 @@ struct RowPlan {
   int r, q;                  // tile shape
   int64_t groups, segments;  // row groups, column segments
   int64_t wide;  // segments of q columns; the others q - 1 wide (R = 1, q > 8), else the last
-                 // overlaps the one before
-  const float* zeros;        // kPixels * S zeros: the rows of a tile outside x
+                 // overlaps the one before; the last row group has the rows left (1 to r)
 };
 
 // acc[r * Q + j] += x at the tile's row r, column j (base[r] + j * S) times the tap's packed
-// kernel rows wt (ci, kBlock), for columns SF <= j < Q - SL (SF, SL: the tap's first or last
-// column is padding).
-template <int R, int Q, int S, int SF, int SL>
+// kernel rows wt (ci, kBlock), for rows RF <= r < R - RL and columns SF <= j < Q - SL (the others
+// read padding under this tap).
+template <int R, int Q, int S, int SF, int SL, int RF, int RL>
 inline __attribute__((always_inline)) void RowTaps(Vec (&acc)[R * Q][2], const float* const* base,
                                                    const float* wt, int64_t ci) {
   for (int64_t c = 0; c < ci; ++c) {
     Vec w0 = LoadN<kLanes>(wt + c * kBlock), w1 = LoadN<kLanes>(wt + c * kBlock + kLanes);
 #pragma GCC unroll 16
-    for (int r = 0; r < R; ++r) {
+    for (int r = RF; r < R - RL; ++r) {
 #pragma GCC unroll 16
       for (int j = SF; j < Q - SL; ++j) {
         float xs = base[r][j * S + c];
@@ -184,43 +183,54 @@ inline __attribute__((always_inline)) void RowTaps(Vec (&acc)[R * Q][2], const f
   }
 }
 
+// RowTaps with RF = skip / R padding rows first and RL = skip % R last (RF + RL < R).
+template <int R, int Q, int S, int SF, int SL, int I = 0>
+inline __attribute__((always_inline)) void RowTapsSkipping(Vec (&acc)[R * Q][2],
+                                                           const float* const* base,
+                                                           const float* wt, int64_t ci, int skip) {
+  if constexpr (I + 1 < R * R) {
+    if (skip != I) return RowTapsSkipping<R, Q, S, SF, SL, I + 1>(acc, base, wt, ci, skip);
+  }
+  if constexpr (I / R + I % R < R) RowTaps<R, Q, S, SF, SL, I / R, I % R>(acc, base, wt, ci);
+}
+
 // The tile at output rows i0.., columns j0.. of image x (H, W, CI) for one channel block (w its
-// packed slice); y at the tile's first pixel. Rows below `row_skip` and columns left of
-// `col_skip` belong to the tile before (the last tiles of a row or image overlap it) and are not
-// stored.
+// packed slice); y at the tile's first pixel. Columns left of `col_skip` belong to the tile
+// before (the last tile of a row may overlap it) and are not stored.
 template <int R, int Q, int S>
 __attribute__((noinline)) void RowTile(float* y, const float* x, const float* w,
                                        const RowPlan& pl, int64_t i0, int64_t j0,
-                                       int64_t row_skip, int64_t col_skip, int64_t co) {
+                                       int64_t col_skip, int64_t co) {
   Vec acc[R * Q][2] = {};
-  const int64_t width = pl.g.w;
+  const int64_t width = pl.g.w, height = pl.g.h;
   for (int64_t a = 0; a < pl.g.kh; ++a) {
-    const float* row[R];
-    bool any = false;
-    for (int r = 0; r < R; ++r) {
-      uint64_t i = (i0 + r) * pl.g.sh + a * pl.g.dh - pl.g.ph;
-      any |= i < pl.g.h;
-      row[r] = i < pl.g.h ? x + static_cast<int64_t>(i) * width * pl.g.ci : nullptr;
-    }
-    if (!any) continue;
-    for (int64_t b = 0; b < pl.g.kw; ++b) {
+    const int64_t i = i0 * pl.g.sh + a * pl.g.dh - pl.g.ph;  // the tile's first input row
+    // Rows above and below x (padding) are left out.
+    int rf = static_cast<int>(std::clamp<int64_t>((-i + pl.g.sh - 1) / pl.g.sh, 0, R));
+    int rl = static_cast<int>(std::clamp<int64_t>(
+        R - (height - i + pl.g.sh - 1) / pl.g.sh, 0, R));
+    if (rf + rl >= R) continue;
+    const float* base[R];
+    for (int b = 0; b < pl.g.kw; ++b) {
       int64_t col = j0 * pl.g.sw + b * pl.g.dw - pl.g.pw;  // the tile's first input column
-      const float* base[R];
-      for (int r = 0; r < R; ++r) base[r] = row[r] ? row[r] + col * pl.g.ci : pl.zeros;
+      for (int r = 0; r < R; ++r) {
+        base[r] = x + ((i + r * pl.g.sh) * width + col) * pl.g.ci;  // read for rf <= r < R - rl
+      }
       const float* wt = w + (a * pl.g.kw + b) * pl.g.ci * kBlock;
       bool first = col < 0, last = col + (Q - 1) * pl.g.sw >= width;
+      int skip = rf * R + rl;
       if (first && last) {
-        RowTaps<R, Q, S, 1, 1>(acc, base, wt, pl.g.ci);
+        RowTapsSkipping<R, Q, S, 1, 1>(acc, base, wt, pl.g.ci, skip);
       } else if (first) {
-        RowTaps<R, Q, S, 1, 0>(acc, base, wt, pl.g.ci);
+        RowTapsSkipping<R, Q, S, 1, 0>(acc, base, wt, pl.g.ci, skip);
       } else if (last) {
-        RowTaps<R, Q, S, 0, 1>(acc, base, wt, pl.g.ci);
+        RowTapsSkipping<R, Q, S, 0, 1>(acc, base, wt, pl.g.ci, skip);
       } else {
-        RowTaps<R, Q, S, 0, 0>(acc, base, wt, pl.g.ci);
+        RowTapsSkipping<R, Q, S, 0, 0>(acc, base, wt, pl.g.ci, skip);
       }
     }
   }
-  for (int r = row_skip; r < R; ++r) {
+  for (int r = 0; r < R; ++r) {
     for (int j = col_skip; j < Q; ++j) {
       StoreN<kLanes>(y + (r * pl.g.q + j) * co, acc[r * Q + j][0]);
       StoreN<kLanes>(y + (r * pl.g.q + j) * co + kLanes, acc[r * Q + j][1]);
@@ -230,7 +240,7 @@ __attribute__((noinline)) void RowTile(float* y, const float* x, const float* w,
 
 // The row-tile plan of a conv, or r == 0 where the general tiles serve it (see RowPlan).
 RowPlan PlanRows(const Geometry& g, int64_t n, int64_t co) {
-  RowPlan pl{g, 0, 0, 0, 0, 0, nullptr};
+  RowPlan pl{g, 0, 0, 0, 0, 0};
   int64_t w = g.w, ci = g.ci, p = g.p, wo = g.q, sw = g.sw, pw = g.pw, kw = g.kw, dw = g.dw;
   bool channels = (ci == 64 || ci == 128 || ci == 256 || ci == 512) && co % kBlock == 0;
   // Only the first and last output column may read padding (each then skips that tap).
@@ -316,38 +326,50 @@ void Conv(ffi::ThreadPool& pool, ffi::Buffer<ffi::F32>& x, ffi::Buffer<ffi::F32>
   Geometry shape = Offsets(xd, yd, wd[0], wd[1], sh, sw, dh, dw, ph, pw, /*table=*/false);
   RowPlan pl = PlanRows(shape, xd[0], co);
   if (pl.r > 0) {
-    std::vector<float> zeros(kPixels * sw * ci, 0.0f);
-    pl.zeros = zeros.data();
     int64_t per_image = pl.groups * pl.segments, row_tiles = xd[0] * per_image;
     int64_t tile_runs = std::clamp<int64_t>(kForwardFloats / (pl.r * pl.q * ci * wd[0]), 1, 32);
     int64_t tile_items = (row_tiles + tile_runs - 1) / tile_runs;
-    int64_t all = blocks * tile_items;
-    // Items run-major (each run's input read once for all channel blocks) where the packed
-    // kernel stays in L2 beside it, else channel-block major (each block's slice read once).
-    bool run_major = packed.size() <= kL2Floats / 2;
+    // Items (group of runs, channel block, run): a group's input (about a quarter of L2) is read
+    // once for all channel blocks, which cycle through L2 beside it; one run per group where
+    // the whole packed kernel fits in half of L2 with it (docs/performance.md).
+    int64_t run_floats = tile_runs * pl.r * pl.q * sh * sw * ci;  // input per run, about
+    int64_t group = packed.size() <= kL2Floats / 2
+                        ? 1 : std::clamp<int64_t>(kL2Floats / 4 / run_floats, 1, tile_items);
+    int64_t all = blocks * group * ((tile_items + group - 1) / group);
     WithTileShape(pl.r, pl.q, [&](auto r, auto q) {
       constexpr int R = decltype(r)::value, Q = decltype(q)::value;
       WithPixelStride(sw * ci, [&](auto stride) {
         ParallelFor(pool, all, Chunks(pool, all), [&](int64_t lo, int64_t hi, int64_t) {
           for (int64_t item = lo; item < hi; ++item) {
-            int64_t o = (run_major ? item % blocks : item / tile_items) * kBlock;
-            int64_t run = run_major ? item / blocks : item % tile_items;
+            int64_t o = item / group % blocks * kBlock;
+            int64_t run = item / (group * blocks) * group + item % group;
             for (int64_t t = run * tile_runs; t < std::min(row_tiles, (run + 1) * tile_runs); ++t) {
               int64_t n = t / per_image, g = t % per_image / pl.segments, s = t % pl.segments;
-              int64_t i0 = std::min<int64_t>(g * R, pl.g.p - R), j0 = std::min<int64_t>(s * Q, pl.g.q - Q);
+              int64_t i0 = g * R, j0 = std::min<int64_t>(s * Q, pl.g.q - Q);
               float* yt = ys + ((n * pl.g.p + i0) * pl.g.q) * co + o;
               const float* xt = xs + n * xd[1] * xd[2] * ci;
+              const float* wb = packed.data() + o * taps * ci;
+              constexpr int S = decltype(stride)::value;
               if constexpr (R == 1 && Q > 8) {
                 if (s >= pl.wide) {  // a segment one column narrower, no overlap
                   j0 = pl.wide * Q + (s - pl.wide) * (Q - 1);
-                  RowTile<1, Q - 1, decltype(stride)::value>(
-                      yt + j0 * co, xt, packed.data() + o * taps * ci, pl, i0, j0, 0, 0, co);
+                  RowTile<1, Q - 1, S>(yt + j0 * co, xt, wb, pl, i0, j0, 0, co);
                   continue;
                 }
               }
-              RowTile<R, Q, decltype(stride)::value>(yt + j0 * co, xt,
-                                                     packed.data() + o * taps * ci, pl, i0, j0,
-                                                     g * R - i0, s * Q - j0, co);
+              if constexpr (R > 1) {  // the last group's rows left, if fewer than R
+                if (pl.g.p - i0 == 1) {
+                  RowTile<1, Q, S>(yt + j0 * co, xt, wb, pl, i0, j0, s * Q - j0, co);
+                  continue;
+                }
+                if constexpr (R > 2) {
+                  if (pl.g.p - i0 == 2) {
+                    RowTile<2, Q, S>(yt + j0 * co, xt, wb, pl, i0, j0, s * Q - j0, co);
+                    continue;
+                  }
+                }
+              }
+              RowTile<R, Q, S>(yt + j0 * co, xt, wb, pl, i0, j0, s * Q - j0, co);
             }
           }
         });
