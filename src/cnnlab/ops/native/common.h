@@ -44,6 +44,38 @@ void ParallelFor(ffi::ThreadPool& pool, int64_t items, int64_t chunks, F body) {
   state->cv.wait(lock, [&] { return state->done == chunks; });
 }
 
+// Runs body(begin, end) over [0, items) on the caller and XLA's intra-op pool, each range
+// claimed as it is needed: a quarter of the items left per runner, at least one (a guided
+// schedule): large ranges first, small ones last, so that the runners finish together.
+// For bodies whose results do not depend on how [0, items) is split.
+template <typename F>
+void ParallelForGuided(ffi::ThreadPool& pool, int64_t items, F body) {
+  struct State {
+    std::atomic<int64_t> next{0};
+    int64_t done = 0;
+    std::mutex mu;
+    std::condition_variable cv;
+  };
+  auto state = std::make_shared<State>();
+  int64_t runners = pool.num_threads() + 1;
+  auto run = [state, items, runners, body]() {
+    for (int64_t lo = state->next.load(), n;;) {
+      if (lo >= items) return;
+      n = std::max<int64_t>(1, (items - lo) / (4 * runners));
+      if (!state->next.compare_exchange_weak(lo, lo + n)) continue;  // lo reloaded
+      body(lo, lo + n);
+      std::lock_guard<std::mutex> lock(state->mu);
+      if ((state->done += n) == items) state->cv.notify_all();
+      lo = state->next.load();
+    }
+  };
+  int64_t helpers = std::min<int64_t>(pool.num_threads(), items - 1);
+  for (int64_t t = 0; t < helpers; ++t) pool.Schedule(decltype(run)(run));
+  run();
+  std::unique_lock<std::mutex> lock(state->mu);
+  state->cv.wait(lock, [&] { return state->done == items; });
+}
+
 int64_t Chunks(ffi::ThreadPool& pool, int64_t items) {
   return std::max<int64_t>(1, std::min<int64_t>(items, 4 * (pool.num_threads() + 1)));
 }

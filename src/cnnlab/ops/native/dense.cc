@@ -294,6 +294,27 @@ void WithPixelStride(int64_t s, Op op) {
   op(std::integral_constant<int, S>());
 }
 
+// dst[c * ds + o] = src[o * ss + c] for o, c < 8 (8 rows of 8 floats transposed in registers).
+inline void Transpose8x8(const float* src, int64_t ss, float* dst, int64_t ds) {
+  V8 r[8], t[8], u[8];
+  for (int i = 0; i < 8; ++i) r[i] = Load(src + i * ss);
+  for (int i = 0; i < 8; i += 2) {  // pairs of rows interleaved
+    t[i] = __builtin_shufflevector(r[i], r[i + 1], 0, 8, 1, 9, 4, 12, 5, 13);
+    t[i + 1] = __builtin_shufflevector(r[i], r[i + 1], 2, 10, 3, 11, 6, 14, 7, 15);
+  }
+  for (int i = 0; i < 8; i += 4) {  // then pairs of pairs
+    for (int j = 0; j < 2; ++j) {
+      V8 a = t[i + j], b = t[i + j + 2];
+      u[i + 2 * j] = __builtin_shufflevector(a, b, 0, 1, 8, 9, 4, 5, 12, 13);
+      u[i + 2 * j + 1] = __builtin_shufflevector(a, b, 2, 3, 10, 11, 6, 7, 14, 15);
+    }
+  }
+  for (int i = 0; i < 4; ++i) {  // then the 128-bit halves
+    Store(dst + i * ds, __builtin_shufflevector(u[i], u[i + 4], 0, 1, 2, 3, 8, 9, 10, 11));
+    Store(dst + (i + 4) * ds, __builtin_shufflevector(u[i], u[i + 4], 4, 5, 6, 7, 12, 13, 14, 15));
+  }
+}
+
 // y (N, P, Q, CO) from x (N, H, W, CI) and the kernel as (KH, KW, CI, CO); `flip`: the kernel
 // is given as (KH, KW, CO, CI) and used flipped in space (the input gradient's).
 void Conv(ffi::ThreadPool& pool, ffi::Buffer<ffi::F32>& x, ffi::Buffer<ffi::F32>& w,
@@ -304,22 +325,30 @@ void Conv(ffi::ThreadPool& pool, ffi::Buffer<ffi::F32>& x, ffi::Buffer<ffi::F32>
   const float* xs = x.typed_data();
   float* ys = y->typed_data();
   // The kernel repacked as (block, tap, input channel, kBlock): each block's slice contiguous
-  // (the tail block's missing channels zero).
-  int64_t taps = wd[0] * wd[1];
-  std::vector<float> packed(blocks * taps * ci * kBlock, 0.0f);
+  // (the tail block's missing channels zero), one (block, tap) panel per item; flipped, the
+  // source rows are output channels, and the panel is transposed 8 x 8 floats at a time.
+  int64_t taps = wd[0] * wd[1], packed_size = blocks * taps * ci * kBlock;
+  std::unique_ptr<float[]> packed(new float[packed_size]);
   const float* wsrc = w.typed_data();
-  ParallelFor(pool, taps * ci, Chunks(pool, taps * ci), [&](int64_t lo, int64_t hi, int64_t) {
-    for (int64_t r = lo; r < hi; ++r) {
-      float* dst = packed.data() + r * kBlock;
-      if (flip) {
-        const float* src = wsrc + (taps - 1 - r / ci) * ci * co + r % ci;
-        for (int64_t o = 0; o < co; ++o) {
-          dst[(o / kBlock) * taps * ci * kBlock + o % kBlock] = src[o * ci];
+  ParallelFor(pool, blocks * taps, Chunks(pool, blocks * taps), [&](int64_t lo, int64_t hi,
+                                                                   int64_t) {
+    for (int64_t item = lo; item < hi; ++item) {
+      int64_t o0 = item / taps * kBlock, t = item % taps;
+      int64_t width = std::min<int64_t>(kBlock, co - o0);
+      float* dst = packed.get() + item * ci * kBlock;
+      if (flip) {  // channels are multiples of 8 (conv_direct.py)
+        const float* src = wsrc + (taps - 1 - t) * ci * co + o0 * ci;
+        for (int64_t c = 0; c < ci; c += 8) {
+          for (int64_t o = 0; o < width; o += 8) {
+            Transpose8x8(src + o * ci + c, ci, dst + c * kBlock + o, kBlock);
+          }
         }
       } else {
-        for (int64_t o = 0; o < co; o += kBlock) {
-          std::copy_n(wsrc + r * co + o, std::min<int64_t>(kBlock, co - o), dst + o * taps * ci);
-        }
+        const float* src = wsrc + t * ci * co + o0;
+        for (int64_t c = 0; c < ci; ++c) std::copy_n(src + c * co, width, dst + c * kBlock);
+      }
+      for (int64_t c = 0; width < kBlock && c < ci; ++c) {
+        std::fill(dst + c * kBlock + width, dst + (c + 1) * kBlock, 0.0f);
       }
     }
   });
@@ -333,13 +362,13 @@ void Conv(ffi::ThreadPool& pool, ffi::Buffer<ffi::F32>& x, ffi::Buffer<ffi::F32>
     // once for all channel blocks, which cycle through L2 beside it; one run per group where
     // the whole packed kernel fits in half of L2 with it (docs/performance.md).
     int64_t run_floats = tile_runs * pl.r * pl.q * sh * sw * ci;  // input per run, about
-    int64_t group = packed.size() <= kL2Floats / 2
+    int64_t group = packed_size <= kL2Floats / 2
                         ? 1 : std::clamp<int64_t>(kL2Floats / 4 / run_floats, 1, tile_items);
     int64_t all = blocks * group * ((tile_items + group - 1) / group);
     WithTileShape(pl.r, pl.q, [&](auto r, auto q) {
       constexpr int R = decltype(r)::value, Q = decltype(q)::value;
       WithPixelStride(sw * ci, [&](auto stride) {
-        ParallelFor(pool, all, Chunks(pool, all), [&](int64_t lo, int64_t hi, int64_t) {
+        ParallelForGuided(pool, all, [&](int64_t lo, int64_t hi) {
           for (int64_t item = lo; item < hi; ++item) {
             int64_t o = item / group % blocks * kBlock;
             int64_t run = item / (group * blocks) * group + item % group;
@@ -348,7 +377,7 @@ void Conv(ffi::ThreadPool& pool, ffi::Buffer<ffi::F32>& x, ffi::Buffer<ffi::F32>
               int64_t i0 = g * R, j0 = std::min<int64_t>(s * Q, pl.g.q - Q);
               float* yt = ys + ((n * pl.g.p + i0) * pl.g.q) * co + o;
               const float* xt = xs + n * xd[1] * xd[2] * ci;
-              const float* wb = packed.data() + o * taps * ci;
+              const float* wb = packed.get() + o * taps * ci;
               constexpr int S = decltype(stride)::value;
               if constexpr (R == 1 && Q > 8) {
                 if (s >= pl.wide) {  // a segment one column narrower, no overlap
@@ -383,7 +412,7 @@ void Conv(ffi::ThreadPool& pool, ffi::Buffer<ffi::F32>& x, ffi::Buffer<ffi::F32>
   int64_t m = g.pixels.size(), tiles = (m + kPixels - 1) / kPixels;
   int64_t run_tiles = std::clamp<int64_t>(kForwardFloats / (kPixels * ci * wd[0]), 1, 32);
   int64_t runs = (tiles + run_tiles - 1) / run_tiles, items = blocks * runs;
-  ParallelFor(pool, items, Chunks(pool, items), [&](int64_t lo, int64_t hi, int64_t) {
+  ParallelForGuided(pool, items, [&](int64_t lo, int64_t hi) {
     for (int64_t item = lo; item < hi; ++item) {
       int64_t o = item / runs * kBlock, run = item % runs;
       int64_t end = std::min(tiles, (run + 1) * run_tiles);
@@ -392,7 +421,7 @@ void Conv(ffi::ThreadPool& pool, ffi::Buffer<ffi::F32>& x, ffi::Buffer<ffi::F32>
           int64_t p0 = t * kPixels;
           WithCount(std::min<int64_t>(kPixels, m - p0), [&](auto p) {
             ForwardTile<decltype(p)::value, decltype(v)::value, decltype(tail)::value>(
-                ys + p0 * co + o, xs, g.pixels.data() + p0, packed.data() + o * taps * ci,
+                ys + p0 * co + o, xs, g.pixels.data() + p0, packed.get() + o * taps * ci,
                 g, ci, co);
           });
         }
@@ -515,11 +544,13 @@ ffi::Error WeightGrad(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer
   const float* xs = x.typed_data();
   const float* gs = gy.typed_data();
   float* out = dwt->typed_data();
-  if (oblocks > 1 && chunks * k > m * ci) {
-    std::fill(out, out + k, 0.0f);
-    ParallelFor(pool, oblocks, Chunks(pool, oblocks), [&](int64_t lo, int64_t hi, int64_t) {
-      AccumulateWeightGrad(geo, xs, gs, ci, co, 0, m, lo * kBlock, std::min(co, hi * kBlock),
-                           out);
+  if (oblocks > 1 && chunks * k > m * ci) {  // a chunk per block, zeroing its own columns
+    ParallelFor(pool, oblocks, oblocks, [&](int64_t lo, int64_t hi, int64_t) {
+      int64_t o_lo = lo * kBlock, o_hi = std::min(co, hi * kBlock);
+      for (int64_t r = 0; r < k / co; ++r) {
+        std::fill(out + r * co + o_lo, out + r * co + o_hi, 0.0f);
+      }
+      AccumulateWeightGrad(geo, xs, gs, ci, co, 0, m, o_lo, o_hi, out);
     });
     return ffi::Error::Success();
   }
