@@ -30,11 +30,28 @@ def test_windows_are_timed_in_rotated_rounds_and_ratios_per_round(monkeypatch):
     return run
 
   runs = {"ref": runner("ref", [1.0, 4.0, 1.0]), "fast": runner("fast", [0.5, 2.0, 0.25])}
-  r = train_throughput.paired_windows(runs, steps=2, repeats=3, batch_size=4)
+  r = train_throughput.paired_windows(runs, steps=2, repeats=3, batch_size=4, warmup=0)
   assert order == ["ref", "fast", "fast", "ref", "ref", "fast"]
   assert r["ref"]["rates"] == [4.0, 1.0, 4.0] and r["fast"]["rates"] == [8.0, 2.0, 16.0]
   assert (r["ref"]["img_per_s"], r["ref"]["spread"]) == (4.0, 0.75)
   assert report.ratio_per_round(r["fast"]["rates"], r["ref"]["rates"]) == (2.0, 1.0)
+
+
+def test_each_window_starts_with_untimed_steps(monkeypatch):
+  """A fake clock where an entry's first step after the other's window takes 10 s and every
+  other step 1 s: the rates leave those first steps out."""
+  clock, last = [0.0], [None]
+  monkeypatch.setattr(train_throughput.time, "perf_counter", lambda: clock[0])
+
+  def runner(name):
+    def run(n):
+      clock[0] += n + (9.0 if last[0] != name else 0.0)
+      last[0] = name
+    return run
+
+  r = train_throughput.paired_windows({"a": runner("a"), "b": runner("b")}, steps=3, repeats=2,
+                                      batch_size=2)
+  assert r["a"]["rates"] == r["b"]["rates"] == [2.0, 2.0]
 
 
 def test_torch_3d_channels_last_step_trains():

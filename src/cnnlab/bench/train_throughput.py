@@ -43,23 +43,30 @@ def random_batches(batch_size, input_shape, num_classes, seed=0, n=4):
            rng.integers(0, num_classes, batch_size).astype(np.int32)) for _ in range(n)]
 
 
-def _window(run_steps, steps, batch_size):
-  """A callable timing one window of ``steps`` steps: its images/s."""
+def _window(run_steps, steps, batch_size, warmup):
+  """A callable timing one window of ``steps`` steps after ``warmup`` untimed ones: its
+  images/s."""
   def timed():
+    if warmup:
+      run_steps(warmup)
     t = time.perf_counter()
     run_steps(steps)
     return steps * batch_size / (time.perf_counter() - t)
   return timed
 
 
-def paired_windows(runs: dict, *, steps, repeats, batch_size) -> dict:
+def paired_windows(runs: dict, *, steps, repeats, batch_size, warmup=1) -> dict:
   """``{name: {img_per_s, spread, rates}}`` for ``runs`` ``{name: run(n)}`` (each runs n steps
   and waits for them): ``repeats`` rounds of one window of ``steps`` steps per entry, in an
   order rotated by one per round (``report.paired_rounds``); ``rates``: an entry's images/s per
   round (``report.ratio_per_round`` of two entries' rates: a speed ratio from windows of the
-  same rounds), ``img_per_s`` and ``spread``: their median and spread."""
-  rates = report.paired_rounds({n: _window(run, steps, batch_size) for n, run in runs.items()},
-                               repeats)
+  same rounds), ``img_per_s`` and ``spread``: their median and spread. Each window first runs
+  ``warmup`` untimed steps: an entry's first step after another's window pays for the host
+  memory the other left behind (cnnlab's ResNet-18 CIFAR step after torch's window: 1.6-1.7 s
+  against 1.1, most of it the kernel compacting memory for huge pages; docs/performance.md,
+  "Paired windows")."""
+  rates = report.paired_rounds(
+      {n: _window(run, steps, batch_size, warmup) for n, run in runs.items()}, repeats)
   return {n: dict(zip(("img_per_s", "spread"), report.median_and_spread(r)), rates=r)
           for n, r in rates.items()}
 
