@@ -2,8 +2,9 @@
 "A native depthwise kernel", "A native dense conv").
 
 ``targets(source, symbols)`` compiles ``<source>.cc`` beside this file once per machine against
-the installed jaxlib's FFI headers (``jax.ffi.include_dir()``), with ``$CXX`` (default ``c++``)
-and ``-O3 -march=native``, into ``$CNNLAB_NATIVE_CACHE`` (default ``~/.cache/cnnlab/native``)
+the installed jaxlib's FFI headers (``jax.ffi.include_dir()``), with ``$CXX`` (default ``c++``;
+GCC 12+ or Clang: the kernels use vector extensions and ``__builtin_shufflevector``) and
+``-O3 -march=native``, into ``$CNNLAB_NATIVE_CACHE`` (default ``~/.cache/cnnlab/native``)
 under a name hashing the source, the headers beside it (``common.h``), the flags, the
 compiler's version, jaxlib's version and the CPU, so that an edit, an upgrade or another
 machine sharing the folder builds its own; the library is written to a temporary file and

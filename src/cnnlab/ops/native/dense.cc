@@ -5,9 +5,9 @@
 // - CnnlabDenseWeightGrad: dw (KH, KW, CI, CO) from x and g.
 // Attributes: strides sh, sw, dilations dh, dw, low paddings ph, pw; output pixel (n, p, q)
 // reads x[n, p * sh + kh * dh - ph, q * sw + kw * dw - pw] under tap (kh, kw), zero outside x,
-// so no padded copy is made. CO must be a multiple of 8. The input gradient of a stride-1 conv
-// is the forward over the cotangent with the kernel flipped and transposed as it is packed, and
-// low paddings (K - 1) * dilation - pad (the caller's). Register tiles: kPixels output pixels x
+// so no padded copy is made. CI and CO must be multiples of 8. The input gradient of a stride-1
+// conv is the forward over the cotangent with the kernel flipped and transposed as it is packed,
+// and low paddings (K - 1) * dilation - pad (the caller's). Register tiles: kPixels output pixels x
 // kBlock output channels for the forward, kPixels input x kBlock output channels for the weight
 // gradient (6 x 16 with AVX2, 14 x 32 with AVX-512), and with AVX-512 row tiles of 1-3 output
 // rows x 4-14 columns for the forward where C_in is 64-512 (RowPlan); the forward splits the
@@ -514,7 +514,8 @@ void AccumulateWeightGrad(const Geometry& geo, const float* xs, const float* gs,
       // channels in two tiles of about half that (256 = 17 * 14 + 9 + 9, not 18 * 14 + 4).
       for (int64_t c = 0, width; c < ci; c += width) {
         int64_t left = ci - c;
-        width = left > kPixels && left < 2 * kPixels ? (left + 1) / 2 : std::min<int64_t>(kPixels, left);
+        width = left > kPixels && left < 2 * kPixels ? (left + 1) / 2
+                                                     : std::min<int64_t>(kPixels, left);
         WithCount(width, [&](auto p) {
           ForOutputBlocks(o_lo, o_hi, [&](auto v, auto tail, int64_t o) {
             WeightTile<decltype(p)::value, decltype(v)::value, decltype(tail)::value>(
