@@ -18,30 +18,43 @@ namespace cnnlab {
 
 namespace ffi = xla::ffi;
 
+// What a parallel loop shares with its pool tasks, which may start after it has returned: the
+// next unclaimed index, and how much is done.
+struct LoopState {
+  std::atomic<int64_t> next{0};
+  int64_t done = 0;
+  std::mutex mu;
+  std::condition_variable cv;
+
+  void Finish(int64_t n, int64_t total) {  // n more of total done
+    std::lock_guard<std::mutex> lock(mu);
+    if ((done += n) == total) cv.notify_all();
+  }
+};
+
+// Runs `run` on the caller and on up to total - 1 of XLA's intra-op pool threads, then waits until
+// `total` are done.
+template <typename Run>
+void RunOnPool(ffi::ThreadPool& pool, LoopState& state, int64_t total, Run run) {
+  int64_t helpers = std::min<int64_t>(pool.num_threads(), total - 1);
+  for (int64_t t = 0; t < helpers; ++t) pool.Schedule(Run(run));
+  run();
+  std::unique_lock<std::mutex> lock(state.mu);
+  state.cv.wait(lock, [&] { return state.done == total; });
+}
+
 // Runs body(begin, end, chunk) over [0, items) in `chunks` contiguous chunks, on the caller and
 // XLA's intra-op pool. Chunks are claimed from a counter, so the caller only waits for chunks
 // being run: a pool task that starts after every chunk is claimed returns at once.
 template <typename F>
 void ParallelFor(ffi::ThreadPool& pool, int64_t items, int64_t chunks, F body) {
-  struct State {
-    std::atomic<int64_t> next{0};
-    int64_t done = 0;
-    std::mutex mu;
-    std::condition_variable cv;
-  };
-  auto state = std::make_shared<State>();
-  auto run = [state, items, chunks, body]() {
+  auto state = std::make_shared<LoopState>();
+  RunOnPool(pool, *state, chunks, [state, items, chunks, body]() {
     for (int64_t i; (i = state->next.fetch_add(1)) < chunks;) {
       body(items * i / chunks, items * (i + 1) / chunks, i);
-      std::lock_guard<std::mutex> lock(state->mu);
-      if (++state->done == chunks) state->cv.notify_all();
+      state->Finish(1, chunks);
     }
-  };
-  int64_t helpers = std::min<int64_t>(pool.num_threads(), chunks - 1);
-  for (int64_t t = 0; t < helpers; ++t) pool.Schedule(decltype(run)(run));
-  run();
-  std::unique_lock<std::mutex> lock(state->mu);
-  state->cv.wait(lock, [&] { return state->done == chunks; });
+  });
 }
 
 // Runs body(begin, end) over [0, items) on the caller and XLA's intra-op pool, each range
@@ -50,30 +63,18 @@ void ParallelFor(ffi::ThreadPool& pool, int64_t items, int64_t chunks, F body) {
 // For bodies whose results do not depend on how [0, items) is split.
 template <typename F>
 void ParallelForGuided(ffi::ThreadPool& pool, int64_t items, F body) {
-  struct State {
-    std::atomic<int64_t> next{0};
-    int64_t done = 0;
-    std::mutex mu;
-    std::condition_variable cv;
-  };
-  auto state = std::make_shared<State>();
+  auto state = std::make_shared<LoopState>();
   int64_t runners = pool.num_threads() + 1;
-  auto run = [state, items, runners, body]() {
+  RunOnPool(pool, *state, items, [state, items, runners, body]() {
     for (int64_t lo = state->next.load(), n;;) {
       if (lo >= items) return;
       n = std::max<int64_t>(1, (items - lo) / (4 * runners));
       if (!state->next.compare_exchange_weak(lo, lo + n)) continue;  // lo reloaded
       body(lo, lo + n);
-      std::lock_guard<std::mutex> lock(state->mu);
-      if ((state->done += n) == items) state->cv.notify_all();
+      state->Finish(n, items);
       lo = state->next.load();
     }
-  };
-  int64_t helpers = std::min<int64_t>(pool.num_threads(), items - 1);
-  for (int64_t t = 0; t < helpers; ++t) pool.Schedule(decltype(run)(run));
-  run();
-  std::unique_lock<std::mutex> lock(state->mu);
-  state->cv.wait(lock, [&] { return state->done == items; });
+  });
 }
 
 int64_t Chunks(ffi::ThreadPool& pool, int64_t items) {
