@@ -136,16 +136,14 @@ def _direct_bwd(stride, pads, dilation, res, g):
   x, w = res
   lax_grads = lambda x, w, g: jax.vjp(  # noqa: E731
       lambda x, w: _lax(x, w, stride, pads, dilation), x, w)[1](g)
+  xla_dx = lambda g, w: lax_grads(x, w, g)[0]  # noqa: E731
   if stride == (1, 1):
-    native_dx = lambda g, w: _input_grad(g, w, x.shape, pads, dilation)  # noqa: E731
+    cpu_dx = lambda g, w: _input_grad(g, w, x.shape, pads, dilation)  # noqa: E731
   elif dilation == (1, 1):
-    native_dx = lambda g, w: _strided_input_grad(g, w, x.shape, stride, pads)  # noqa: E731
+    cpu_dx = lambda g, w: _strided_input_grad(g, w, x.shape, stride, pads)  # noqa: E731
   else:
-    native_dx = None
-  if native_dx is None:
-    dx = lax_grads(x, w, g)[0]
-  else:
-    dx = lax.platform_dependent(g, w, cpu=native_dx, default=lambda g, w: lax_grads(x, w, g)[0])
+    cpu_dx = xla_dx
+  dx = lax.platform_dependent(g, w, cpu=cpu_dx, default=xla_dx)
   dw = lax.platform_dependent(
       x, g, cpu=lambda x, g: _weight_grad(x, g, w.shape, stride, pads, dilation),
       default=lambda x, g: lax_grads(x, w, g)[1])

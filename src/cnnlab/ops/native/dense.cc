@@ -386,16 +386,14 @@ void Conv(ffi::ThreadPool& pool, ffi::Buffer<ffi::F32>& x, ffi::Buffer<ffi::F32>
                   continue;
                 }
               }
-              if constexpr (R > 1) {  // the last group's rows left, if fewer than R
-                if (pl.g.p - i0 == 1) {
-                  RowTile<1, Q, S>(yt + j0 * co, xt, wb, pl, i0, j0, s * Q - j0, co);
-                  continue;
-                }
-                if constexpr (R > 2) {
-                  if (pl.g.p - i0 == 2) {
+              if constexpr (R > 1) {  // an image's last group: the 1 or 2 rows left
+                if (int64_t left = pl.g.p - i0; left < R) {
+                  if (left == 1) {
+                    RowTile<1, Q, S>(yt + j0 * co, xt, wb, pl, i0, j0, s * Q - j0, co);
+                  } else {
                     RowTile<2, Q, S>(yt + j0 * co, xt, wb, pl, i0, j0, s * Q - j0, co);
-                    continue;
                   }
+                  continue;
                 }
               }
               RowTile<R, Q, S>(yt + j0 * co, xt, wb, pl, i0, j0, s * Q - j0, co);
