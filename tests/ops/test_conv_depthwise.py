@@ -126,14 +126,19 @@ def test_native_kernels_match_lax(data):
   check_case(*data.draw(native_cases()), use_jit=True, tol=5e-5)
 
 
-# Rows wider than native_cases' (up to 37 columns, so most output columns read every tap), with
+# Rows wider than native_cases' (up to 40 columns, so most output columns read every tap), with
 # channels past the last 8-wide block, strides 2 and 3, dilation and over-wide padding.
 WIDE = [((2, 5, 29, 48), (3, 3, 1, 48), dict(stride=(1, 1), padding=1, dilation=(1, 1))),
         ((1, 6, 37, 40), (3, 5, 1, 40),
          dict(stride=(1, 1), padding=((0, 3), (4, 1)), dilation=(1, 2))),
         ((2, 7, 31, 16), (3, 3, 1, 16), dict(stride=(2, 2), padding="SAME", dilation=(1, 1))),
         ((1, 4, 26, 21), (1, 3, 1, 21),
-         dict(stride=(1, 3), padding=((0, 0), (2, 2)), dilation=(1, 1)))]
+         dict(stride=(1, 3), padding=((0, 0), (2, 2)), dilation=(1, 1))),
+        # 5-wide kernels at strides 1 and 2 (strided input gradients: every column phase with its
+        # own taps), stride 3 with channels past the last full vector.
+        ((1, 6, 33, 48), (5, 5, 1, 48), dict(stride=(1, 1), padding=2, dilation=(1, 1))),
+        ((2, 9, 35, 32), (5, 5, 1, 32), dict(stride=(2, 2), padding=2, dilation=(1, 1))),
+        ((1, 5, 40, 24), (3, 3, 1, 24), dict(stride=(3, 3), padding=1, dilation=(1, 1)))]
 
 
 @pytest.mark.parametrize("case", range(len(WIDE)))

@@ -2,11 +2,13 @@
 // three XLA FFI handlers: forward, input gradient and weight gradient (docs/performance.md,
 // "A native depthwise kernel"). Shapes: x (N, H, W, C), w (KH, KW, C), y (N, OH, OW, C);
 // attributes: strides sh, sw, dilations dh, dw, low paddings ph, pw (the high paddings follow
-// from the shapes). Each output element sums its taps in registers over blocks of channels,
-// interior columns in strips that load each tap's kernel vector once, and the weight gradient
-// sums a row's interior columns for all kernel columns at once (docs/performance.md, "Column
-// strips in the depthwise kernel"); rows are split between the caller and XLA's intra-op
-// thread pool.
+// from the shapes). Each output element sums its taps in registers over blocks of channels:
+// rows of a 3-wide, stride-1 kernel as wide as their operand in one sliding pass (SlideRow),
+// other interior columns in strips that load each input and kernel vector once per strip
+// (AdjacentStrip, TapStrip), border columns one by one; the weight gradient sums a row's
+// interior columns for all of a 3-wide kernel's taps at once (WeightRows; docs/performance.md,
+// "Column strips in the depthwise kernel", "Sliding rows in the depthwise kernel"). Rows are split
+// between the caller and XLA's intra-op thread pool.
 #include <algorithm>
 #include <cstdint>
 #include <type_traits>
@@ -137,15 +139,77 @@ int64_t StripStep(const std::vector<Offsets>& cols, size_t q) {
   return step;
 }
 
+// A strip whose columns' KW taps read KW adjacent input columns (offsets `a` + t * c, t < KW,
+// with kernel offsets w[t]), the columns SW input columns apart: each row tap loads each input
+// vector once and adds it into every output column that reads it (KW * kStrip multiply-adds
+// from (kStrip - 1) * SW + KW input loads, against kStrip * KW for TapStrip).
+struct Adjacent {
+  int kw = 0, sw = 0;   // 0: the strip is not of this form
+  int64_t a = 0;        // the first column's first input column, in floats
+  int64_t w[5] = {};    // the kernel offsets of input columns a, a + c, ...
+};
+
+template <int KW, int SW>
+__attribute__((noinline)) void AdjacentStrip(float* out, const float* a, const float* w,
+                                             const Offsets& rows, const Adjacent& s, int64_t c) {
+  Vec acc[kStrip] = {};
+  for (auto r : rows) {
+    Vec wv[KW];
+#pragma GCC unroll 8
+    for (int t = 0; t < KW; ++t) wv[t] = LoadN<kLanes>(w + r.w + s.w[t]);
+    const float* p = a + r.a + s.a;
+#pragma GCC unroll 32
+    for (int j = 0; j < (kStrip - 1) * SW + KW; ++j) {
+      Vec v = LoadN<kLanes>(p + j * c);
+#pragma GCC unroll 8
+      for (int q = 0; q < kStrip; ++q) {
+        if (j - q * SW >= 0 && j - q * SW < KW) acc[q] += v * wv[j - q * SW];
+      }
+    }
+  }
+#pragma GCC unroll 16
+  for (int q = 0; q < kStrip; ++q) StoreN<kLanes>(out + q * c, acc[q]);
+}
+
+// The Adjacent form of the strip starting at column q with step `step` (StripStep), if it has one.
+Adjacent AdjacentForm(const std::vector<Offsets>& cols, size_t q, int64_t step, int64_t c) {
+  Adjacent s;
+  int64_t kw = cols[q].size(), sw = step / c;
+  if (step % c != 0 || (kw != 3 && kw != 5) || (sw != 1 && sw != 2)) return s;
+  Offsets taps = cols[q];
+  std::sort(taps.begin(), taps.end(), [](Offset x, Offset y) { return x.a < y.a; });
+  for (int64_t t = 0; t < kw; ++t) {
+    if (taps[t].a != taps[0].a + t * c) return s;
+    s.w[t] = taps[t].w;
+  }
+  s.kw = kw, s.sw = sw, s.a = taps[0].a;
+  return s;
+}
+
+using StripFn = void (*)(float*, const float*, const float*, const Offsets&, const Adjacent&,
+                         int64_t);
+
+StripFn AdjacentKernel(const Adjacent& s) {
+  if (s.kw == 3) return s.sw == 1 ? AdjacentStrip<3, 1> : AdjacentStrip<3, 2>;
+  if (s.kw == 5) return s.sw == 1 ? AdjacentStrip<5, 1> : AdjacentStrip<5, 2>;
+  return nullptr;
+}
+
 // One output row: out (Q, C) from one image's a and w by its row's and every column's taps;
-// steps[q] (StripStep) nonzero where a strip starts.
+// steps[q] (StripStep) nonzero where a strip starts, adjacent[q] its Adjacent form.
 void TapRow(float* out, const float* a, const float* w, const Offsets& rows,
-            const std::vector<Offsets>& cols, const std::vector<int64_t>& steps, int64_t c) {
+            const std::vector<Offsets>& cols, const std::vector<int64_t>& steps,
+            const std::vector<Adjacent>& adjacent, int64_t c) {
   for (size_t q = 0; q < cols.size();) {
     int64_t o = 0, width = 1;
     if (steps[q] != 0) {
+      StripFn fast = AdjacentKernel(adjacent[q]);
       for (; o + kLanes <= c; o += kLanes) {
-        TapStrip(out + q * c + o, a + o, w + o, rows, cols[q], steps[q], c);
+        if (fast) {
+          fast(out + q * c + o, a + o, w + o, rows, adjacent[q], c);
+        } else {
+          TapStrip(out + q * c + o, a + o, w + o, rows, cols[q], steps[q], c);
+        }
       }
       width = kStrip;
     }
@@ -158,6 +222,88 @@ void TapRow(float* out, const float* a, const float* w, const Offsets& rows,
   }
 }
 
+// out[q, b] = sum over tap rows t < RT of a[t][q - 1, b] * k[t][0][b] + a[t][q, b] * k[t][1][b] +
+// a[t][q + 1, b] * k[t][2][b] for q < width, b < kLanes, columns outside [0, width) read as
+// zero: one output row of a 3-wide, stride-1, undilated kernel whose output is as wide as its
+// operand, one vector of channels. Each operand vector is loaded once and each kernel vector once
+// per row; the border columns are the same loop's first and last.
+template <int RT>
+__attribute__((noinline)) void SlideRow(float* out, const float* const* a,
+                                        const float* const (*k)[3], int64_t width, int64_t c) {
+  Vec kv[RT][3], prev[RT], cur[RT];
+#pragma GCC unroll 4
+  for (int t = 0; t < RT; ++t) {
+#pragma GCC unroll 4
+    for (int u = 0; u < 3; ++u) kv[t][u] = LoadN<kLanes>(k[t][u]);
+    prev[t] = Vec{};
+    cur[t] = LoadN<kLanes>(a[t]);
+  }
+  for (int64_t q = 0; q + 1 < width; ++q) {
+    Vec sum = {};
+#pragma GCC unroll 4
+    for (int t = 0; t < RT; ++t) {
+      Vec next = LoadN<kLanes>(a[t] + (q + 1) * c);
+      sum += prev[t] * kv[t][0] + cur[t] * kv[t][1] + next * kv[t][2];
+      prev[t] = cur[t];
+      cur[t] = next;
+    }
+    StoreN<kLanes>(out + q * c, sum);
+  }
+  Vec sum = {};
+#pragma GCC unroll 4
+  for (int t = 0; t < RT; ++t) sum += prev[t] * kv[t][0] + cur[t] * kv[t][1];
+  StoreN<kLanes>(out + (width - 1) * c, sum);
+}
+
+using SlideFn = void (*)(float*, const float* const*, const float* const (*)[3], int64_t,
+                         int64_t);
+
+// The kernel offsets (floats) of columns q - 1, q, q + 1 where every column's taps have
+// SlideRow's form (at least 3 columns, as many as the operand's), else empty.
+std::vector<int64_t> SlideForm(const std::vector<Offsets>& cols, int64_t cols_a, int64_t c) {
+  int64_t width = cols.size();
+  if (width < 3 || width != cols_a || cols[1].size() != 3) return {};
+  Offsets mid = cols[1];
+  std::sort(mid.begin(), mid.end(), [](Offset x, Offset y) { return x.a < y.a; });
+  std::vector<int64_t> k = {mid[0].w, mid[1].w, mid[2].w};
+  for (int64_t q = 0; q < width; ++q) {
+    Offsets taps = cols[q];
+    std::sort(taps.begin(), taps.end(), [](Offset x, Offset y) { return x.a < y.a; });
+    size_t t = 0;
+    for (int64_t u = 0; u < 3; ++u) {
+      if (q - 1 + u < 0 || q - 1 + u >= width) continue;
+      if (t >= taps.size() || taps[t].a != (q - 1 + u) * c || taps[t].w != k[u]) return {};
+      ++t;
+    }
+    if (t != taps.size()) return {};
+  }
+  return k;
+}
+
+// SlideRow over one output row's channel blocks (the channels past the last full vector by
+// TapBlock); false where the row has more than 3 tap rows.
+bool SlideRows(float* out, const float* a, const float* w, const Offsets& rows,
+               const std::vector<Offsets>& cols, const std::vector<int64_t>& k, int64_t c) {
+  static constexpr SlideFn kernels[3] = {SlideRow<1>, SlideRow<2>, SlideRow<3>};
+  if (rows.empty() || rows.size() > 3) return false;
+  int64_t width = cols.size(), o = 0;
+  for (; o + kLanes <= c; o += kLanes) {
+    const float* as[3];
+    const float* ks[3][3];
+    for (size_t t = 0; t < rows.size(); ++t) {
+      as[t] = a + rows[t].a + o;
+      for (int u = 0; u < 3; ++u) ks[t][u] = w + rows[t].w + k[u] + o;
+    }
+    kernels[rows.size() - 1](out + o, as, ks, width, c);
+  }
+  for (int64_t j = 0; j < width; ++j) {
+    ForChannelBlocks(c, [&](auto v, int64_t b) {
+      TapBlock<decltype(v)::value>(out + j * c + b, a + b, w + b, rows, cols[j]);
+    }, o);
+  }
+  return true;
+}
+
 // out (N, P, Q, C) from a (N, rows_a, cols_a, C) and w (KH, KW, C) by the tap tables.
 void TapConv(ffi::ThreadPool& pool, float* out, const float* a, const float* w,
              const Taps& row_taps, const Taps& col_taps, int64_t n, int64_t rows_a,
@@ -165,13 +311,20 @@ void TapConv(ffi::ThreadPool& pool, float* out, const float* a, const float* w,
   std::vector<Offsets> rows = Scaled(row_taps, kw * c, cols_a * c), cols = Scaled(col_taps, c, c);
   int64_t p = rows.size(), q = cols.size();
   std::vector<int64_t> steps(q, 0);
+  std::vector<Adjacent> adjacent(q);
   for (int64_t j = 0; j < q;) {
     steps[j] = StripStep(cols, j);
+    if (steps[j] != 0) adjacent[j] = AdjacentForm(cols, j, steps[j], c);
     j += steps[j] != 0 ? kStrip : 1;
   }
+  std::vector<int64_t> slide = SlideForm(cols, cols_a, c);
   ParallelFor(pool, n * p, Chunks(pool, n * p), [&](int64_t lo, int64_t hi, int64_t) {
     for (int64_t r = lo; r < hi; ++r) {
-      TapRow(out + r * q * c, a + (r / p) * rows_a * cols_a * c, w, rows[r % p], cols, steps, c);
+      float* row = out + r * q * c;
+      const float* image = a + (r / p) * rows_a * cols_a * c;
+      if (slide.empty() || !SlideRows(row, image, w, rows[r % p], cols, slide, c)) {
+        TapRow(row, image, w, rows[r % p], cols, steps, adjacent, c);
+      }
     }
   });
 }
@@ -249,6 +402,52 @@ __attribute__((noinline)) void WeightStrip(float* acc_out, const float* xr, cons
   }
 }
 
+// For tap rows t < RT: out[t][l * c + b] += sum over output columns q in [qa, qb) of
+// x[t][q * SW + l, b] * g[q, b], l < 3, b < kLanes: a 3-wide kernel's products along one output
+// row for all its tap rows at once. Each cotangent vector is loaded once for the 3 * RT taps, and
+// each input vector once per tap row (kept in registers for the columns that read it again).
+// x[t] start at the block and at the column of q = 0, tap 0.
+template <int RT, int SW>
+__attribute__((noinline)) void WeightRows(float* const* out, const float* const* x,
+                                          const float* gr, int64_t qa, int64_t qb, int64_t c) {
+  Vec acc[RT][3] = {}, win[RT][3];
+#pragma GCC unroll 4
+  for (int t = 0; t < RT; ++t) {
+    for (int l = 0; l < 3 - SW; ++l) win[t][l + SW] = LoadN<kLanes>(x[t] + (qa * SW + l) * c);
+  }
+  for (int64_t q = qa; q < qb; ++q) {
+    Vec g = LoadN<kLanes>(gr + q * c);
+#pragma GCC unroll 4
+    for (int t = 0; t < RT; ++t) {
+      // win[t][l] = x[t][q * SW + l]: the last 3 - SW from the column before, SW new.
+#pragma GCC unroll 4
+      for (int l = 0; l < 3 - SW; ++l) win[t][l] = win[t][l + SW];
+#pragma GCC unroll 4
+      for (int l = 3 - SW; l < 3; ++l) win[t][l] = LoadN<kLanes>(x[t] + (q * SW + l) * c);
+#pragma GCC unroll 4
+      for (int l = 0; l < 3; ++l) acc[t][l] += win[t][l] * g;
+    }
+  }
+#pragma GCC unroll 4
+  for (int t = 0; t < RT; ++t) {
+#pragma GCC unroll 4
+    for (int l = 0; l < 3; ++l) {
+      StoreN<kLanes>(out[t] + l * c, LoadN<kLanes>(out[t] + l * c) + acc[t][l]);
+    }
+  }
+}
+
+using RowsFn = void (*)(float* const*, const float* const*, const float*, int64_t, int64_t,
+                        int64_t);
+
+// The WeightRows variant for rt tap rows and column stride sw, or nullptr.
+RowsFn WeightRowsKernel(int64_t rt, int64_t sw) {
+  static constexpr RowsFn kernels[2][3] = {
+      {WeightRows<1, 1>, WeightRows<2, 1>, WeightRows<3, 1>},
+      {WeightRows<1, 2>, WeightRows<2, 2>, WeightRows<3, 2>}};
+  return rt >= 1 && rt <= 3 && (sw == 1 || sw == 2) ? kernels[sw - 1][rt - 1] : nullptr;
+}
+
 ffi::Error WeightGrad(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> gy,
                       ffi::ResultBuffer<ffi::F32> dwt, int64_t sh, int64_t sw, int64_t dh,
                       int64_t dw, int64_t ph, int64_t pw) {
@@ -285,11 +484,27 @@ ffi::Error WeightGrad(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer
     float* acc = partial.data() + chunk * k;
     for (int64_t r = lo; r < hi; ++r) {
       const float* gr = gs + r * ow * c;
-      for (auto [a, i] : rows[r % oh]) {
+      const auto& taps = rows[r % oh];
+      // A 3-wide, undilated kernel sums all of a row's tap rows at once (WeightRows).
+      RowsFn all_rows = kw == 3 && dw == 1 ? WeightRowsKernel(taps.size(), sw) : nullptr;
+      for (int64_t o = 0; all_rows && o < cv; o += kLanes) {
+        float* outs[3];
+        const float* x0s[3];
+        for (size_t t = 0; t < taps.size(); ++t) {
+          outs[t] = acc + taps[t].first * kw * c + o;
+          x0s[t] = xs + ((r / oh) * h + taps[t].second) * w * c - pw * c + o;
+        }
+        all_rows(outs, x0s, gr + o, qa, qb, c);
+      }
+      for (auto [a, i] : taps) {
         const float* xr = xs + ((r / oh) * h + i) * w * c;
         float* out = acc + a * kw * c;
         const float* x0 = xr - pw * c;  // column q * sw - pw of tap 0 is x0 + q * sw * c
-        for (int64_t o = 0; o < cv; o += kLanes) strip(out + o, x0 + o, gr + o, qa, qb, sw, dw, c);
+        if (!all_rows) {
+          for (int64_t o = 0; o < cv; o += kLanes) {
+            strip(out + o, x0 + o, gr + o, qa, qb, sw, dw, c);
+          }
+        }
         for (int64_t l = 0; l < kw; ++l) {
           ForChannelBlocks(cv, [&](auto v, int64_t o) {
             WeightBlock<decltype(v)::value>(out + l * c + o, xr + o, gr + o, js[l], qs[l], c);
