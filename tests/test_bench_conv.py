@@ -58,7 +58,8 @@ def test_fwd_bwd_runs_all_three_convs():
 def test_rounds_rotate_the_order_and_speeds_are_per_round_ratios(smoke_run):
   order = []
   calls = {n: ((lambda n=n: order.append(n)), (lambda: None)) for n in ("torch", "a", "b")}
-  times = conv.paired_rounds(calls, ml_collections.ConfigDict(dict(rounds=3, warmup=0, iters=1)))
+  times = conv.paired_rounds(calls, ml_collections.ConfigDict(dict(rounds=3, warmup=0, iters=1,
+                                                                     warmup_s=0.0)))
   assert order == ["torch", "a", "b", "a", "b", "torch", "b", "torch", "a"]
   assert all(len(fwd) == len(fwd_bwd) == 3 for fwd, fwd_bwd in times.values())
   # torch / impl per round: 0.5, 0.5, 1.0 -> median 0.5, spread (1.0 - 0.5) / 0.5
@@ -66,6 +67,33 @@ def test_rounds_rotate_the_order_and_speeds_are_per_round_ratios(smoke_run):
   rows = json.loads((smoke_run / "conv_bench.json").read_text())["rows"]
   assert all(r["spread"] >= 0 for r in rows) and "| spread |" in (smoke_run / "conv_bench.md"
                                                                     ).read_text()
+
+
+def test_every_entry_runs_after_a_settling_sleep(monkeypatch):
+  """Each timed entry starts only after ``report.SETTLE_S`` of sleep (torch's workers spin for
+  milliseconds after a call), the sleep outside the entry's own timing."""
+  events = []
+  monkeypatch.setattr(report.time, "sleep", lambda s: events.append(("sleep", s)))
+  fns = {n: (lambda n=n: events.append(n)) for n in ("torch", "a")}
+  report.paired_rounds(fns, 2)
+  assert report.SETTLE_S >= 0.02
+  assert events == [("sleep", report.SETTLE_S), "torch", ("sleep", report.SETTLE_S), "a",
+                    ("sleep", report.SETTLE_S), "a", ("sleep", report.SETTLE_S), "torch"]
+
+
+def test_warm_up_lasts_its_calls_and_its_seconds(monkeypatch):
+  """A fake clock where each call takes 0.01 s: ``warmup_s=0.035`` warms up with 4 calls (the
+  first 3 leave the clock short of it), ``warmup=5`` with 5; then ``iters`` calls are timed."""
+  clock, calls = [0.0], []
+  monkeypatch.setattr(report.time, "perf_counter", lambda: clock[0])
+
+  def fn():
+    calls.append(clock[0])
+    clock[0] += 0.01
+  for warmup, warmup_s, warm_calls in ((1, 0.035, 4), (5, 0.035, 5), (0, 0.0, 0)):
+    calls.clear()
+    assert report.median_seconds(fn, warmup=warmup, iters=3, warmup_s=warmup_s) == pytest.approx(0.01)
+    assert len(calls) == warm_calls + 3
 
 
 def test_markdown_and_png_written(smoke_run):

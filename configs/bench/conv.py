@@ -112,6 +112,7 @@ def get_config(arg=None):
   c.shapes = shapes()
   c.impls = ()  # empty: every registered impl that supports the shape (``auto`` excluded)
   c.warmup = 1
+  c.warmup_s = 0.03  # and calls for at least this long: torch's threads wake after the settle
   c.iters = 3  # calls per timing; its median is one round's time
   c.rounds = 3  # torch and each impl timed once per round, in a rotated order (cnnlab.bench.conv)
   c.matmul_size = 2048  # square jnp.matmul timed for the peak GFLOP/s

@@ -58,11 +58,12 @@ def direct_flops(s, out_shape):
 
 def check_timing(cfg):
   """Raises :class:`ConfigError` (one line naming the field and what is allowed) unless
-  ``cfg.impls`` names registered impls (not ``auto``; empty: all), ``warmup`` >= 0 and
-  ``iters``, ``rounds`` >= 1: before anything is timed or written."""
+  ``cfg.impls`` names registered impls (not ``auto``; empty: all), ``warmup`` >= 0,
+  ``warmup_s`` >= 0 and ``iters``, ``rounds`` >= 1: before anything is timed or written."""
   check_subset(cfg, "impls", [i for i in ops.list_impls() if i != "auto"], "conv impls")
   for field, low in (("warmup", 0), ("iters", 1), ("rounds", 1)):
     check_number(cfg, field, low, integer=True)
+  check_number(cfg, "warmup_s", 0.0)
 
 
 def check_config(cfg):
@@ -141,9 +142,10 @@ def jax_fns(s, impl, x, w, g, cfg):
 def paired_rounds(calls, cfg):
   """``{name: (fwd seconds per round, fwd+bwd seconds per round)}`` for ``calls`` ``{name: (fwd,
   fwd_bwd)}``: ``report.paired_rounds`` over ``cfg.rounds`` rounds, each entry timed as the
-  median of ``cfg.iters`` calls after ``cfg.warmup``."""
+  median of ``cfg.iters`` calls after ``cfg.warmup`` calls and ``cfg.warmup_s`` seconds."""
   def timed(fns):
-    return lambda: [report.median_seconds(f, warmup=cfg.warmup, iters=cfg.iters) for f in fns]
+    return lambda: [report.median_seconds(f, warmup=cfg.warmup, iters=cfg.iters,
+                                          warmup_s=cfg.warmup_s) for f in fns]
   rounds = report.paired_rounds({n: timed(fns) for n, fns in calls.items()}, cfg.rounds)
   return {n: tuple(zip(*per_round)) for n, per_round in rounds.items()}
 

@@ -60,7 +60,8 @@ def paired_windows(runs: dict, *, steps, repeats, batch_size, warmup=1) -> dict:
   and waits for them): ``repeats`` rounds of one window of ``steps`` steps per entry, in an
   order rotated by one per round (``report.paired_rounds``); ``rates``: an entry's images/s per
   round (``report.ratio_per_round`` of two entries' rates: a speed ratio from windows of the
-  same rounds), ``img_per_s`` and ``spread``: their median and spread. Each window first runs
+  same rounds), ``img_per_s`` and ``spread``: their median and spread. Each window starts after
+  ``report.SETTLE_S`` of sleep (torch's workers spin for milliseconds after a call) and first runs
   ``warmup`` untimed steps: an entry's first step after another's window pays for the host
   memory the other left behind (cnnlab's ResNet-18 CIFAR step after torch's window: 1.6-1.7 s
   against 1.1, most of it the kernel compacting memory for huge pages; docs/performance.md,
