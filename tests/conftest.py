@@ -98,6 +98,46 @@ def forward_and_grads(fn, x, w, ct):
   return (y, *vjp(ct))
 
 
+def reference_conv_2d(x, w, *, stride, padding, dilation):
+  """2D channels-last ``groups == 1`` conv: the input padded with ``lax.pad``, then a 'VALID'
+  lax conv (the form that avoids the jaxlib 0.10.2 grad crash, docs/conventions.md, "Upstream
+  crash"). ``padding``: 'SAME' or ``((lo, hi), (lo, hi))``."""
+  from jax import lax  # noqa: PLC0415
+  eff = [d * (k - 1) + 1 for k, d in zip(w.shape[:2], dilation)]
+  if padding == "SAME":
+    pads = lax.padtype_to_pads(x.shape[1:3], eff, stride, "SAME")
+  else:
+    pads = list(padding)
+  x = lax.pad(x, 0.0, [(0, 0, 0), *((lo, hi, 0) for lo, hi in pads), (0, 0, 0)])
+  return lax.conv_general_dilated(x, w, stride, "VALID", rhs_dilation=dilation,
+                                  dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def check_conv_2d(impl, x_shape, w_shape, kw, seed, *, use_jit, dtype=None, tol=5e-5):
+  """``ops.conv(impl=impl, **kw)``'s forward and both grads equal :func:`reference_conv_2d`'s
+  (in float32) on seeded normal arrays of ``dtype`` (float32 unless given), within ``tol``
+  relative to the largest reference value (at least 1)."""
+  import functools  # noqa: PLC0415
+  import jax  # noqa: PLC0415
+  import jax.numpy as jnp  # noqa: PLC0415
+  from cnnlab import ops  # noqa: PLC0415
+  x, w = arrays(seed, x_shape, w_shape, dtype=dtype)
+  out = jax.eval_shape(functools.partial(reference_conv_2d, **kw), x, w).shape
+  ct, = arrays(seed + 1, out, dtype=dtype)
+
+  def both(x, w, ct):
+    f32 = (a.astype(jnp.float32) for a in (x, w, ct))
+    return (forward_and_grads(functools.partial(ops.conv, impl=impl, **kw), x, w, ct),
+            forward_and_grads(functools.partial(reference_conv_2d, **kw), *f32))
+
+  got, want = (jax.jit(both) if use_jit else both)(x, w, ct)
+  for g, r, a in zip(got, want, (ct, x, w)):
+    assert g.shape == r.shape and g.dtype == a.dtype
+    scale = max(1.0, float(jnp.abs(r).max()))
+    np.testing.assert_allclose(np.asarray(g, np.float32), np.asarray(r), rtol=tol,
+                               atol=tol * scale)
+
+
 CXX = os.environ.get("CXX", "c++")
 needs_compiler = pytest.mark.skipif(shutil.which(CXX) is None,
                                     reason=f"no C++ compiler ({CXX}): the XLA forms serve")

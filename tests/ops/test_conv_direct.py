@@ -2,8 +2,7 @@
 grad) on the cases its C++ kernels take, and against torch on one; the compiled HLO names its
 custom calls where documented and none elsewhere; its ``limits``.
 
-Reference: the input padded with ``lax.pad``, then a 'VALID' lax conv
-(the form that avoids the jaxlib 0.10.2 grad crash, docs/conventions.md, "Upstream crash").
+Reference: ``conftest.reference_conv_2d``.
 """
 
 import functools
@@ -15,27 +14,18 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from jax import lax
 
 from cnnlab import ops
 from cnnlab.ops import conv_direct, native
 from cnnlab.ops.conv_registry import supports
-from conftest import arrays, custom_calls, forward_and_grads, needs_compiler
-
-
-def reference_conv(x, w, *, stride, padding, dilation):
-  eff = [d * (k - 1) + 1 for k, d in zip(w.shape[:2], dilation)]
-  if padding == "SAME":
-    pads = lax.padtype_to_pads(x.shape[1:3], eff, stride, "SAME")
-  else:
-    pads = list(padding)
-  x = lax.pad(x, 0.0, [(0, 0, 0), *((lo, hi, 0) for lo, hi in pads), (0, 0, 0)])
-  return lax.conv_general_dilated(x, w, stride, "VALID", rhs_dilation=dilation,
-                                  dimension_numbers=("NHWC", "HWIO", "NHWC"))
+from conftest import arrays, check_conv_2d, custom_calls, needs_compiler, reference_conv_2d
 
 
 def direct(x, w, **kw):
   return ops.conv(x, w, impl="direct", **kw)
+
+
+check_case = functools.partial(check_conv_2d, "direct")
 
 
 @st.composite
@@ -53,24 +43,6 @@ def direct_cases(draw):
   spatial = tuple(e + 1 + draw(st.integers(0, 6)) for e in eff)
   return ((draw(st.integers(1, 3)), *spatial, c_in), (*window, c_in, c_out),
           dict(stride=stride, padding=padding, dilation=dilation), draw(st.integers(0, 2**31)))
-
-
-def check_case(x_shape, w_shape, kw, seed, *, use_jit, dtype=jnp.float32, tol=5e-5):
-  x, w = arrays(seed, x_shape, w_shape, dtype=dtype)
-  out = jax.eval_shape(functools.partial(reference_conv, **kw), x, w).shape
-  ct, = arrays(seed + 1, out, dtype=dtype)
-
-  def both(x, w, ct):
-    f32 = (a.astype(jnp.float32) for a in (x, w, ct))
-    return (forward_and_grads(functools.partial(direct, **kw), x, w, ct),
-            forward_and_grads(functools.partial(reference_conv, **kw), *f32))
-
-  got, want = (jax.jit(both) if use_jit else both)(x, w, ct)
-  for g, r, a in zip(got, want, (ct, x, w)):
-    assert g.shape == r.shape and g.dtype == a.dtype
-    scale = max(1.0, float(jnp.abs(r).max()))
-    np.testing.assert_allclose(np.asarray(g, np.float32), np.asarray(r), rtol=tol,
-                               atol=tol * scale)
 
 
 @settings(max_examples=14, deadline=None)
@@ -147,7 +119,7 @@ def test_bfloat16_runs_lax_close_to_float32():
   x, w = arrays(3, (2, 8, 8, 8), (3, 3, 8, 16), dtype=jnp.bfloat16)
   y = jax.jit(functools.partial(direct, padding="SAME"))(x, w)
   assert y.dtype == jnp.bfloat16
-  want = reference_conv(x.astype(jnp.float32), w.astype(jnp.float32), stride=(1, 1),
+  want = reference_conv_2d(x.astype(jnp.float32), w.astype(jnp.float32), stride=(1, 1),
                         padding="SAME", dilation=(1, 1))
   np.testing.assert_allclose(np.asarray(y, np.float32), np.asarray(want), rtol=2e-2, atol=5e-2)
 

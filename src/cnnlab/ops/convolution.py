@@ -25,6 +25,8 @@ padding conventions: docs/conventions.md.
   (``conv_rows.py``): for convs fed by few channels.
 - ``cols``: output columns folded into channels (space-to-depth on the last axis), then ``rows``
   (``conv_cols.py``): for convs fed by 1-3 channels.
+- ``few``: 2D, ``groups == 1``, ``C_out`` a multiple of 8: on the CPU a C++ forward for float32
+  (``conv_few.py``, ``native/``), ``rows`` for the gradients and elsewhere.
 - ``perpass``: forward, input grad and weight grad each by its own impl (``conv_perpass.py``).
 - ``auto``: one of the above per shape, from a benchmark cache (``conv_auto.py``).
 
@@ -45,7 +47,7 @@ import jax.numpy as jnp
 from cnnlab.ops import conv_lax, conv_fenced  # noqa: F401  (isort: keep the registration order)
 from cnnlab.ops import conv_fft, conv_im2col, conv_matmul, conv_shift  # noqa: F401
 from cnnlab.ops import conv_winograd, conv_depthwise, conv_rows, conv_cols  # noqa: F401
-from cnnlab.ops import conv_direct  # noqa: F401
+from cnnlab.ops import conv_direct, conv_few  # noqa: F401
 from cnnlab.ops import conv_auto  # noqa: F401
 from cnnlab.ops import conv_perpass  # noqa: F401  (after the impls its passes use)
 from cnnlab.ops import padding as padlib

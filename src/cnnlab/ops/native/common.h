@@ -11,6 +11,8 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <utility>
+#include <vector>
 
 #include "xla/ffi/api/ffi.h"
 
@@ -79,6 +81,23 @@ void ParallelForGuided(ffi::ThreadPool& pool, int64_t items, F body) {
 
 int64_t Chunks(ffi::ThreadPool& pool, int64_t items) {
   return std::max<int64_t>(1, std::min<int64_t>(items, 4 * (pool.num_threads() + 1)));
+}
+
+// Per position along one spatial dim, its (tap, input position) pairs.
+using Taps = std::vector<std::vector<std::pair<int64_t, int64_t>>>;
+
+// For each of `out` positions along one dim, its (tap, position in `in`) pairs:
+// in = o * stride - pad + k * dilation, kept when inside [0, in).
+inline Taps ForwardTaps(int64_t out, int64_t in, int64_t taps, int64_t stride, int64_t dilation,
+                        int64_t pad) {
+  Taps t(out);
+  for (int64_t o = 0; o < out; ++o) {
+    for (int64_t k = 0; k < taps; ++k) {
+      int64_t i = o * stride - pad + k * dilation;
+      if (i >= 0 && i < in) t[o].emplace_back(k, i);
+    }
+  }
+  return t;
 }
 
 // Eight floats in one vector register.

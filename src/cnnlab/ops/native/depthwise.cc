@@ -20,22 +20,6 @@
 namespace cnnlab {
 namespace {
 
-using Taps = std::vector<std::vector<std::pair<int64_t, int64_t>>>;
-
-// For each of `out` positions along one dim, its (tap, position in `in`) pairs:
-// in = o * stride - pad + k * dilation, kept when inside [0, in).
-Taps ForwardTaps(int64_t out, int64_t in, int64_t taps, int64_t stride, int64_t dilation,
-                 int64_t pad) {
-  Taps t(out);
-  for (int64_t o = 0; o < out; ++o) {
-    for (int64_t k = 0; k < taps; ++k) {
-      int64_t i = o * stride - pad + k * dilation;
-      if (i >= 0 && i < in) t[o].emplace_back(k, i);
-    }
-  }
-  return t;
-}
-
 // The transpose: for each of `in` positions, its (tap, output position) pairs.
 Taps InputTaps(int64_t out, int64_t in, int64_t taps, int64_t stride, int64_t dilation,
                int64_t pad) {

@@ -1,0 +1,103 @@
+"""``conv(..., impl='few')`` against ``lax.conv_general_dilated`` (forward, input grad, weight
+grad; ``conftest.reference_conv_2d``) on the cases its C++ forward takes, and against torch on
+LeNet-5's second conv; the compiled HLO names its custom call for float32 only; its ``limits``."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cnnlab import ops
+from cnnlab.ops import conv_few, native
+from cnnlab.ops.conv_registry import supports
+from conftest import arrays, check_conv_2d, custom_calls, needs_compiler
+
+check_case = functools.partial(check_conv_2d, "few")
+
+
+@st.composite
+def few_cases(draw):
+  """2D cases with 1-6 input channels (and 9: any count works) and output channels that reach
+  every block of the kernel (32, 24, 16, 8 channels: 8, 16, 24, 40, 64); kernels to 5x5, stride
+  to 3, dilation to 2, padding 'SAME', asymmetric or wider than the window (border columns),
+  rows wide enough for full and partial tiles of columns."""
+  c_in = draw(st.sampled_from((1, 2, 3, 4, 6, 9)))
+  c_out = draw(st.sampled_from((8, 16, 24, 40, 64)))
+  window, dilation, stride = (tuple(draw(st.integers(1, hi)) for _ in range(2))
+                              for hi in (5, 2, 3))
+  padding = draw(st.one_of(st.just("SAME"),
+                           st.tuples(*[st.tuples(st.integers(0, 4), st.integers(0, 4))] * 2)))
+  eff = [d * (k - 1) + 1 for k, d in zip(window, dilation)]
+  spatial = (eff[0] + draw(st.integers(0, 4)), eff[1] + draw(st.integers(0, 30)))
+  return ((draw(st.integers(1, 2)), *spatial, c_in), (*window, c_in, c_out),
+          dict(stride=stride, padding=padding, dilation=dilation), draw(st.integers(0, 2**31)))
+
+
+@settings(max_examples=16, deadline=None)
+@given(data=st.data())
+def test_forward_and_grads_match_lax(data):
+  x_shape, w_shape, kw, seed = data.draw(few_cases())
+  assert supports("few", x_shape, w_shape, **kw)
+  check_case(x_shape, w_shape, kw, seed, use_jit=True)
+
+
+@pytest.mark.parametrize("use_jit", [False, True], ids=["eager", "jit"])
+def test_fixed_case_eager_and_jit(use_jit):
+  """12 + 12 + 5 interior columns (tiles of 12 for 8 channels, the last partial) and 2 border
+  columns on each side, 40 channels (a block of 32, then 8)."""
+  check_case((2, 6, 33, 3), (3, 5, 3, 40),
+             dict(stride=(1, 1), padding=((1, 1), (2, 2)), dilation=(1, 1)), 3,
+             use_jit=use_jit)
+
+
+def test_lenet_second_conv_matches_torch():
+  """LeNet-5's C3 (6 -> 16 channels, 5x5, 14x14 input): forward and both grads against torch
+  2.13 in float64."""
+  x, w = (np.asarray(a) for a in arrays(7, (3, 14, 14, 6), (5, 5, 6, 16)))
+  y, vjp = jax.vjp(jax.jit(functools.partial(ops.conv, impl="few")), x, w)
+  ct = np.asarray(arrays(8, y.shape)[0])
+  x_t = torch.tensor(x.transpose(0, 3, 1, 2), dtype=torch.float64, requires_grad=True)
+  w_t = torch.tensor(w.transpose(3, 2, 0, 1).copy(), dtype=torch.float64, requires_grad=True)
+  y_t = torch.nn.functional.conv2d(x_t, w_t)
+  y_t.backward(torch.tensor(ct.transpose(0, 3, 1, 2), dtype=torch.float64))
+  dx, dw = vjp(ct)
+  for got, want in ((y, y_t.detach().numpy().transpose(0, 2, 3, 1)),
+                    (dx, x_t.grad.numpy().transpose(0, 2, 3, 1)),
+                    (dw, w_t.grad.numpy().transpose(2, 3, 1, 0))):
+    np.testing.assert_allclose(np.asarray(got), want, rtol=1e-4, atol=1e-4)
+
+
+def fwd_and_grads(x, w):
+  y, vjp = jax.vjp(functools.partial(ops.conv, impl="few", padding=1), x, w)
+  return (y, *vjp(jnp.ones_like(y)))
+
+
+@needs_compiler
+def test_float32_forward_is_native_and_gradients_xla():
+  x, w = arrays(0, (2, 9, 9, 3), (3, 3, 3, 16))
+  assert custom_calls(fwd_and_grads, x, w) == set(conv_few.NATIVE)
+  hlo = jax.jit(fwd_and_grads).lower(x, w).compile().as_text()
+  assert hlo.count("convolution(") == 2  # cols' input and weight gradients
+
+
+def test_no_native_call_for_bfloat16_or_when_disabled(monkeypatch):
+  x, w = arrays(0, (2, 9, 9, 3), (3, 3, 3, 16))
+  assert not custom_calls(fwd_and_grads, x.astype(jnp.bfloat16), w.astype(jnp.bfloat16))
+  with native.disabled():
+    assert not custom_calls(lambda x, w: fwd_and_grads(x, w), x, w)
+  monkeypatch.setenv("CNNLAB_NATIVE", "0")
+  assert not custom_calls(lambda x, w: fwd_and_grads(x, w), x, w)
+
+
+def test_limits_name_the_option():
+  assert supports("few", (1, 8, 8, 3), (3, 3, 3, 16))
+  assert not supports("few", (1, 8, 8, 3), (3, 3, 3, 6))
+  assert not supports("few", (1, 8, 8, 4), (3, 3, 2, 16), groups=2)
+  assert not supports("few", (1, 8, 3), (3, 3, 16))
+  with pytest.raises(ValueError, match=r"impl='few' cannot serve .*C_out a multiple of 8, got 6"):
+    ops.conv(jnp.ones((1, 8, 8, 1)), jnp.ones((5, 5, 1, 6)), impl="few")
