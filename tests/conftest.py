@@ -138,6 +138,40 @@ def check_conv_2d(impl, x_shape, w_shape, kw, seed, *, use_jit, dtype=None, tol=
                                atol=tol * scale)
 
 
+def check_conv_2d_against_torch(impl, x_shape, w_shape, **kw):
+  """``ops.conv(impl=impl, **kw)`` (jitted, ``groups == 1``) and its grads for a seeded
+  cotangent against torch 2.13's ``conv2d`` (``stride``/``padding`` ints) in float64: its float32
+  CPU weight gradient is unreliable (tests/ops/test_conv_torch.py)."""
+  import functools  # noqa: PLC0415
+  import jax  # noqa: PLC0415
+  import torch  # noqa: PLC0415
+  from cnnlab import ops  # noqa: PLC0415
+  x, w = (np.asarray(a) for a in arrays(7, x_shape, w_shape))
+  y, vjp = jax.vjp(jax.jit(functools.partial(ops.conv, impl=impl, **kw)), x, w)
+  ct = np.asarray(arrays(8, y.shape)[0])
+  x_t = torch.tensor(x.transpose(0, 3, 1, 2), dtype=torch.float64, requires_grad=True)
+  w_t = torch.tensor(w.transpose(3, 2, 0, 1).copy(), dtype=torch.float64, requires_grad=True)
+  y_t = torch.nn.functional.conv2d(x_t, w_t, **kw)
+  y_t.backward(torch.tensor(ct.transpose(0, 3, 1, 2), dtype=torch.float64))
+  dx, dw = vjp(ct)
+  for got, want in ((y, y_t.detach().numpy().transpose(0, 2, 3, 1)),
+                    (dx, x_t.grad.numpy().transpose(0, 2, 3, 1)),
+                    (dw, w_t.grad.numpy().transpose(2, 3, 1, 0))):
+    np.testing.assert_allclose(np.asarray(got), want, rtol=1e-4, atol=1e-4)
+
+
+def native_calls_when_off(fn, x, w, monkeypatch):
+  """The custom calls of ``fn`` traced for bfloat16 operands, inside ``native.disabled()`` and
+  under ``CNNLAB_NATIVE=0`` (each a fresh function: jit reuses a trace made before a switch)."""
+  import jax.numpy as jnp  # noqa: PLC0415
+  from cnnlab.ops import native  # noqa: PLC0415
+  calls = custom_calls(fn, x.astype(jnp.bfloat16), w.astype(jnp.bfloat16))
+  with native.disabled():
+    calls |= custom_calls(lambda x, w: fn(x, w), x, w)
+  monkeypatch.setenv("CNNLAB_NATIVE", "0")
+  return calls | custom_calls(lambda x, w: fn(x, w), x, w)
+
+
 CXX = os.environ.get("CXX", "c++")
 needs_compiler = pytest.mark.skipif(shutil.which(CXX) is None,
                                     reason=f"no C++ compiler ({CXX}): the XLA forms serve")

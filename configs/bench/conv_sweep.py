@@ -19,8 +19,8 @@ from cnnlab.train import config as config_lib
 
 def get_config(arg=None):
   c = config_lib.analysis("conv_speed", k=15, channels=32, batch=8, length=512,
-                          impls=("lax", "fft", "im2col", "shift"), warmup=1, iters=5, rounds=1,
-                          seed=0)
+                          impls=("lax", "fft", "im2col", "shift"), warmup=1, warmup_s=0.03, iters=5,
+                          rounds=1, seed=0)
   if config_lib.parse_arg(arg, ("smoke",)).get("smoke"):
     c.update(batch=2, length=32, iters=2, impls=("lax", "fft"))
   return c

@@ -11,14 +11,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cnnlab import ops
-from cnnlab.ops import conv_direct, native
+from cnnlab.ops import conv_direct
 from cnnlab.ops.conv_registry import supports
-from conftest import arrays, check_conv_2d, custom_calls, needs_compiler, reference_conv_2d
+from conftest import (arrays, check_conv_2d, check_conv_2d_against_torch, custom_calls,
+                      native_calls_when_off, needs_compiler, reference_conv_2d)
 
 
 def direct(x, w, **kw):
@@ -100,19 +100,7 @@ def test_row_tiles(x_shape, w_shape, kw):
 
 def test_strided_case_matches_torch():
   """A ResNet-style stride-2 3x3 conv: forward and both grads against torch 2.13."""
-  x, w = (np.asarray(a) for a in arrays(7, (2, 11, 10, 8), (3, 3, 8, 16)))
-  y, vjp = jax.vjp(jax.jit(functools.partial(direct, stride=2, padding=1)), x, w)
-  ct = np.asarray(arrays(8, y.shape)[0])
-  # torch in float64: its float32 CPU weight gradient is unreliable (test_conv_torch.py).
-  x_t = torch.tensor(x.transpose(0, 3, 1, 2), dtype=torch.float64, requires_grad=True)
-  w_t = torch.tensor(w.transpose(3, 2, 0, 1).copy(), dtype=torch.float64, requires_grad=True)
-  y_t = torch.nn.functional.conv2d(x_t, w_t, stride=2, padding=1)
-  y_t.backward(torch.tensor(ct.transpose(0, 3, 1, 2), dtype=torch.float64))
-  dx, dw = vjp(ct)
-  for got, want in ((y, y_t.detach().numpy().transpose(0, 2, 3, 1)),
-                    (dx, x_t.grad.numpy().transpose(0, 2, 3, 1)),
-                    (dw, w_t.grad.numpy().transpose(2, 3, 1, 0))):
-    np.testing.assert_allclose(np.asarray(got), want, rtol=1e-4, atol=1e-4)
+  check_conv_2d_against_torch("direct", (2, 11, 10, 8), (3, 3, 8, 16), stride=2, padding=1)
 
 
 def test_bfloat16_runs_lax_close_to_float32():
@@ -120,7 +108,7 @@ def test_bfloat16_runs_lax_close_to_float32():
   y = jax.jit(functools.partial(direct, padding="SAME"))(x, w)
   assert y.dtype == jnp.bfloat16
   want = reference_conv_2d(x.astype(jnp.float32), w.astype(jnp.float32), stride=(1, 1),
-                        padding="SAME", dilation=(1, 1))
+                           padding="SAME", dilation=(1, 1))
   np.testing.assert_allclose(np.asarray(y, np.float32), np.asarray(want), rtol=2e-2, atol=5e-2)
 
 
@@ -148,12 +136,7 @@ def test_float32_runs_its_passes_natively():
 
 def test_no_native_calls_for_bfloat16_or_when_disabled(monkeypatch):
   x, w = arrays(0, (2, 9, 9, 8), (3, 3, 8, 16))
-  assert not custom_calls(fwd_and_grads, x.astype(jnp.bfloat16), w.astype(jnp.bfloat16))
-  # A fresh function each time: jit reuses a trace made before the switch.
-  with native.disabled():
-    assert not custom_calls(lambda x, w: fwd_and_grads(x, w), x, w)
-  monkeypatch.setenv("CNNLAB_NATIVE", "0")
-  assert not custom_calls(lambda x, w: fwd_and_grads(x, w), x, w)
+  assert not native_calls_when_off(fwd_and_grads, x, w, monkeypatch)
 
 
 def test_limits_name_the_option():

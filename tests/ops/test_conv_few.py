@@ -6,16 +6,15 @@ import functools
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import pytest
-import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cnnlab import ops
-from cnnlab.ops import conv_few, native
+from cnnlab.ops import conv_few
 from cnnlab.ops.conv_registry import supports
-from conftest import arrays, check_conv_2d, custom_calls, needs_compiler
+from conftest import (arrays, check_conv_2d, check_conv_2d_against_torch, custom_calls,
+                      native_calls_when_off, needs_compiler)
 
 check_case = functools.partial(check_conv_2d, "few")
 
@@ -56,20 +55,8 @@ def test_fixed_case_eager_and_jit(use_jit):
 
 
 def test_lenet_second_conv_matches_torch():
-  """LeNet-5's C3 (6 -> 16 channels, 5x5, 14x14 input): forward and both grads against torch
-  2.13 in float64."""
-  x, w = (np.asarray(a) for a in arrays(7, (3, 14, 14, 6), (5, 5, 6, 16)))
-  y, vjp = jax.vjp(jax.jit(functools.partial(ops.conv, impl="few")), x, w)
-  ct = np.asarray(arrays(8, y.shape)[0])
-  x_t = torch.tensor(x.transpose(0, 3, 1, 2), dtype=torch.float64, requires_grad=True)
-  w_t = torch.tensor(w.transpose(3, 2, 0, 1).copy(), dtype=torch.float64, requires_grad=True)
-  y_t = torch.nn.functional.conv2d(x_t, w_t)
-  y_t.backward(torch.tensor(ct.transpose(0, 3, 1, 2), dtype=torch.float64))
-  dx, dw = vjp(ct)
-  for got, want in ((y, y_t.detach().numpy().transpose(0, 2, 3, 1)),
-                    (dx, x_t.grad.numpy().transpose(0, 2, 3, 1)),
-                    (dw, w_t.grad.numpy().transpose(2, 3, 1, 0))):
-    np.testing.assert_allclose(np.asarray(got), want, rtol=1e-4, atol=1e-4)
+  """LeNet-5's C3 (6 -> 16 channels, 5x5, 14x14 input): forward and both grads against torch."""
+  check_conv_2d_against_torch("few", (3, 14, 14, 6), (5, 5, 6, 16))
 
 
 def fwd_and_grads(x, w):
@@ -87,11 +74,7 @@ def test_float32_forward_is_native_and_gradients_xla():
 
 def test_no_native_call_for_bfloat16_or_when_disabled(monkeypatch):
   x, w = arrays(0, (2, 9, 9, 3), (3, 3, 3, 16))
-  assert not custom_calls(fwd_and_grads, x.astype(jnp.bfloat16), w.astype(jnp.bfloat16))
-  with native.disabled():
-    assert not custom_calls(lambda x, w: fwd_and_grads(x, w), x, w)
-  monkeypatch.setenv("CNNLAB_NATIVE", "0")
-  assert not custom_calls(lambda x, w: fwd_and_grads(x, w), x, w)
+  assert not native_calls_when_off(fwd_and_grads, x, w, monkeypatch)
 
 
 def test_limits_name_the_option():

@@ -2,8 +2,8 @@
 as a sweep point; configs/bench/conv_sweep.py sweeps it over kernel size and channels).
 
 Config: ``k``, ``channels``, ``batch``, ``length`` (a 1D conv ``(batch, length, channels)``,
-C_in = C_out = channels, 'same' padding), ``impls``, ``warmup``, ``iters``, ``rounds``
-(``cnnlab.bench.conv.paired_rounds``), ``seed``. Returns
+C_in = C_out = channels, 'same' padding), ``impls``, ``warmup``, ``warmup_s``, ``iters``,
+``rounds`` (``cnnlab.bench.conv.paired_rounds``), ``seed``. Returns
 ``<impl>_ms``, ``torch_ms``, the fastest impl, its speed vs torch and ``fft_speedup_vs_lax``
 (t_lax / t_fft: > 1 where FFT wins; None unless both are timed).
 """

@@ -52,23 +52,18 @@ def _forward(x, w, stride, pads, dilation):
                      dw=dilation[1], ph=pads[0][0], pw=pads[1][0])(x, w)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
-def _few(x, w, stride, pads, dilation):
-  return lax.platform_dependent(
-      x, w, cpu=lambda x, w: _forward(x, w, stride, pads, dilation),
-      default=lambda x, w: _xla(x, w, stride, pads, dilation))
+def _few(stride, pads, dilation):
+  """The conv ``(x, w) -> y``: the native forward on the CPU, :func:`_xla` elsewhere, and
+  :func:`_xla`'s gradients everywhere."""
+  xla = functools.partial(_xla, stride=stride, pads=pads, dilation=dilation)
 
+  @jax.custom_vjp
+  def conv(x, w):
+    return lax.platform_dependent(
+        x, w, cpu=lambda x, w: _forward(x, w, stride, pads, dilation), default=xla)
 
-def _few_fwd(x, w, stride, pads, dilation):
-  return _few(x, w, stride, pads, dilation), (x, w)
-
-
-def _few_bwd(stride, pads, dilation, res, g):
-  x, w = res
-  return jax.vjp(lambda x, w: _xla(x, w, stride, pads, dilation), x, w)[1](g)
-
-
-_few.defvjp(_few_fwd, _few_bwd)
+  conv.defvjp(lambda x, w: (conv(x, w), (x, w)), lambda res, g: jax.vjp(xla, *res)[1](g))
+  return conv
 
 
 @register_impl("few", limits=_limits)
@@ -76,4 +71,4 @@ def conv_few(x, w, *, stride, pads, dilation, groups):
   del groups  # 1, checked by _limits
   if not native.serves("few", NATIVE, x, w):
     return _xla(x, w, stride, pads, dilation)
-  return _few(x, w, tuple(stride), tuple(map(tuple, pads)), tuple(dilation))
+  return _few(tuple(stride), tuple(map(tuple, pads)), tuple(dilation))(x, w)
