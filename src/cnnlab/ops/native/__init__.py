@@ -1,5 +1,5 @@
 """CPU kernels in C++ as XLA FFI custom calls, compiled on first use (docs/performance.md,
-"A native depthwise kernel", "A native dense conv").
+"A native depthwise kernel", "A native dense conv", "A native forward for few input channels").
 
 ``targets(source, symbols)`` compiles ``<source>.cc`` beside this file once per machine against
 the installed jaxlib's FFI headers (``jax.ffi.include_dir()``), with ``$CXX`` (default ``c++``;
