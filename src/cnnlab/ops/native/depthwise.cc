@@ -127,11 +127,21 @@ int64_t StripStep(const std::vector<Offsets>& cols, size_t q) {
 // with kernel offsets w[t]), the columns SW input columns apart: each row tap loads each input
 // vector once and adds it into every output column that reads it (KW * kStrip multiply-adds
 // from (kStrip - 1) * SW + KW input loads, against kStrip * KW for TapStrip).
+struct Adjacent;
+using StripFn = void (*)(float*, const float*, const float*, const Offsets&, const Adjacent&,
+                         int64_t);
+
 struct Adjacent {
-  int kw = 0, sw = 0;   // 0: the strip is not of this form
-  int64_t a = 0;        // the first column's first input column, in floats
-  int64_t w[5] = {};    // the kernel offsets of input columns a, a + c, ...
+  StripFn kernel = nullptr;  // its AdjacentStrip; nullptr: the strip is not of this form
+  int64_t a = 0;             // the first column's first input column, in floats
+  int64_t w[5] = {};         // the kernel offsets of input columns a, a + c, ...
 };
+
+// A column's taps in the order of their input offsets.
+Offsets ByInput(Offsets taps) {
+  std::sort(taps.begin(), taps.end(), [](Offset x, Offset y) { return x.a < y.a; });
+  return taps;
+}
 
 template <int KW, int SW>
 __attribute__((noinline)) void AdjacentStrip(float* out, const float* a, const float* w,
@@ -160,23 +170,15 @@ Adjacent AdjacentForm(const std::vector<Offsets>& cols, size_t q, int64_t step, 
   Adjacent s;
   int64_t kw = cols[q].size(), sw = step / c;
   if (step % c != 0 || (kw != 3 && kw != 5) || (sw != 1 && sw != 2)) return s;
-  Offsets taps = cols[q];
-  std::sort(taps.begin(), taps.end(), [](Offset x, Offset y) { return x.a < y.a; });
+  Offsets taps = ByInput(cols[q]);
   for (int64_t t = 0; t < kw; ++t) {
     if (taps[t].a != taps[0].a + t * c) return s;
     s.w[t] = taps[t].w;
   }
-  s.kw = kw, s.sw = sw, s.a = taps[0].a;
+  s.a = taps[0].a;
+  if (kw == 3) s.kernel = sw == 1 ? AdjacentStrip<3, 1> : AdjacentStrip<3, 2>;
+  if (kw == 5) s.kernel = sw == 1 ? AdjacentStrip<5, 1> : AdjacentStrip<5, 2>;
   return s;
-}
-
-using StripFn = void (*)(float*, const float*, const float*, const Offsets&, const Adjacent&,
-                         int64_t);
-
-StripFn AdjacentKernel(const Adjacent& s) {
-  if (s.kw == 3) return s.sw == 1 ? AdjacentStrip<3, 1> : AdjacentStrip<3, 2>;
-  if (s.kw == 5) return s.sw == 1 ? AdjacentStrip<5, 1> : AdjacentStrip<5, 2>;
-  return nullptr;
 }
 
 // One output row: out (Q, C) from one image's a and w by its row's and every column's taps;
@@ -187,10 +189,9 @@ void TapRow(float* out, const float* a, const float* w, const Offsets& rows,
   for (size_t q = 0; q < cols.size();) {
     int64_t o = 0, width = 1;
     if (steps[q] != 0) {
-      StripFn fast = AdjacentKernel(adjacent[q]);
       for (; o + kLanes <= c; o += kLanes) {
-        if (fast) {
-          fast(out + q * c + o, a + o, w + o, rows, adjacent[q], c);
+        if (adjacent[q].kernel) {
+          adjacent[q].kernel(out + q * c + o, a + o, w + o, rows, adjacent[q], c);
         } else {
           TapStrip(out + q * c + o, a + o, w + o, rows, cols[q], steps[q], c);
         }
@@ -247,12 +248,10 @@ using SlideFn = void (*)(float*, const float* const*, const float* const (*)[3],
 std::vector<int64_t> SlideForm(const std::vector<Offsets>& cols, int64_t cols_a, int64_t c) {
   int64_t width = cols.size();
   if (width < 3 || width != cols_a || cols[1].size() != 3) return {};
-  Offsets mid = cols[1];
-  std::sort(mid.begin(), mid.end(), [](Offset x, Offset y) { return x.a < y.a; });
+  Offsets mid = ByInput(cols[1]);
   std::vector<int64_t> k = {mid[0].w, mid[1].w, mid[2].w};
   for (int64_t q = 0; q < width; ++q) {
-    Offsets taps = cols[q];
-    std::sort(taps.begin(), taps.end(), [](Offset x, Offset y) { return x.a < y.a; });
+    Offsets taps = ByInput(cols[q]);
     size_t t = 0;
     for (int64_t u = 0; u < 3; ++u) {
       if (q - 1 + u < 0 || q - 1 + u >= width) continue;

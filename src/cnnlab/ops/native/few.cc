@@ -21,7 +21,7 @@ namespace {
 struct Row {
   const float* x;  // the image, (H, W, CI)
   const float* w;  // the kernel, (KH, KW, CI, CO)
-  const std::vector<std::pair<int64_t, int64_t>>* rows;  // the row's taps (ForwardTaps)
+  const Taps::value_type* rows;  // the row's taps (ForwardTaps)
   int64_t wd, ci, co, kw, sw, dw, pw;
 };
 
@@ -65,8 +65,7 @@ __attribute__((noinline)) void Tile(float* y, const Row& r, int64_t q, int64_t c
 // y[b] for b < 8 * V channels from channel block cb at one output column whose taps are `cols`
 // ((kernel column, input column) pairs).
 template <int V>
-void Column(float* y, const Row& r, const std::vector<std::pair<int64_t, int64_t>>& cols,
-            int64_t cb) {
+void Column(float* y, const Row& r, const Taps::value_type& cols, int64_t cb) {
   V8 acc[V] = {};
   for (auto [kh, ih] : *r.rows) {
     for (auto [l, iw] : cols) {
