@@ -97,11 +97,10 @@ def test_symbolic_batch_takes_the_largest_timed_batch(cache):
     ((2, 96, 64), (63, 64, 64), {}, "lax"),
     ((2, 64, 4), (23, 4, 4), dict(stride=2), "lax"),
     ((2, 64, 4), (15, 4, 4), {}, "lax"),
-    ((2, 12, 12, 1), (5, 5, 1, 6), {}, "cols"),  # few input channels: columns folded in
-    ((2, 12, 12, 3), (3, 3, 3, 8), dict(stride=2), "few"),  # ... C_out a multiple of 8: few
-    ((2, 12, 12, 3), (3, 3, 3, 12), dict(stride=2), "cols"),
+    ((2, 12, 12, 1), (5, 5, 1, 6), {}, "few"),  # few input channels (LeNet-5's C1)
+    ((2, 12, 12, 3), (3, 3, 3, 8), dict(stride=2), "few"),
+    ((2, 12, 12, 3), (3, 3, 3, 12), dict(stride=2), "few"),
     ((2, 12, 12, 4), (3, 3, 4, 8), {}, "few"),
-    ((2, 12, 12, 4), (3, 3, 4, 12), {}, "rows"),
     ((2, 8, 12, 12, 1), (3, 3, 3, 1, 8), {}, "im2col"),
     ((2, 12, 12, 6), (5, 5, 6, 16), {}, "few"),
     ((2, 12, 12, 8), (5, 5, 8, 16), {}, "fenced"),
@@ -128,10 +127,12 @@ def test_heuristic_without_cache(cache, x_shape, w_shape, kw, expected):
   assert conv_auto.choose(_case(x_shape, w_shape, **kw)) == expected
 
 
-def test_few_channels_in_bfloat16_keep_rows(cache):
-  """``few``'s C++ forward is float32 only: a bfloat16 LeNet-5 conv keeps ``rows``."""
-  case = make_case((2, 12, 12, 6), (5, 5, 6, 16), jnp.bfloat16, jnp.bfloat16)
-  assert conv_auto.choose(case) == "rows"
+@pytest.mark.parametrize("c_in, expected", [(1, "cols"), (6, "rows")])
+def test_few_channels_in_bfloat16_keep_cols_or_rows(cache, c_in, expected):
+  """``few``'s C++ kernels are float32 only: bfloat16 LeNet-5 convs keep ``cols`` (up to 3
+  input channels) or ``rows``."""
+  case = make_case((2, 12, 12, c_in), (5, 5, c_in, 16), jnp.bfloat16, jnp.bfloat16)
+  assert conv_auto.choose(case) == expected
 
 
 def test_avx512_takes_direct_for_resnet_convs(cache, monkeypatch):

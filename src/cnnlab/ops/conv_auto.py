@@ -25,10 +25,10 @@ Choice, at trace time (shapes only), among the registered impls that support the
    - ``depthwise`` for ``groups == C_in > 1`` (MobileNet-v2's 3x3 at 56x56x144: fwd+bwd ~9x
      faster than lax's with its XLA forms; its native kernels, docs/performance.md, faster still);
    - for windows more than one row tall fed by at most 6 channels, ``groups == 1``: in 2D
-     ``few`` for float32 with ``C_out`` a multiple of 8 (its C++ forward; LeNet-5's second
-     conv, docs/performance.md, "A native forward for few input channels"), else ``cols`` up
-     to 3 channels (LeNet-5's first conv 2.3x faster fwd+bwd than by ``rows``, 3 channels
-     1.2x), ``rows`` from 4 (fwd+bwd faster than ``lax`` at 6 channels, slower at 8 and 16);
+     ``few`` for float32 (its C++ forward and weight gradient; LeNet-5's two first convs, the
+     stems, docs/performance.md, "Few-channel weight gradients"), else ``cols`` up to 3
+     channels (LeNet-5's first conv 2.3x faster fwd+bwd than by ``rows``, 3 channels 1.2x),
+     ``rows`` from 4 (fwd+bwd faster than ``lax`` at 6 channels, slower at 8 and 16);
      ``im2col`` in 3D (4x faster than ``lax`` for a 3x3x3 conv on grey clips);
    - for other 2D windows of more than one tap, ``groups == 1``: ``direct`` (the C++ kernels)
      on a CPU with AVX-512 for float32 with C_in and C_out in ``conv_direct.ROW_TILE_CHANNELS``
@@ -176,7 +176,7 @@ def heuristic(case: ConvCase) -> str:
   elif case.nd > 1 and k > 1 and case.groups == 1 and c_in <= 6:
     if case.nd > 2:
       preferred = "im2col"
-    elif case.dtype == np.float32 and case.w_shape[-1] % 8 == 0:
+    elif case.dtype == np.float32:
       preferred = "few"
     else:
       preferred = "cols" if c_in <= 3 else "rows"

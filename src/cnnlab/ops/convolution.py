@@ -25,8 +25,8 @@ padding conventions: docs/conventions.md.
   (``conv_rows.py``): for convs fed by few channels.
 - ``cols``: output columns folded into channels (space-to-depth on the last axis), then ``rows``
   (``conv_cols.py``): for convs fed by 1-3 channels.
-- ``few``: 2D, ``groups == 1``, ``C_out`` a multiple of 8: on the CPU a C++ forward for float32
-  (``conv_few.py``, ``native/``), ``rows`` for the gradients and elsewhere.
+- ``few``: 2D, ``groups == 1``: on the CPU a C++ forward and weight gradient for float32
+  (``conv_few.py``, ``native/``), ``cols``/``rows`` for the input gradient and elsewhere.
 - ``perpass``: forward, input grad and weight grad each by its own impl (``conv_perpass.py``).
 - ``auto``: one of the above per shape, from a benchmark cache (``conv_auto.py``).
 

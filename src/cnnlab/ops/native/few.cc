@@ -1,12 +1,20 @@
-// Forward of a 2D convolution with few input channels (LeNet-5's, a stem's), float32,
-// channels-last, as one XLA FFI handler (docs/performance.md, "A native forward for few input
-// channels"). Shapes: x (N, H, W, CI), w (KH, KW, CI, CO) with CO a multiple of 8,
-// y (N, OH, OW, CO); attributes: strides sh, sw, dilations dh, dw, low paddings ph, pw (the high
-// paddings follow from the shapes). Each output row is summed in registers in tiles of T
-// adjacent output columns x up to 32 output channels: per tap and input channel, one kernel
-// vector per 8 output channels and one broadcast input value per column. Columns whose taps
-// reach into the padding are summed one by one over their taps inside the input. Rows are split
-// between the caller and XLA's intra-op thread pool.
+// A 2D convolution with few input channels (LeNet-5's, a stem's), float32, channels-last, as
+// XLA FFI handlers (docs/performance.md, "A native forward for few input channels", "Few-channel
+// weight gradients"):
+// - CnnlabFewForward: y (N, OH, OW, CO) from x (N, H, W, CI) and w (KH, KW, CI, CO);
+// - CnnlabFewWeightGrad: dw (KH, KW, CI, CO) from x and the cotangent g (N, OH, OW, CO).
+// Attributes: strides sh, sw, dilations dh, dw, low paddings ph, pw (the high paddings follow
+// from the shapes). Output channels are taken in blocks of 8; where CO is not a multiple of 8 the
+// kernel (forward) or the cotangent (weight gradient) is copied with zero channels up to the next
+// multiple and the results' extra channels dropped. Forward: each output row is summed in
+// registers in tiles of T adjacent output columns x up to 32 output channels: per tap and input
+// channel, one kernel vector per 8 output channels and one broadcast input value per column.
+// Weight gradient: per output row and tap row, the row's (kernel column, input channel) pairs in
+// tiles of T x up to 32 output channels, summed in registers over the row's columns: per column
+// one cotangent vector per 8 channels and one broadcast input value per pair. Columns whose taps
+// reach into the padding take their taps inside the input one by one. Rows are split between
+// the caller and XLA's intra-op thread pool (the weight gradient's partial kernels summed in
+// order, so results do not depend on the threads).
 #include <algorithm>
 #include <cstdint>
 #include <utility>
@@ -48,7 +56,7 @@ __attribute__((noinline)) void Tile(float* y, const Row& r, int64_t q, int64_t c
         for (int v = 0; v < V; ++v) wv[v] = Load(wp + j * r.co + 8 * v);
 #pragma GCC unroll 16
         for (int t = 0; t < T; ++t) {
-          V8 xb = V8{} + xp[t][j];
+          float xb = xp[t][j];
 #pragma GCC unroll 4
           for (int v = 0; v < V; ++v) acc[t][v] += xb * wv[v];
         }
@@ -72,7 +80,7 @@ void Column(float* y, const Row& r, const Taps::value_type& cols, int64_t cb) {
       const float* xp = r.x + (ih * r.wd + iw) * r.ci;
       const float* wp = r.w + (kh * r.kw + l) * r.ci * r.co + cb;
       for (int64_t c = 0; c < r.ci; ++c) {
-        V8 xb = V8{} + xp[c];
+        float xb = xp[c];
 #pragma GCC unroll 4
         for (int v = 0; v < V; ++v) acc[v] += xb * Load(wp + c * r.co + 8 * v);
       }
@@ -110,37 +118,181 @@ void RowBlock(float* y, const Row& r, const Taps& cols, int64_t qa, int64_t qb, 
   }
 }
 
+// n floats from each of `count` runs of `from` floats, into runs of `to` floats: channel
+// padding added (to > from, the extra floats zero) or dropped (to < from).
+inline void Restride(const float* in, int64_t count, int64_t from, int64_t to, float* out) {
+  int64_t n = std::min(from, to);
+  for (int64_t i = 0; i < count; ++i) {
+    std::copy(in + i * from, in + i * from + n, out + i * to);
+    std::fill(out + i * to + n, out + (i + 1) * to, 0.0f);
+  }
+}
+
+int64_t RoundUp8(int64_t n) { return (n + 7) / 8 * 8; }
+
+// Interior output columns [qa, qb) along a dim: all k taps inside the input.
+std::pair<int64_t, int64_t> Interior(const Taps& cols, int64_t k) {
+  int64_t qa = 0, qb = static_cast<int64_t>(cols.size());
+  while (qa < qb && static_cast<int64_t>(cols[qa].size()) < k) ++qa;
+  while (qb > qa && static_cast<int64_t>(cols[qb - 1].size()) < k) --qb;
+  return {qa, qb};
+}
+
 ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> w,
                    ffi::ResultBuffer<ffi::F32> y, int64_t sh, int64_t sw, int64_t dh, int64_t dw,
                    int64_t ph, int64_t pw) {
   auto xd = x.dimensions(), wd = w.dimensions(), yd = y->dimensions();
   int64_t h = xd[1], width = xd[2], ci = xd[3], kh = wd[0], kw = wd[1], co = wd[3];
-  int64_t p = yd[1], q = yd[2];
-  if (co % 8 != 0) return ffi::Error::InvalidArgument("CnnlabFewForward: CO not a multiple of 8");
+  int64_t p = yd[1], q = yd[2], co8 = RoundUp8(co);
   Taps rows = ForwardTaps(p, h, kh, sh, dh, ph), cols = ForwardTaps(q, width, kw, sw, dw, pw);
-  int64_t qa = 0, qb = q;  // interior columns: all kw taps inside
-  while (qa < q && static_cast<int64_t>(cols[qa].size()) < kw) ++qa;
-  while (qb > qa && static_cast<int64_t>(cols[qb - 1].size()) < kw) --qb;
+  auto [qa, qb] = Interior(cols, kw);
+  std::vector<float> padded;  // the kernel with CO8 channels, where CO is not a multiple of 8
+  if (co8 != co) {
+    padded.resize(kh * kw * ci * co8);
+    Restride(w.typed_data(), kh * kw * ci, co, co8, padded.data());
+  }
+  const float* ws = co8 != co ? padded.data() : w.typed_data();
   const float* xs = x.typed_data();
   float* ys = y->typed_data();
   int64_t items = xd[0] * p;
   ParallelFor(pool, items, Chunks(pool, items), [&](int64_t lo, int64_t hi, int64_t) {
+    std::vector<float> row(co8 != co ? q * co8 : 0);  // an output row with CO8 channels
     for (int64_t i = lo; i < hi; ++i) {
-      Row r{xs + (i / p) * h * width * ci, w.typed_data(), &rows[i % p], width, ci, co, kw, sw,
-            dw, pw};
-      float* out = ys + i * q * co;
+      Row r{xs + (i / p) * h * width * ci, ws, &rows[i % p], width, ci, co8, kw, sw, dw, pw};
+      float* out = co8 != co ? row.data() : ys + i * q * co;
       int64_t cb = 0;
-      for (; cb + 32 <= co; cb += 32) RowBlock<4>(out, r, cols, qa, qb, cb);
-      if (co - cb == 24) RowBlock<3>(out, r, cols, qa, qb, cb);
-      if (co - cb == 16) RowBlock<2>(out, r, cols, qa, qb, cb);
-      if (co - cb == 8) RowBlock<1>(out, r, cols, qa, qb, cb);
+      for (; cb + 32 <= co8; cb += 32) RowBlock<4>(out, r, cols, qa, qb, cb);
+      if (co8 - cb == 24) RowBlock<3>(out, r, cols, qa, qb, cb);
+      if (co8 - cb == 16) RowBlock<2>(out, r, cols, qa, qb, cb);
+      if (co8 - cb == 8) RowBlock<1>(out, r, cols, qa, qb, cb);
+      if (co8 != co) Restride(row.data(), q, co8, co, ys + i * q * co);
     }
   });
+  return ffi::Error::Success();
+}
+
+// What the weight gradient's tiles of one (output row, tap row) share.
+struct GradRow {
+  const float* x;    // the input row, (W, CI)
+  const float* g;    // the cotangent row, (OW, CO8)
+  const int64_t* at;  // per (kernel column, input channel) pair j: its offset in x from a
+                      // column's first tap, kw * dw * CI + c
+  int64_t co, ci, sw, pw;  // co: CO8
+};
+
+// acc[j, b] += sum over columns q in [qa, qb) of x[q * sw - pw, pair j0 + j] * g[q, cb + b] for
+// j < T pairs, b < 8 * V channels; acc: the tap row's (KW * CI, CO8) partial kernel.
+template <int T, int V>
+__attribute__((noinline)) void GradTile(float* acc, const GradRow& r, int64_t qa, int64_t qb,
+                                        int64_t j0, int64_t cb) {
+  V8 sum[T][V] = {};
+  int64_t at[T];
+#pragma GCC unroll 16
+  for (int t = 0; t < T; ++t) at[t] = r.at[j0 + t];
+  for (int64_t q = qa; q < qb; ++q) {
+    const float* xp = r.x + (q * r.sw - r.pw) * r.ci;
+    V8 gv[V];
+#pragma GCC unroll 4
+    for (int v = 0; v < V; ++v) gv[v] = Load(r.g + q * r.co + cb + 8 * v);
+#pragma GCC unroll 16
+    for (int t = 0; t < T; ++t) {
+      float xb = xp[at[t]];
+#pragma GCC unroll 4
+      for (int v = 0; v < V; ++v) sum[t][v] += xb * gv[v];
+    }
+  }
+#pragma GCC unroll 16
+  for (int t = 0; t < T; ++t) {
+    float* a = acc + (j0 + t) * r.co + cb;
+#pragma GCC unroll 4
+    for (int v = 0; v < V; ++v) Store(a + 8 * v, Load(a + 8 * v) + sum[t][v]);
+  }
+}
+
+// GradTile<n, V> for n <= T pairs from pair j0.
+template <int V, int T>
+void PartialGradTile(float* acc, const GradRow& r, int64_t qa, int64_t qb, int64_t n, int64_t j0,
+                     int64_t cb) {
+  if constexpr (T > 0) {
+    if (n == T) return GradTile<T, V>(acc, r, qa, qb, j0, cb);
+    PartialGradTile<V, T - 1>(acc, r, qa, qb, n, j0, cb);
+  }
+}
+
+// One tap row's partial kernel acc (KW * CI, CO8) from one output row: the interior columns
+// [qa, qb) in tiles of pairs x channel blocks of up to 32, the others tap by tap.
+template <int V>
+void GradBlock(float* acc, const GradRow& r, const Taps& cols, int64_t qa, int64_t qb,
+               int64_t pairs, int64_t cb) {
+  constexpr int T = kTile<V>;
+  int64_t j = 0;
+  for (; j + T <= pairs; j += T) GradTile<T, V>(acc, r, qa, qb, j, cb);
+  if (j < pairs) PartialGradTile<V, T - 1>(acc, r, qa, qb, pairs - j, j, cb);
+  auto border = [&](int64_t q) {
+    V8 gv[V];
+    for (int v = 0; v < V; ++v) gv[v] = Load(r.g + q * r.co + cb + 8 * v);
+    for (auto [l, iw] : cols[q]) {
+      for (int64_t c = 0; c < r.ci; ++c) {
+        float xb = r.x[iw * r.ci + c];
+        float* a = acc + (l * r.ci + c) * r.co + cb;
+        for (int v = 0; v < V; ++v) Store(a + 8 * v, Load(a + 8 * v) + xb * gv[v]);
+      }
+    }
+  };
+  for (int64_t q = 0; q < qa; ++q) border(q);
+  for (int64_t q = qb; q < static_cast<int64_t>(cols.size()); ++q) border(q);
+}
+
+ffi::Error WeightGrad(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> g,
+                      ffi::ResultBuffer<ffi::F32> dw_out, int64_t sh, int64_t sw, int64_t dh,
+                      int64_t dw, int64_t ph, int64_t pw) {
+  auto xd = x.dimensions(), gd = g.dimensions(), wd = dw_out->dimensions();
+  int64_t h = xd[1], width = xd[2], ci = xd[3], kh = wd[0], kw = wd[1], co = wd[3];
+  int64_t p = gd[1], q = gd[2], co8 = RoundUp8(co), pairs = kw * ci;
+  Taps rows = ForwardTaps(p, h, kh, sh, dh, ph), cols = ForwardTaps(q, width, kw, sw, dw, pw);
+  auto [qa, qb] = Interior(cols, kw);
+  std::vector<int64_t> at(pairs);
+  for (int64_t j = 0; j < pairs; ++j) at[j] = (j / ci) * dw * ci + j % ci;
+  int64_t items = xd[0] * p, chunks = Chunks(pool, items), k = kh * pairs * co8;
+  std::vector<float> partial(chunks * k, 0.0f);
+  const float* xs = x.typed_data();
+  const float* gs = g.typed_data();
+  ParallelFor(pool, items, chunks, [&](int64_t lo, int64_t hi, int64_t chunk) {
+    std::vector<float> row(co8 != co ? q * co8 : 0);  // a cotangent row with CO8 channels
+    float* acc = partial.data() + chunk * k;
+    for (int64_t i = lo; i < hi; ++i) {
+      const float* gr = gs + i * q * co;
+      if (co8 != co) {
+        Restride(gr, q, co, co8, row.data());
+        gr = row.data();
+      }
+      for (auto [t, ih] : rows[i % p]) {
+        GradRow r{xs + ((i / p) * h + ih) * width * ci, gr, at.data(), co8, ci, sw, pw};
+        float* a = acc + t * pairs * co8;
+        int64_t cb = 0;
+        for (; cb + 32 <= co8; cb += 32) GradBlock<4>(a, r, cols, qa, qb, pairs, cb);
+        if (co8 - cb == 24) GradBlock<3>(a, r, cols, qa, qb, pairs, cb);
+        if (co8 - cb == 16) GradBlock<2>(a, r, cols, qa, qb, pairs, cb);
+        if (co8 - cb == 8) GradBlock<1>(a, r, cols, qa, qb, pairs, cb);
+      }
+    }
+  });
+  if (co8 == co) {
+    SumPartials(pool, partial.data(), chunks, k, dw_out->typed_data());
+  } else {
+    std::vector<float> sum(k);
+    SumPartials(pool, partial.data(), chunks, k, sum.data());
+    Restride(sum.data(), kh * pairs, co8, co, dw_out->typed_data());
+  }
   return ffi::Error::Success();
 }
 
 }  // namespace
 }  // namespace cnnlab
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(CnnlabFewForward, cnnlab::Forward,
-                              CNNLAB_CONV_BINDING().Attr<int64_t>("ph").Attr<int64_t>("pw"));
+#define CNNLAB_FEW_HANDLER(symbol, fn) \
+  XLA_FFI_DEFINE_HANDLER_SYMBOL(symbol, fn, \
+                                CNNLAB_CONV_BINDING().Attr<int64_t>("ph").Attr<int64_t>("pw"))
+
+CNNLAB_FEW_HANDLER(CnnlabFewForward, cnnlab::Forward);
+CNNLAB_FEW_HANDLER(CnnlabFewWeightGrad, cnnlab::WeightGrad);
