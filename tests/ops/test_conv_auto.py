@@ -159,6 +159,19 @@ def test_avx512_takes_direct_for_resnet_convs(cache, monkeypatch):
   assert conv_auto.choose(resnet) == "im2col"
 
 
+def test_a_cached_cols_or_rows_runs_as_few(cache):
+  """Where the heuristic picks ``few``, a cached ``cols``/``rows`` runs as ``few``; another cached
+  winner runs as itself; in bfloat16 (no ``few``) the cached winner runs."""
+  c3 = _case((2, 14, 14, 6), (5, 5, 6, 16))
+  c3_bf16 = make_case((2, 14, 14, 6), (5, 5, 6, 16), jnp.bfloat16, jnp.bfloat16)
+  _write(cache, {conv_auto.case_key(c3): {"fwd_bwd_s": {"cols": 1.0, "rows": 1.5, "few": 2.0}},
+                 conv_auto.case_key(c3_bf16): {"fwd_bwd_s": {"cols": 1.0, "rows": 2.0}}})
+  assert conv_auto.choose(c3) == "few"
+  assert conv_auto.choose(c3_bf16) == "cols"
+  _write(cache, {conv_auto.case_key(c3): {"fwd_bwd_s": {"im2col": 1.0, "few": 2.0}}})
+  assert conv_auto.choose(c3) == "im2col"
+
+
 def test_entries_of_another_device_are_not_used(cache):
   key = conv_auto.case_key(_case(padding="SAME"))
   assert key.startswith("dev=cpu:")

@@ -43,6 +43,10 @@ Choice, at trace time (shapes only), among the registered impls that support the
    cached ``direct`` is run as the heuristic's pick: faster alone at several ResNet shapes on
    AVX2 CPUs too, it made every ResNet-18 train step measured there slower than ``fenced``
    (docs/performance.md, "A native dense conv" and "AVX-512, and padding inside the kernels").
+   Where it picks ``few``, a cached ``cols`` or ``rows`` (the forms ``few`` takes its input
+   gradient from) is run as ``few``: alone they timed LeNet-5's C3 within the spread of
+   ``few`` (1.29 against 1.34 ms), in LeNet-5's train step ``few`` made it 10 % faster
+   (docs/performance.md, "Few-channel weight gradients").
 """
 
 from __future__ import annotations
@@ -189,7 +193,8 @@ def heuristic(case: ConvCase) -> str:
 
 
 # Where the heuristic picks one of these, a cached winner among them runs as the heuristic's
-# pick, a cached lax as fenced (module docstring, step 3).
+# pick, a cached lax as fenced; where it picks few, a cached cols or rows runs as few (module
+# docstring, step 3).
 _XLA_OR_NATIVE = ("fenced", "direct")
 
 
@@ -211,7 +216,7 @@ def choose(case: ConvCase, entries: dict | None = None) -> str:
       pick = heuristic(case)
       if pick in _XLA_OR_NATIVE and best in ("lax", *_XLA_OR_NATIVE):
         return "fenced" if best in ("lax", "fenced") else pick
-      return best
+      return pick if pick == "few" and best in ("cols", "rows") else best
   return heuristic(case)
 
 
