@@ -56,6 +56,14 @@ def test_fixed_case_eager_and_jit(use_jit):
              use_jit=use_jit)
 
 
+@pytest.mark.parametrize("window", [(3, 5), (5, 3)])
+def test_one_channel_rows_slide(window):
+  """One input channel, at most 8 output channels, 3 or 5 kernel columns, unit column stride:
+  the sliding tiles (full and partial ones: 36 or 38 interior columns) and their border columns."""
+  check_case((2, 7, 40, 1), (*window, 1, 6),
+             dict(stride=(2, 1), padding=((1, 0), (2, 2)), dilation=(1, 1)), 5, use_jit=True)
+
+
 @pytest.mark.parametrize("x_shape, w_shape", [((3, 32, 32, 1), (5, 5, 1, 6)),
                                               ((3, 14, 14, 6), (5, 5, 6, 16))],
                          ids=["C1", "C3"])

@@ -8,7 +8,9 @@
 // kernel (forward) or the cotangent (weight gradient) is copied with zero channels up to the next
 // multiple and the results' extra channels dropped. Forward: each output row is summed in
 // registers in tiles of T adjacent output columns x up to 32 output channels: per tap and input
-// channel, one kernel vector per 8 output channels and one broadcast input value per column.
+// channel, one kernel vector per 8 output channels and one broadcast input value per column (with
+// one input channel and one block of 8 output channels, each input value broadcast once per tap
+// row: SlideTile).
 // Weight gradient: per output row and tap row, the row's (kernel column, input channel) pairs in
 // tiles of T x up to 32 output channels, summed in registers over the row's columns: per column
 // one cotangent vector per 8 channels and one broadcast input value per pair. Columns whose taps
@@ -104,6 +106,61 @@ void PartialTile(float* y, const Row& r, int64_t q, int64_t n, int64_t cb) {
   }
 }
 
+// Tile<T, 1> for one input channel, column stride and dilation 1 and KW kernel columns: per tap
+// row the kernel row's KW vectors stay in registers and each input value is broadcast once for
+// the up to KW output columns it reaches (Tile broadcasts it once per tap: LeNet-5's C1, where
+// one block of 8 output channels makes every multiply-add of Tile wait on a broadcast load).
+template <int T, int KW>
+__attribute__((noinline)) void SlideTile(float* y, const Row& r, int64_t q) {
+  V8 acc[T] = {};
+  for (auto [kh, ih] : *r.rows) {
+    const float* xp = r.x + ih * r.wd + q - r.pw;
+    V8 wv[KW];
+#pragma GCC unroll 8
+    for (int l = 0; l < KW; ++l) wv[l] = Load(r.w + (kh * KW + l) * r.co);
+#pragma GCC unroll 32
+    for (int i = 0; i < T + KW - 1; ++i) {  // input column q + i - pw
+      float xb = xp[i];
+#pragma GCC unroll 8
+      for (int l = 0; l < KW; ++l) {
+        if (i - l >= 0 && i - l < T) acc[i - l] += xb * wv[l];
+      }
+    }
+  }
+#pragma GCC unroll 16
+  for (int t = 0; t < T; ++t) Store(y + t * r.co, acc[t]);
+}
+
+// Output columns per SlideTile: T sums, KW kernel vectors and a broadcast within the registers.
+#ifdef __AVX512F__
+constexpr int kSlideTile = 12;
+#else
+constexpr int kSlideTile = 8;
+#endif
+
+// SlideTile<n, KW> for n <= T columns from column q.
+template <int KW, int T>
+void PartialSlideTile(float* y, const Row& r, int64_t q, int64_t n) {
+  if constexpr (T > 0) {
+    if (n == T) return SlideTile<T, KW>(y, r, q);
+    PartialSlideTile<KW, T - 1>(y, r, q, n);
+  }
+}
+
+// The interior columns [q, qb) of one output row by SlideTile (KW = 3 or 5), or false.
+bool SlideRow(float* y, const Row& r, int64_t q, int64_t qb) {
+  if (r.ci != 1 || r.co != 8 || r.sw != 1 || r.dw != 1 || (r.kw != 3 && r.kw != 5)) return false;
+  constexpr int T = kSlideTile;
+  for (; q + T <= qb; q += T) {
+    r.kw == 3 ? SlideTile<T, 3>(y + q * 8, r, q) : SlideTile<T, 5>(y + q * 8, r, q);
+  }
+  if (q < qb) {
+    r.kw == 3 ? PartialSlideTile<3, T - 1>(y + q * 8, r, q, qb - q)
+              : PartialSlideTile<5, T - 1>(y + q * 8, r, q, qb - q);
+  }
+  return true;
+}
+
 // One output row (Q, CO) in channel blocks of up to 32: interior columns [qa, qb) in tiles (the
 // last one partial), the others column by column.
 template <int V>
@@ -111,6 +168,7 @@ void RowBlock(float* y, const Row& r, const Taps& cols, int64_t qa, int64_t qb, 
   constexpr int T = kTile<V>;
   int64_t q = 0;
   for (; q < qa; ++q) Column<V>(y + q * r.co + cb, r, cols[q], cb);
+  if (V == 1 && SlideRow(y, r, q, qb)) q = std::max(q, qb);
   for (; q + T <= qb; q += T) Tile<T, V>(y + q * r.co + cb, r, q, cb);
   if (q < qb) PartialTile<V, T - 1>(y + q * r.co + cb, r, q, qb - q, cb);
   for (q = std::max(q, qb); q < static_cast<int64_t>(cols.size()); ++q) {
@@ -118,11 +176,18 @@ void RowBlock(float* y, const Row& r, const Taps& cols, int64_t qa, int64_t qb, 
   }
 }
 
-// n floats from each of `count` runs of `from` floats, into runs of `to` floats: channel
-// padding added (to > from, the extra floats zero) or dropped (to < from).
+// n = min(from, to) floats from each of `count` runs of `from` floats, into runs of `to` floats:
+// channel padding added (to > from) or dropped (to < from). Runs go in order, as whole vectors
+// of 8 floats where those stay inside in and out: a run's vectors spill into the runs after it,
+// which are written later. The padding of a run copied by vectors holds the floats after it in
+// `in` (the callers drop those channels' results), that of the others zeros.
 inline void Restride(const float* in, int64_t count, int64_t from, int64_t to, float* out) {
-  int64_t n = std::min(from, to);
-  for (int64_t i = 0; i < count; ++i) {
+  int64_t n = std::min(from, to), span = (n + 7) / 8 * 8;
+  int64_t vectored = std::max<int64_t>(0, count - (span + n - 1) / n);
+  for (int64_t i = 0; i < vectored; ++i) {
+    for (int64_t v = 0; v < span; v += 8) Store(out + i * to + v, Load(in + i * from + v));
+  }
+  for (int64_t i = vectored; i < count; ++i) {
     std::copy(in + i * from, in + i * from + n, out + i * to);
     std::fill(out + i * to + n, out + (i + 1) * to, 0.0f);
   }
