@@ -23,8 +23,8 @@ check_case = functools.partial(check_conv_2d, "few")
 @st.composite
 def few_cases(draw):
   """2D cases with 1-6 input channels (and 9: any count works) and output channels that reach
-  every block of the kernels (32, 24, 16, 8 channels: 8, 16, 24, 40, 64) and counts padded to a
-  multiple of 8 (6, 10: the input gradient's output has C_in channels); kernels to 5x5, stride
+  every block of the kernels (32, 24, 16, 8 channels: 8, 16, 24, 40, 64) and counts the kernels
+  pad to a multiple of 8 (6, 10); kernels to 5x5, stride
   to 3, dilation to 2, padding 'SAME', asymmetric or wider than the window (border columns),
   rows wide enough for full and partial tiles of columns."""
   c_in = draw(st.sampled_from((1, 2, 3, 4, 6, 9)))
