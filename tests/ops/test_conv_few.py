@@ -49,8 +49,9 @@ def test_forward_and_grads_match_lax(data):
 
 @pytest.mark.parametrize("use_jit", [False, True], ids=["eager", "jit"])
 def test_fixed_case_eager_and_jit(use_jit):
-  """12 + 12 + 5 interior columns (tiles of 12 for 8 channels, the last partial) and 2 border
-  columns on each side, 40 channels (a block of 32, then 8)."""
+  """29 interior columns (tiles of 12 columns for a block of 8 channels with AVX2, 24 with
+  AVX-512, the last partial) and 2 border columns on each side, 40 channels (a block of 32,
+  then 8)."""
   check_case((2, 6, 33, 3), (3, 5, 3, 40),
              dict(stride=(1, 1), padding=((1, 1), (2, 2)), dilation=(1, 1)), 3,
              use_jit=use_jit)

@@ -93,9 +93,14 @@ void Column(float* y, const Row& r, const Taps::value_type& cols, int64_t cb) {
 }
 
 // Output columns per tile for V blocks of 8 channels: T * V sums, V kernel vectors and a
-// broadcast within AVX2's 16 vector registers.
+// broadcast within the 32 vector registers of AVX-512, else AVX2's 16.
+#ifdef __AVX512F__
+template <int V>
+constexpr int kTile = V == 1 ? 24 : V == 2 ? 12 : V == 3 ? 8 : 6;
+#else
 template <int V>
 constexpr int kTile = V == 1 ? 12 : V == 2 ? 6 : V == 3 ? 4 : 3;
+#endif
 
 // Tile<n, V> for n <= T columns from column q.
 template <int V, int T>
