@@ -138,6 +138,22 @@ def check_conv_2d(impl, x_shape, w_shape, kw, seed, *, use_jit, dtype=None, tol=
                                atol=tol * scale)
 
 
+def draw_conv_2d(draw, c_in, c_out, *, pad, rows, cols, batch):
+  """One 2D conv case ``(x_shape, w_shape, kw, seed)`` for ``check_conv_2d``, drawn with
+  hypothesis's ``draw``: kernels to 5x5, dilation to 2, stride to 3, padding 'SAME' or up to
+  ``pad`` on each side, the input ``rows`` / ``cols`` (ranges) larger than the dilated window,
+  up to ``batch`` examples."""
+  from hypothesis import strategies as st  # noqa: PLC0415
+  window, dilation, stride = (tuple(draw(st.integers(1, hi)) for _ in range(2))
+                              for hi in (5, 2, 3))
+  padding = draw(st.one_of(st.just("SAME"),
+                           st.tuples(*[st.tuples(st.integers(0, pad), st.integers(0, pad))] * 2)))
+  eff = [d * (k - 1) + 1 for k, d in zip(window, dilation)]
+  spatial = (eff[0] + draw(st.integers(*rows)), eff[1] + draw(st.integers(*cols)))
+  return ((draw(st.integers(1, batch)), *spatial, c_in), (*window, c_in, c_out),
+          dict(stride=stride, padding=padding, dilation=dilation), draw(st.integers(0, 2**31)))
+
+
 def check_conv_2d_against_torch(impl, x_shape, w_shape, **kw):
   """``ops.conv(impl=impl, **kw)`` (jitted, ``groups == 1``) and its grads for a seeded
   cotangent against torch 2.13's ``conv2d`` (``stride``/``padding`` ints) in float64: its float32

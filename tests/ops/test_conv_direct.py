@@ -18,7 +18,7 @@ from cnnlab import ops
 from cnnlab.ops import conv_direct
 from cnnlab.ops.conv_registry import supports
 from conftest import (arrays, check_conv_2d, check_conv_2d_against_torch, custom_calls,
-                      native_calls_when_off, needs_compiler, reference_conv_2d)
+                      draw_conv_2d, native_calls_when_off, needs_compiler, reference_conv_2d)
 
 
 def direct(x, w, **kw):
@@ -35,14 +35,7 @@ def direct_cases(draw):
   stride and dilation to 3 and 2, padding 'SAME', asymmetric or wider than the window (the
   input grad then crops the cotangent)."""
   c_in, c_out = (draw(st.sampled_from((8, 16, 24, 40))) for _ in range(2))
-  window, dilation, stride = (tuple(draw(st.integers(1, hi)) for _ in range(2))
-                              for hi in (5, 2, 3))
-  padding = draw(st.one_of(st.just("SAME"),
-                           st.tuples(*[st.tuples(st.integers(0, 5), st.integers(0, 5))] * 2)))
-  eff = [d * (k - 1) + 1 for k, d in zip(window, dilation)]
-  spatial = tuple(e + 1 + draw(st.integers(0, 6)) for e in eff)
-  return ((draw(st.integers(1, 3)), *spatial, c_in), (*window, c_in, c_out),
-          dict(stride=stride, padding=padding, dilation=dilation), draw(st.integers(0, 2**31)))
+  return draw_conv_2d(draw, c_in, c_out, pad=5, rows=(1, 7), cols=(1, 7), batch=3)
 
 
 @settings(max_examples=14, deadline=None)

@@ -15,7 +15,7 @@ from cnnlab import ops
 from cnnlab.ops import conv_few
 from cnnlab.ops.conv_registry import supports
 from conftest import (arrays, check_conv_2d, check_conv_2d_against_torch, custom_calls,
-                      native_calls_when_off, needs_compiler)
+                      draw_conv_2d, native_calls_when_off, needs_compiler)
 
 check_case = functools.partial(check_conv_2d, "few")
 
@@ -29,14 +29,7 @@ def few_cases(draw):
   rows wide enough for full and partial tiles of columns."""
   c_in = draw(st.sampled_from((1, 2, 3, 4, 6, 9)))
   c_out = draw(st.sampled_from((6, 8, 10, 16, 24, 40, 64)))
-  window, dilation, stride = (tuple(draw(st.integers(1, hi)) for _ in range(2))
-                              for hi in (5, 2, 3))
-  padding = draw(st.one_of(st.just("SAME"),
-                           st.tuples(*[st.tuples(st.integers(0, 4), st.integers(0, 4))] * 2)))
-  eff = [d * (k - 1) + 1 for k, d in zip(window, dilation)]
-  spatial = (eff[0] + draw(st.integers(0, 4)), eff[1] + draw(st.integers(0, 30)))
-  return ((draw(st.integers(1, 2)), *spatial, c_in), (*window, c_in, c_out),
-          dict(stride=stride, padding=padding, dilation=dilation), draw(st.integers(0, 2**31)))
+  return draw_conv_2d(draw, c_in, c_out, pad=4, rows=(0, 4), cols=(0, 30), batch=2)
 
 
 @settings(max_examples=16, deadline=None)

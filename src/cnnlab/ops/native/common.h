@@ -11,6 +11,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -100,6 +101,23 @@ inline Taps ForwardTaps(int64_t out, int64_t in, int64_t taps, int64_t stride, i
   return t;
 }
 
+// Interior positions [qa, qb) along one dim of `taps` (ForwardTaps): all k taps inside the input.
+inline std::pair<int64_t, int64_t> Interior(const Taps& taps, int64_t k) {
+  int64_t qa = 0, qb = static_cast<int64_t>(taps.size());
+  while (qa < qb && static_cast<int64_t>(taps[qa].size()) < k) ++qa;
+  while (qb > qa && static_cast<int64_t>(taps[qb - 1].size()) < k) --qb;
+  return {qa, qb};
+}
+
+// Calls op(std::integral_constant<int, P>()) for P = n, 1 <= n <= Max (nothing for n < 1).
+template <int Max, int P = 1, typename Op>
+void WithCount(int64_t n, Op op) {
+  if constexpr (P <= Max) {
+    if (n == P) return op(std::integral_constant<int, P>());
+    WithCount<Max, P + 1>(n, op);
+  }
+}
+
 // Eight floats in one vector register.
 typedef float V8 __attribute__((vector_size(32)));
 
@@ -147,7 +165,8 @@ inline void SumPartials(ffi::ThreadPool& pool, const float* partial, int64_t chu
 }  // namespace cnnlab
 
 // The binding of every conv kernel here: XLA's intra-op pool, two float32 operands, one float32
-// result, strides sh, sw and dilations dh, dw (a kernel may bind more attributes after them).
+// result, strides sh, sw, dilations dh, dw and low paddings ph, pw; CNNLAB_CONV_HANDLER defines
+// a handler symbol with it.
 #define CNNLAB_CONV_BINDING()                                 \
   xla::ffi::Ffi::Bind()                                       \
       .Ctx<xla::ffi::ThreadPool>()                            \
@@ -157,6 +176,10 @@ inline void SumPartials(ffi::ThreadPool& pool, const float* partial, int64_t chu
       .Attr<int64_t>("sh")                                    \
       .Attr<int64_t>("sw")                                    \
       .Attr<int64_t>("dh")                                    \
-      .Attr<int64_t>("dw")
+      .Attr<int64_t>("dw")                                    \
+      .Attr<int64_t>("ph")                                    \
+      .Attr<int64_t>("pw")
+#define CNNLAB_CONV_HANDLER(symbol, fn) \
+  XLA_FFI_DEFINE_HANDLER_SYMBOL(symbol, fn, CNNLAB_CONV_BINDING())
 
 #endif  // CNNLAB_NATIVE_COMMON_H_

@@ -118,17 +118,6 @@ __attribute__((noinline)) void ForwardTile(float* y, const float* x, const Pixel
   }
 }
 
-// Calls op(std::integral_constant<int, P>()) for P = n, 1 <= n <= kPixels.
-template <int P = 1, typename Op>
-void WithCount(int64_t n, Op op) {
-  if constexpr (P == kPixels) {
-    op(std::integral_constant<int, P>());
-  } else {
-    if (n == P) return op(std::integral_constant<int, P>());
-    WithCount<P + 1>(n, op);
-  }
-}
-
 // Calls op(V, T) as integral constants for the block of min(kBlock, left) channels (left a
 // multiple of 8): V vectors, the last with T channels.
 template <typename Op>
@@ -417,7 +406,7 @@ void Conv(ffi::ThreadPool& pool, ffi::Buffer<ffi::F32>& x, ffi::Buffer<ffi::F32>
       WithBlock(co - o, [&](auto v, auto tail) {
         for (int64_t t = run * run_tiles; t < end; ++t) {
           int64_t p0 = t * kPixels;
-          WithCount(std::min<int64_t>(kPixels, m - p0), [&](auto p) {
+          WithCount<kPixels>(std::min<int64_t>(kPixels, m - p0), [&](auto p) {
             ForwardTile<decltype(p)::value, decltype(v)::value, decltype(tail)::value>(
                 ys + p0 * co + o, xs, g.pixels.data() + p0, packed.get() + o * taps * ci,
                 g, ci, co);
@@ -514,7 +503,7 @@ void AccumulateWeightGrad(const Geometry& geo, const float* xs, const float* gs,
         int64_t left = ci - c;
         width = left > kPixels && left < 2 * kPixels ? (left + 1) / 2
                                                      : std::min<int64_t>(kPixels, left);
-        WithCount(width, [&](auto p) {
+        WithCount<kPixels>(width, [&](auto p) {
           ForOutputBlocks(o_lo, o_hi, [&](auto v, auto tail, int64_t o) {
             WeightTile<decltype(p)::value, decltype(v)::value, decltype(tail)::value>(
                 acc + (t * ci + c) * co + o, rows.data(), pixel.data(), c,
@@ -566,7 +555,6 @@ ffi::Error WeightGrad(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer
 }  // namespace
 }  // namespace cnnlab
 
-#define CNNLAB_DENSE_BINDING() CNNLAB_CONV_BINDING().Attr<int64_t>("ph").Attr<int64_t>("pw")
-XLA_FFI_DEFINE_HANDLER_SYMBOL(CnnlabDenseForward, cnnlab::Forward, CNNLAB_DENSE_BINDING());
-XLA_FFI_DEFINE_HANDLER_SYMBOL(CnnlabDenseInputGrad, cnnlab::InputGrad, CNNLAB_DENSE_BINDING());
-XLA_FFI_DEFINE_HANDLER_SYMBOL(CnnlabDenseWeightGrad, cnnlab::WeightGrad, CNNLAB_DENSE_BINDING());
+CNNLAB_CONV_HANDLER(CnnlabDenseForward, cnnlab::Forward);
+CNNLAB_CONV_HANDLER(CnnlabDenseInputGrad, cnnlab::InputGrad);
+CNNLAB_CONV_HANDLER(CnnlabDenseWeightGrad, cnnlab::WeightGrad);

@@ -11,6 +11,7 @@
 // between the caller and XLA's intra-op thread pool.
 #include <algorithm>
 #include <cstdint>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -443,10 +444,7 @@ ffi::Error WeightGrad(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer
   // qs_all[l] every pair, for the channels [cv, c).
   Taps cols = ForwardTaps(ow, w, kw, sw, dw, pw);
   int64_t qa = 0, qb = 0;
-  if (kw <= 3) {
-    while (qa < ow && static_cast<int64_t>(cols[qa].size()) < kw) ++qa;
-    for (qb = qa; qb < ow && static_cast<int64_t>(cols[qb].size()) == kw;) ++qb;
-  }
+  if (kw <= 3) std::tie(qa, qb) = Interior(cols, kw);
   int64_t cv = qb > qa ? c - c % kLanes : 0;
   auto strip = kw == 3 ? WeightStrip<3> : kw == 2 ? WeightStrip<2> : WeightStrip<1>;
   std::vector<std::vector<int64_t>> js(kw), qs(kw), js_all(kw), qs_all(kw);
@@ -507,10 +505,6 @@ ffi::Error WeightGrad(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer
 }  // namespace
 }  // namespace cnnlab
 
-#define CNNLAB_DEPTHWISE_HANDLER(symbol, fn) \
-  XLA_FFI_DEFINE_HANDLER_SYMBOL(symbol, fn,  \
-                                CNNLAB_CONV_BINDING().Attr<int64_t>("ph").Attr<int64_t>("pw"))
-
-CNNLAB_DEPTHWISE_HANDLER(CnnlabDepthwiseForward, cnnlab::Forward);
-CNNLAB_DEPTHWISE_HANDLER(CnnlabDepthwiseInputGrad, cnnlab::InputGrad);
-CNNLAB_DEPTHWISE_HANDLER(CnnlabDepthwiseWeightGrad, cnnlab::WeightGrad);
+CNNLAB_CONV_HANDLER(CnnlabDepthwiseForward, cnnlab::Forward);
+CNNLAB_CONV_HANDLER(CnnlabDepthwiseInputGrad, cnnlab::InputGrad);
+CNNLAB_CONV_HANDLER(CnnlabDepthwiseWeightGrad, cnnlab::WeightGrad);

@@ -19,6 +19,8 @@
 // order, so results do not depend on the threads).
 #include <algorithm>
 #include <cstdint>
+#include <tuple>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -102,15 +104,6 @@ template <int V>
 constexpr int kTile = V == 1 ? 12 : V == 2 ? 6 : V == 3 ? 4 : 3;
 #endif
 
-// Tile<n, V> for n <= T columns from column q.
-template <int V, int T>
-void PartialTile(float* y, const Row& r, int64_t q, int64_t n, int64_t cb) {
-  if constexpr (T > 0) {
-    if (n == T) return Tile<T, V>(y, r, q, cb);
-    PartialTile<V, T - 1>(y, r, q, n, cb);
-  }
-}
-
 // Tile<T, 1> for one input channel, column stride and dilation 1 and KW kernel columns: per tap
 // row the kernel row's KW vectors stay in registers and each input value is broadcast once for
 // the up to KW output columns it reaches (Tile broadcasts it once per tap: LeNet-5's C1, where
@@ -143,15 +136,6 @@ constexpr int kSlideTile = 12;
 constexpr int kSlideTile = 8;
 #endif
 
-// SlideTile<n, KW> for n <= T columns from column q.
-template <int KW, int T>
-void PartialSlideTile(float* y, const Row& r, int64_t q, int64_t n) {
-  if constexpr (T > 0) {
-    if (n == T) return SlideTile<T, KW>(y, r, q);
-    PartialSlideTile<KW, T - 1>(y, r, q, n);
-  }
-}
-
 // The interior columns [q, qb) of one output row by SlideTile (KW = 3 or 5), or false.
 bool SlideRow(float* y, const Row& r, int64_t q, int64_t qb) {
   if (r.ci != 1 || r.co != 8 || r.sw != 1 || r.dw != 1 || (r.kw != 3 && r.kw != 5)) return false;
@@ -159,10 +143,9 @@ bool SlideRow(float* y, const Row& r, int64_t q, int64_t qb) {
   for (; q + T <= qb; q += T) {
     r.kw == 3 ? SlideTile<T, 3>(y + q * 8, r, q) : SlideTile<T, 5>(y + q * 8, r, q);
   }
-  if (q < qb) {
-    r.kw == 3 ? PartialSlideTile<3, T - 1>(y + q * 8, r, q, qb - q)
-              : PartialSlideTile<5, T - 1>(y + q * 8, r, q, qb - q);
-  }
+  WithCount<T - 1>(qb - q, [&](auto n) {
+    r.kw == 3 ? SlideTile<n, 3>(y + q * 8, r, q) : SlideTile<n, 5>(y + q * 8, r, q);
+  });
   return true;
 }
 
@@ -175,10 +158,24 @@ void RowBlock(float* y, const Row& r, const Taps& cols, int64_t qa, int64_t qb, 
   for (; q < qa; ++q) Column<V>(y + q * r.co + cb, r, cols[q], cb);
   if (V == 1 && SlideRow(y, r, q, qb)) q = std::max(q, qb);
   for (; q + T <= qb; q += T) Tile<T, V>(y + q * r.co + cb, r, q, cb);
-  if (q < qb) PartialTile<V, T - 1>(y + q * r.co + cb, r, q, qb - q, cb);
+  WithCount<T - 1>(qb - q, [&](auto n) { Tile<n, V>(y + q * r.co + cb, r, q, cb); });
   for (q = std::max(q, qb); q < static_cast<int64_t>(cols.size()); ++q) {
     Column<V>(y + q * r.co + cb, r, cols[q], cb);
   }
+}
+
+// n rounded up to a multiple of 8: channels in whole blocks.
+int64_t RoundUp8(int64_t n) { return (n + 7) / 8 * 8; }
+
+// Calls op(std::integral_constant<int, V>(), cb) for the blocks [cb, cb + 8 * V) of 32 channels,
+// then one of 24, 16 or 8, that cover co8 (a multiple of 8) channels.
+template <typename Op>
+void ForBlocks(int64_t co8, Op op) {
+  int64_t cb = 0;
+  for (; cb + 32 <= co8; cb += 32) op(std::integral_constant<int, 4>(), cb);
+  if (co8 - cb == 24) op(std::integral_constant<int, 3>(), cb);
+  if (co8 - cb == 16) op(std::integral_constant<int, 2>(), cb);
+  if (co8 - cb == 8) op(std::integral_constant<int, 1>(), cb);
 }
 
 // n = min(from, to) floats from each of `count` runs of `from` floats, into runs of `to` floats:
@@ -187,7 +184,7 @@ void RowBlock(float* y, const Row& r, const Taps& cols, int64_t qa, int64_t qb, 
 // which are written later. The padding of a run copied by vectors holds the floats after it in
 // `in` (the callers drop those channels' results), that of the others zeros.
 inline void Restride(const float* in, int64_t count, int64_t from, int64_t to, float* out) {
-  int64_t n = std::min(from, to), span = (n + 7) / 8 * 8;
+  int64_t n = std::min(from, to), span = RoundUp8(n);
   int64_t vectored = std::max<int64_t>(0, count - (span + n - 1) / n);
   for (int64_t i = 0; i < vectored; ++i) {
     for (int64_t v = 0; v < span; v += 8) Store(out + i * to + v, Load(in + i * from + v));
@@ -198,16 +195,6 @@ inline void Restride(const float* in, int64_t count, int64_t from, int64_t to, f
   }
 }
 
-int64_t RoundUp8(int64_t n) { return (n + 7) / 8 * 8; }
-
-// Interior output columns [qa, qb) along a dim: all k taps inside the input.
-std::pair<int64_t, int64_t> Interior(const Taps& cols, int64_t k) {
-  int64_t qa = 0, qb = static_cast<int64_t>(cols.size());
-  while (qa < qb && static_cast<int64_t>(cols[qa].size()) < k) ++qa;
-  while (qb > qa && static_cast<int64_t>(cols[qb - 1].size()) < k) --qb;
-  return {qa, qb};
-}
-
 ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> w,
                    ffi::ResultBuffer<ffi::F32> y, int64_t sh, int64_t sw, int64_t dh, int64_t dw,
                    int64_t ph, int64_t pw) {
@@ -215,7 +202,8 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
   int64_t h = xd[1], width = xd[2], ci = xd[3], kh = wd[0], kw = wd[1], co = wd[3];
   int64_t p = yd[1], q = yd[2], co8 = RoundUp8(co);
   Taps rows = ForwardTaps(p, h, kh, sh, dh, ph), cols = ForwardTaps(q, width, kw, sw, dw, pw);
-  auto [qa, qb] = Interior(cols, kw);
+  int64_t qa, qb;  // plain variables: lambdas capture them (C++17)
+  std::tie(qa, qb) = Interior(cols, kw);
   std::vector<float> padded;  // the kernel with CO8 channels, where CO is not a multiple of 8
   if (co8 != co) {
     padded.resize(kh * kw * ci * co8);
@@ -230,11 +218,7 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
     for (int64_t i = lo; i < hi; ++i) {
       Row r{xs + (i / p) * h * width * ci, ws, &rows[i % p], width, ci, co8, kw, sw, dw, pw};
       float* out = co8 != co ? row.data() : ys + i * q * co;
-      int64_t cb = 0;
-      for (; cb + 32 <= co8; cb += 32) RowBlock<4>(out, r, cols, qa, qb, cb);
-      if (co8 - cb == 24) RowBlock<3>(out, r, cols, qa, qb, cb);
-      if (co8 - cb == 16) RowBlock<2>(out, r, cols, qa, qb, cb);
-      if (co8 - cb == 8) RowBlock<1>(out, r, cols, qa, qb, cb);
+      ForBlocks(co8, [&](auto v, int64_t cb) { RowBlock<v>(out, r, cols, qa, qb, cb); });
       if (co8 != co) Restride(row.data(), q, co8, co, ys + i * q * co);
     }
   });
@@ -279,16 +263,6 @@ __attribute__((noinline)) void GradTile(float* acc, const GradRow& r, int64_t qa
   }
 }
 
-// GradTile<n, V> for n <= T pairs from pair j0.
-template <int V, int T>
-void PartialGradTile(float* acc, const GradRow& r, int64_t qa, int64_t qb, int64_t n, int64_t j0,
-                     int64_t cb) {
-  if constexpr (T > 0) {
-    if (n == T) return GradTile<T, V>(acc, r, qa, qb, j0, cb);
-    PartialGradTile<V, T - 1>(acc, r, qa, qb, n, j0, cb);
-  }
-}
-
 // One tap row's partial kernel acc (KW * CI, CO8) from one output row: the interior columns
 // [qa, qb) in tiles of pairs x channel blocks of up to 32, the others tap by tap.
 template <int V>
@@ -297,7 +271,7 @@ void GradBlock(float* acc, const GradRow& r, const Taps& cols, int64_t qa, int64
   constexpr int T = kTile<V>;
   int64_t j = 0;
   for (; j + T <= pairs; j += T) GradTile<T, V>(acc, r, qa, qb, j, cb);
-  if (j < pairs) PartialGradTile<V, T - 1>(acc, r, qa, qb, pairs - j, j, cb);
+  WithCount<T - 1>(pairs - j, [&](auto n) { GradTile<n, V>(acc, r, qa, qb, j, cb); });
   auto border = [&](int64_t q) {
     V8 gv[V];
     for (int v = 0; v < V; ++v) gv[v] = Load(r.g + q * r.co + cb + 8 * v);
@@ -320,7 +294,8 @@ ffi::Error WeightGrad(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer
   int64_t h = xd[1], width = xd[2], ci = xd[3], kh = wd[0], kw = wd[1], co = wd[3];
   int64_t p = gd[1], q = gd[2], co8 = RoundUp8(co), pairs = kw * ci;
   Taps rows = ForwardTaps(p, h, kh, sh, dh, ph), cols = ForwardTaps(q, width, kw, sw, dw, pw);
-  auto [qa, qb] = Interior(cols, kw);
+  int64_t qa, qb;  // plain variables: lambdas capture them (C++17)
+  std::tie(qa, qb) = Interior(cols, kw);
   std::vector<int64_t> at(pairs);
   for (int64_t j = 0; j < pairs; ++j) at[j] = (j / ci) * dw * ci + j % ci;
   int64_t items = xd[0] * p, chunks = Chunks(pool, items), k = kh * pairs * co8;
@@ -339,11 +314,7 @@ ffi::Error WeightGrad(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer
       for (auto [t, ih] : rows[i % p]) {
         GradRow r{xs + ((i / p) * h + ih) * width * ci, gr, at.data(), co8, ci, sw, pw};
         float* a = acc + t * pairs * co8;
-        int64_t cb = 0;
-        for (; cb + 32 <= co8; cb += 32) GradBlock<4>(a, r, cols, qa, qb, pairs, cb);
-        if (co8 - cb == 24) GradBlock<3>(a, r, cols, qa, qb, pairs, cb);
-        if (co8 - cb == 16) GradBlock<2>(a, r, cols, qa, qb, pairs, cb);
-        if (co8 - cb == 8) GradBlock<1>(a, r, cols, qa, qb, pairs, cb);
+        ForBlocks(co8, [&](auto v, int64_t cb) { GradBlock<v>(a, r, cols, qa, qb, pairs, cb); });
       }
     }
   });
@@ -360,9 +331,5 @@ ffi::Error WeightGrad(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer
 }  // namespace
 }  // namespace cnnlab
 
-#define CNNLAB_FEW_HANDLER(symbol, fn) \
-  XLA_FFI_DEFINE_HANDLER_SYMBOL(symbol, fn, \
-                                CNNLAB_CONV_BINDING().Attr<int64_t>("ph").Attr<int64_t>("pw"))
-
-CNNLAB_FEW_HANDLER(CnnlabFewForward, cnnlab::Forward);
-CNNLAB_FEW_HANDLER(CnnlabFewWeightGrad, cnnlab::WeightGrad);
+CNNLAB_CONV_HANDLER(CnnlabFewForward, cnnlab::Forward);
+CNNLAB_CONV_HANDLER(CnnlabFewWeightGrad, cnnlab::WeightGrad);
