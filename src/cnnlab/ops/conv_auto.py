@@ -30,14 +30,21 @@ Choice, at trace time (shapes only), among the registered impls that support the
      channels (LeNet-5's first conv 2.3x faster fwd+bwd than by ``rows``, 3 channels 1.2x),
      ``rows`` from 4 (fwd+bwd faster than ``lax`` at 6 channels, slower at 8 and 16);
      ``im2col`` in 3D (4x faster than ``lax`` for a 3x3x3 conv on grey clips);
+   - for 3x3 stride-1 undilated 2D float32 convs with ``groups == 1``, C_in and C_out multiples
+     of 16, at least 128 output tiles of 2x2 and at most 10 % of their pixels past the output
+     (even sizes, or 27 and more), where the native kernels build: ``winograd`` (its C++
+     F(2x2, 3x3) kernels: ResNet's 3x3 stages and ResNet-18 CIFAR's convs 1.3-1.7x faster
+     fwd+bwd than ``direct`` on CPU E; docs/performance.md, "A native Winograd conv"; at
+     ResNet's 7x7x512 stage with 4 images, 64 tiles a third of them padding, ``direct`` was
+     faster);
    - for other 2D windows of more than one tap, ``groups == 1``: ``direct`` (the C++ kernels)
      on a CPU with AVX-512 for float32 with C_in and C_out in ``conv_direct.ROW_TILE_CHANNELS``
      (ResNet's 3x3 convs: ResNet-18 CIFAR's train step 12-22 % faster than with ``fenced`` on
      CPU E; docs/performance.md, "Row tiles in the dense conv"), else ``fenced`` (``lax``
      behind a fusion fence, and 3. below; on AVX2 CPUs ``direct`` made that step slower);
    - else ``lax``.
-3. On the CPU, where the heuristic picks ``fenced`` or ``direct``, a cached ``lax`` is run as
-   ``fenced``: a conv timed alone reads a stored input, where the fence has nothing to save
+3. On the CPU, where the heuristic picks ``fenced``, ``direct`` or ``winograd``, a cached ``lax``
+   is run as ``fenced``: a conv timed alone reads a stored input, where the fence has nothing to save
    (``fenced`` times as ``lax`` there); in a network its input is an elementwise chain the fence
    keeps from being recomputed (docs/performance.md, "A fence before the weight gradient"). A
    cached ``direct`` is run as the heuristic's pick: faster alone at several ResNet shapes on
@@ -63,7 +70,7 @@ import pathlib
 import jax
 import numpy as np
 
-from cnnlab.ops import conv_direct, native
+from cnnlab.ops import conv_direct, conv_winograd, native
 from cnnlab.ops.conv_case import ConvCase
 from cnnlab.ops.conv_registry import get_impl, list_impls, register_impl, unsupported_reason
 
@@ -164,6 +171,18 @@ def _can(name: str, case: ConvCase) -> bool:
   return name in list_impls() and name != "auto" and unsupported_reason(name, case) is None
 
 
+def _winograd_pays(case: ConvCase) -> bool:
+  """Whether the heuristic picks ``winograd`` (module docstring, step 2)."""
+  if not (case.nd == 2 and case.window == (3, 3) and case.stride == case.dilation == (1, 1)
+          and case.groups == 1 and case.dtype == np.float32
+          and case.x_shape[-1] % 16 == 0 == case.w_shape[-1] % 16):
+    return False
+  tiles = [-(-o // 2) for o in case.out_spatial]
+  covered = 4 * math.prod(tiles)
+  return (case.x_shape[0] * math.prod(tiles) >= 128 and covered <= 1.1 * math.prod(case.out_spatial)
+          and native.enabled() and native.targets("winograd", conv_winograd.NATIVE))
+
+
 def heuristic(case: ConvCase) -> str:
   """The documented fallback (module docstring, step 2)."""
   k, c_in = case.window[0], case.x_shape[-1]
@@ -184,6 +203,8 @@ def heuristic(case: ConvCase) -> str:
       preferred = "few"
     else:
       preferred = "cols" if c_in <= 3 else "rows"
+  elif _winograd_pays(case):
+    preferred = "winograd"
   elif case.nd == 2 and case.groups == 1 and math.prod(case.window) > 1:
     rows = {c_in, case.w_shape[-1]} <= set(conv_direct.ROW_TILE_CHANNELS)
     preferred = "direct" if rows and case.dtype == np.float32 and native.avx512() else "fenced"
@@ -193,8 +214,8 @@ def heuristic(case: ConvCase) -> str:
 
 
 # Where the heuristic picks one of these, a cached winner among them runs as the heuristic's
-# pick, a cached lax as fenced; where it picks few, a cached cols or rows runs as few (module
-# docstring, step 3).
+# pick; where it picks one of these or winograd, a cached lax as fenced; where it picks few, a
+# cached cols or rows runs as few (module docstring, step 3).
 _XLA_OR_NATIVE = ("fenced", "direct")
 
 
@@ -214,8 +235,10 @@ def choose(case: ConvCase, entries: dict | None = None) -> str:
     if times:
       best = min(times, key=times.get)
       pick = heuristic(case)
-      if pick in _XLA_OR_NATIVE and best in ("lax", *_XLA_OR_NATIVE):
-        return "fenced" if best in ("lax", "fenced") else pick
+      if pick in (*_XLA_OR_NATIVE, "winograd") and best in ("lax", "fenced"):
+        return "fenced"
+      if pick in _XLA_OR_NATIVE and best == "direct":
+        return pick
       return pick if pick == "few" and best in ("cols", "rows") else best
   return heuristic(case)
 

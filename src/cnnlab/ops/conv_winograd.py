@@ -6,18 +6,35 @@ channels (an ``(N*tiles, C_in/groups) x (C_in/groups, C_out)`` matmul per each o
 transform points). ``winograd``: F(2x2,3x3), 16 multiplies per 4 outputs instead of 36;
 ``winograd_f4``: F(4x4,3x3), 36 per 16 instead of 144, larger rounding error.
 2D, 3x3 kernels, stride 1, no dilation; any padding and groups. Computes in float32.
+
+On the CPU, ``winograd`` runs float32 convs with ``groups == 1`` and C_in, C_out multiples of 16
+by C++ kernels (``cnnlab.ops.native``, ``winograd.cc``; docs/performance.md, "A native Winograd
+conv"): blocks of tiles transformed into per-thread buffers, then per transform point one matmul
+over the input channels in register tiles. All three passes: the input gradient is the forward
+over the cotangent with the kernel flipped in space and its channel axes swapped (low padding
+``2 - lo``), the weight gradient the adjoint, ``GT [sum over tiles of (BT d B) . (A g AT)] G``
+(one matmul per point over the tiles). As ``direct``, the input stands behind
+``conv_parts.fusion_fence``. Other cases, other platforms and ``native.disabled()`` run the XLA
+form below, selected per platform when lowering (``lax.platform_dependent``).
 """
 
 from __future__ import annotations
 
+import functools
+
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from cnnlab.ops import native
 from cnnlab.ops import padding as padlib
 from cnnlab.ops.conv_case import output_spatial
-from cnnlab.ops.conv_parts import accum_dtype
+from cnnlab.ops.conv_parts import accum_dtype, fusion_fence
 from cnnlab.ops.conv_registry import register_impl
+
+# The C++ handlers of native/winograd.cc, F(2x2, 3x3): forward, input grad, weight grad.
+NATIVE = ("CnnlabWinogradForward", "CnnlabWinogradInputGrad", "CnnlabWinogradWeightGrad")
 
 # F(2, 3): points 0, 1, -1 (and infinity).
 F2 = dict(
@@ -81,9 +98,48 @@ def winograd_conv(x, w, *, pads, groups, transforms):
   return y[:, :out[0], :out[1]].astype(x.dtype)
 
 
+def _call(target, out_shape, low):
+  return native.call(target, out_shape, sh=1, sw=1, dh=1, dw=1, ph=low[0], pw=low[1])
+
+
+def _xla(x, w, pads):
+  return winograd_conv(x, w, pads=pads, groups=1, transforms=F2)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _native(x, w, pads):
+  out = (x.shape[0], *output_spatial(x.shape[1:3], (3, 3), (1, 1), pads, (1, 1)), w.shape[-1])
+  return lax.platform_dependent(
+      x, w, cpu=lambda x, w: _call(NATIVE[0], out, [lo for lo, _ in pads])(x, w),
+      default=lambda x, w: _xla(x, w, pads))
+
+
+def _native_fwd(x, w, pads):
+  return _native(x, w, pads), (x, w)
+
+
+def _native_bwd(pads, res, g):
+  x, w = res
+  xla_grads = lambda x, w, g: jax.vjp(lambda x, w: _xla(x, w, pads), x, w)[1](g)  # noqa: E731
+  dx = lax.platform_dependent(
+      g, w, cpu=lambda g, w: _call(NATIVE[1], x.shape, [2 - lo for lo, _ in pads])(g, w),
+      default=lambda g, w: xla_grads(x, w, g)[0])
+  dw = lax.platform_dependent(
+      x, g, cpu=lambda x, g: _call(NATIVE[2], w.shape, [lo for lo, _ in pads])(x, g),
+      default=lambda x, g: xla_grads(x, w, g)[1])
+  return dx, dw
+
+
+_native.defvjp(_native_fwd, _native_bwd)
+
+
 def _impl(transforms):
   def conv_winograd(x, w, *, stride, pads, dilation, groups):
     del stride, dilation  # checked by _limits: 1
+    pads = tuple(map(tuple, pads))
+    if (transforms is F2 and groups == 1 and x.shape[-1] % 16 == 0 and w.shape[-1] % 16 == 0
+        and native.serves("winograd", NATIVE, x, w)):
+      return _native(fusion_fence(x, w), w, pads)
     return winograd_conv(x, w, pads=pads, groups=groups, transforms=transforms)
   return conv_winograd
 
