@@ -7,8 +7,8 @@
   sizes and lengths): --config=configs/bench/conv.py:sequence
   Only the depthwise shapes, `depthwise` impl against torch (5 rounds of 5 timed calls, about
   a minute): --config=configs/bench/conv.py:depthwise
-  Only the ResNet 3x3 stages (N=4 and N=64), lax, fenced and direct against torch (5 rounds of
-  5 timed calls, about 5 minutes): --config=configs/bench/conv.py:resnet
+  Only the ResNet 3x3 stages (N=4 and N=64), lax, fenced, direct and winograd against torch (5
+  rounds of 5 timed calls, about 5 minutes): --config=configs/bench/conv.py:resnet
   The convs behind ``impl='auto'``'s rules for few input channels and one output position
   (lax, rows, cols, im2col against torch; 5 rounds of 5 calls):
     --config=configs/bench/conv.py:few_channels
@@ -21,7 +21,8 @@ lax with tens of seconds of compile; ``rows`` and ``cols`` on the depthwise shap
 than ``depthwise`` at 14x14x256).
 Reduced from the issue's sizes to finish in a few minutes on 2 CPU cores: the ResNet stages
 (ResNet-18/34 3x3 convs, 56x56x64 ... 7x7x512, and the first stride-2 3x3) at N=4 (class
-``resnet``; the four stages again at N=64, class ``resnet_n64``, with lax, im2col, shift, perpass),
+``resnet``; the four stages again at N=64, class ``resnet_n64``, without fft, matmul, matmul_sparse
+and winograd_f4),
 the ResNet stem at N=4 with 112x112 input instead of 224x224, depthwise and 1D at N=8; LeNet at
 its real N=64.
 """
@@ -34,7 +35,7 @@ def _shape(name, cls, x, window, c_out, stride=1, padding=0, dilation=1, groups=
               padding=padding, dilation=dilation, groups=groups, skip=tuple(skip))
 
 
-_N64_SKIP = ("fft", "matmul", "matmul_sparse", "winograd", "winograd_f4")
+_N64_SKIP = ("fft", "matmul", "matmul_sparse", "winograd_f4")
 # rows' grouped conv is lax's with C_in x K_0 channels per group: 10 s a fwd+bwd at 14x14x256;
 # cols runs rows; fenced is lax's grouped conv behind a fusion fence.
 _DEPTHWISE_SKIP = ("matmul_sparse", "rows", "cols", "fenced")
@@ -134,7 +135,7 @@ def get_config(arg=None):
   elif arg == "resnet":
     c.shapes = [s for s in c.shapes if s["cls"] in ("resnet", "resnet_n64")
                 and s["name"].startswith("resnet_s")]
-    c.impls = ("lax", "fenced", "direct")
+    c.impls = ("lax", "fenced", "direct", "winograd")
     c.iters, c.rounds = 5, 5
   elif arg == "few_channels":
     c.shapes = few_channel_shapes()
