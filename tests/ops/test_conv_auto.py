@@ -11,6 +11,7 @@ from jax import lax
 from cnnlab import ops
 from cnnlab.ops import conv_auto, native
 from cnnlab.ops.conv_case import make_case
+from conftest import needs_compiler
 
 X, W = (2, 8, 8, 8), (3, 3, 8, 5)  # 2D 3x3: every impl (winograd included) supports it; 8
 # input channels: the heuristic takes fenced (lax behind a fusion fence) on the CPU
@@ -112,7 +113,8 @@ def test_symbolic_batch_takes_the_largest_timed_batch(cache):
     ((2, 12, 12, 8), (3, 3, 2, 8), dict(groups=4), "lax"),
     ((2, 12, 12, 8), (3, 3, 8, 8), {}, "fenced"),
     ((2, 12, 12, 64), (3, 3, 64, 64), dict(padding=1), "fenced"),  # a ResNet conv
-    ((2, 8, 12, 12, 8), (3, 3, 3, 8, 8), {}, "lax"),  # 3D: the fence is measured in 2D only
+    ((2, 8, 12, 12, 8), (3, 3, 3, 8, 8), {}, "im2col"),  # 3D: the fence is measured in 2D only
+    ((2, 8, 12, 12, 8), (1, 3, 3, 8, 8), {}, "lax"),
     ((2, 5, 5, 16), (5, 5, 16, 120), {}, "im2col"),  # one output position: one matmul
     ((2, 30, 4), (30, 4, 8), {}, "im2col"),  # ... before fft's rule
     ((2, 5, 5, 16), (5, 5, 16, 120), dict(padding="SAME"), "fenced"),
@@ -133,6 +135,21 @@ def test_few_channels_in_bfloat16_keep_cols_or_rows(cache, c_in, expected):
   input channels) or ``rows``."""
   case = make_case((2, 12, 12, c_in), (5, 5, c_in, 16), jnp.bfloat16, jnp.bfloat16)
   assert conv_auto.choose(case) == expected
+
+
+@needs_compiler
+@pytest.mark.parametrize("x_shape, w_shape, expected", [
+    ((4, 16, 16, 16), (3, 3, 16, 32), "winograd"),         # 256 tiles of 2x2
+    ((2, 8, 16, 16, 16), (3, 3, 3, 16, 16), "winograd"),   # 3D: 16 frames of 64 tiles
+    ((16, 7, 7, 64), (3, 3, 64, 64), "fenced"),            # 7x7: 16 tiles, 64 outputs for 49
+    ((1, 16, 16, 64), (3, 3, 64, 64), "fenced"),           # 64 tiles
+    ((4, 16, 16, 8), (3, 3, 8, 32), "fenced"),             # C_in not a multiple of 16
+    ((2, 8, 16, 16, 8), (3, 3, 3, 8, 16), "im2col"),
+])
+def test_winograd_for_3x3_stride1_convs_with_enough_even_tiles(cache, x_shape, w_shape, expected):
+  assert conv_auto.choose(_case(x_shape, w_shape, padding=1)) == expected
+  strided = _case(x_shape, w_shape, padding=1, stride=2)
+  assert conv_auto.choose(strided) != "winograd"
 
 
 def test_avx512_takes_direct_for_resnet_convs(cache, monkeypatch):

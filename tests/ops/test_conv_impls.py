@@ -50,13 +50,13 @@ def reference_conv(x, w, *, stride, padding, dilation, groups):
 @st.composite
 def conv_cases(draw, winograd=False):
   """Keyword arguments of one valid conv plus shapes; tiny sizes."""
-  nd = 2 if winograd else draw(st.integers(1, 3))
+  nd = draw(st.integers(2, 3) if winograd else st.integers(1, 3))
   groups = draw(st.sampled_from((1, 2, 3)))
   c_in, c_out = (groups * draw(st.integers(1, 2)) for _ in range(2))
   ints = lambda lo, hi: tuple(draw(st.integers(lo, hi)) for _ in range(nd))
-  window = (3, 3) if winograd else ints(1, 3)
-  stride = (1, 1) if winograd else ints(1, 2 if nd == 3 else 3)
-  dilation = (1, 1) if winograd else ints(1, 2)
+  window = (3,) * nd if winograd else ints(1, 3)
+  stride = (1,) * nd if winograd else ints(1, 2 if nd == 3 else 3)
+  dilation = (1,) * nd if winograd else ints(1, 2)
   pad_choices = [st.sampled_from(("VALID", "SAME", "FULL") + (("CAUSAL",) if nd == 1 else ())),
                  st.integers(0, 2),
                  st.tuples(*[st.tuples(st.integers(0, 2), st.integers(0, 2))] * nd)]

@@ -7,9 +7,11 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from jax import lax
 
 from cnnlab import ops
 from cnnlab.ops import conv_winograd
@@ -61,6 +63,31 @@ def test_weight_grad_modes_and_wide_inputs(x_shape, w_shape):
 def test_case_matches_torch():
   """A ResNet-style 3x3 conv: forward and both grads against torch 2.13."""
   check_conv_2d_against_torch("winograd", (2, 8, 9, 16), (3, 3, 16, 32), padding=1)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, padding", [
+    ((2, 5, 6, 7, 16), (3, 3, 3, 16, 32), 1),
+    ((1, 4, 5, 4, 32), (3, 3, 3, 32, 16), ((2, 0), (0, 1), (1, 3))),
+], ids=["same", "asymmetric"])
+def test_3d_per_temporal_tap_matches_lax(x_shape, w_shape, padding):
+  """3x3x3: the native 2D kernels per temporal tap, forward and both gradients, against
+  ``lax.conv_general_dilated`` at ``precision='highest'``."""
+  x, w = arrays(11, x_shape, w_shape)
+  ours = functools.partial(ops.conv, impl="winograd", padding=padding)
+  pads = padding if isinstance(padding, tuple) else ((padding, padding),) * 3
+  def ref(x, w):  # padded, then 'VALID' (docs/conventions.md, "Upstream crash")
+    xp = lax.pad(x, jnp.zeros((), x.dtype), [(0, 0, 0), *[(lo, hi, 0) for lo, hi in pads],
+                                             (0, 0, 0)])
+    return lax.conv_general_dilated(xp, w, (1, 1, 1), "VALID",
+                                    dimension_numbers=("NDHWC", "DHWIO", "NDHWC"),
+                                    precision=lax.Precision.HIGHEST)
+
+  y, vjp = jax.vjp(jax.jit(ours), x, w)
+  y_ref, vjp_ref = jax.vjp(ref, x, w)
+  ct, = arrays(12, y.shape)
+  for got, want in zip((y, *vjp(ct)), (y_ref, *vjp_ref(ct))):
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * float(jnp.abs(want).max()))
+  assert custom_calls(ours, x, w) == {conv_winograd.NATIVE[0]}
 
 
 def fwd_and_grads(x, w):

@@ -30,13 +30,16 @@ Choice, at trace time (shapes only), among the registered impls that support the
      channels (LeNet-5's first conv 2.3x faster fwd+bwd than by ``rows``, 3 channels 1.2x),
      ``rows`` from 4 (fwd+bwd faster than ``lax`` at 6 channels, slower at 8 and 16);
      ``im2col`` in 3D (4x faster than ``lax`` for a 3x3x3 conv on grey clips);
-   - for 3x3 stride-1 undilated 2D float32 convs with ``groups == 1``, C_in and C_out multiples
-     of 16, at least 128 output tiles of 2x2 and at most 10 % of their pixels past the output
-     (even sizes, or 27 and more), where the native kernels build: ``winograd`` (its C++
-     F(2x2, 3x3) kernels: ResNet's 3x3 stages and ResNet-18 CIFAR's convs 1.3-1.7x faster
-     fwd+bwd than ``direct`` on CPU E; docs/performance.md, "A native Winograd conv"; at
-     ResNet's 7x7x512 stage with 4 images, 64 tiles a third of them padding, ``direct`` was
+   - for 3x3 (3D: 3x3x3) stride-1 undilated float32 convs with ``groups == 1``, C_in and C_out
+     multiples of 16, at least 128 output tiles of 2x2 (3D: over all frames) and at most 10 %
+     of their pixels past the output (even sizes, or 27 and more), where the native kernels
+     build: ``winograd`` (its C++ F(2x2, 3x3) kernels, in 3D per temporal tap: ResNet's 3x3
+     stages and ResNet-18 CIFAR's convs 1.3-1.7x faster fwd+bwd than ``direct`` on CPU E,
+     C3D's 3x3x3 convs 4-5x faster than ``lax``; docs/performance.md, "A native Winograd conv";
+     at ResNet's 7x7x512 stage with 4 images, 64 tiles a third of them padding, ``direct`` was
      faster);
+   - for other 3x3x3 convs with ``groups == 1``: ``im2col`` (C3D's train step 0.34x torch
+     against 0.30x with ``lax`` for them, same docs section);
    - for other 2D windows of more than one tap, ``groups == 1``: ``direct`` (the C++ kernels)
      on a CPU with AVX-512 for float32 with C_in and C_out in ``conv_direct.ROW_TILE_CHANNELS``
      (ResNet's 3x3 convs: ResNet-18 CIFAR's train step 12-22 % faster than with ``fenced`` on
@@ -173,13 +176,15 @@ def _can(name: str, case: ConvCase) -> bool:
 
 def _winograd_pays(case: ConvCase) -> bool:
   """Whether the heuristic picks ``winograd`` (module docstring, step 2)."""
-  if not (case.nd == 2 and case.window == (3, 3) and case.stride == case.dilation == (1, 1)
-          and case.groups == 1 and case.dtype == np.float32
+  unit = (1,) * case.nd
+  if not (case.nd in (2, 3) and case.window == (3,) * case.nd and case.stride == unit
+          and case.dilation == unit and case.groups == 1 and case.dtype == np.float32
           and case.x_shape[-1] % 16 == 0 == case.w_shape[-1] % 16):
     return False
-  tiles = [-(-o // 2) for o in case.out_spatial]
-  covered = 4 * math.prod(tiles)
-  return (case.x_shape[0] * math.prod(tiles) >= 128 and covered <= 1.1 * math.prod(case.out_spatial)
+  frames = case.x_shape[0] * math.prod(case.out_spatial[:-2])  # 3D: images per temporal tap
+  tiles = [-(-o // 2) for o in case.out_spatial[-2:]]
+  return (frames * math.prod(tiles) >= 128
+          and 4 * math.prod(tiles) <= 1.1 * math.prod(case.out_spatial[-2:])
           and native.enabled() and native.targets("winograd", conv_winograd.NATIVE))
 
 
@@ -205,6 +210,8 @@ def heuristic(case: ConvCase) -> str:
       preferred = "cols" if c_in <= 3 else "rows"
   elif _winograd_pays(case):
     preferred = "winograd"
+  elif case.nd == 3 and case.groups == 1 and case.window == (3, 3, 3):
+    preferred = "im2col"
   elif case.nd == 2 and case.groups == 1 and math.prod(case.window) > 1:
     rows = {c_in, case.w_shape[-1]} <= set(conv_direct.ROW_TILE_CHANNELS)
     preferred = "direct" if rows and case.dtype == np.float32 and native.avx512() else "fenced"

@@ -5,7 +5,10 @@ Output tiles ``m x m`` read input tiles ``a x a`` (``a = m + 2``) at stride ``m`
 channels (an ``(N*tiles, C_in/groups) x (C_in/groups, C_out)`` matmul per each of the ``a*a``
 transform points). ``winograd``: F(2x2,3x3), 16 multiplies per 4 outputs instead of 36;
 ``winograd_f4``: F(4x4,3x3), 36 per 16 instead of 144, larger rounding error.
-2D, 3x3 kernels, stride 1, no dilation; any padding and groups. Computes in float32.
+2D, 3x3 kernels, stride 1, no dilation; any padding and groups. Computes in float32. 3D
+(3x3x3): the sum over the kernel's three temporal taps of the 2D conv over the frames each tap
+reads (Winograd in space, direct in time: 48 multiplies per 2x2 output tile and channel pair
+where a direct 3x3x3 conv needs 108).
 
 On the CPU, ``winograd`` runs float32 convs with ``groups == 1`` and C_in, C_out multiples of 16
 by C++ kernels (``cnnlab.ops.native``, ``winograd.cc``; docs/performance.md, "A native Winograd
@@ -51,13 +54,13 @@ F4 = dict(
 
 
 def _limits(case):
-  if case.nd != 2:
-    return f"spatial dims: winograd is 2D only, got {case.nd}D"
-  if case.window != (3, 3):
-    return f"window: winograd needs a 3x3 kernel, got {case.window}"
-  if case.stride != (1, 1):
+  if case.nd not in (2, 3):
+    return f"spatial dims: winograd is 2D (3D per temporal tap), got {case.nd}D"
+  if case.window != (3,) * case.nd:
+    return f"window: winograd needs a {'x'.join('3' * case.nd)} kernel, got {case.window}"
+  if case.stride != (1,) * case.nd:
     return f"stride: winograd needs stride 1, got {case.stride}"
-  if case.dilation != (1, 1):
+  if case.dilation != (1,) * case.nd:
     return f"dilation: winograd needs dilation 1, got {case.dilation}"
   return None
 
@@ -133,14 +136,33 @@ def _native_bwd(pads, res, g):
 _native.defvjp(_native_fwd, _native_bwd)
 
 
+def _per_temporal_tap(x, w, pads, conv_2d):
+  """3D ``(N, T, H, W, C)``: the sum over the kernel's 3 temporal taps of ``conv_2d`` over every
+  frame the tap reads (frames as a batch of images)."""
+  (lo, hi), pads_2d = pads[0], pads[1:]
+  xp = lax.pad(x, jnp.zeros((), x.dtype), [(0, 0, 0), (lo, hi, 0), *[(0, 0, 0)] * 3])
+  t_out = xp.shape[1] - 2
+  y = None
+  for k in range(3):
+    frames = lax.slice_in_dim(xp, k, k + t_out, axis=1)
+    part = conv_2d(frames.reshape(-1, *x.shape[2:]), w[k], pads_2d)
+    y = part if y is None else y + part
+  return y.reshape(x.shape[0], t_out, *y.shape[1:])
+
+
 def _impl(transforms):
-  def conv_winograd(x, w, *, stride, pads, dilation, groups):
-    del stride, dilation  # checked by _limits: 1
-    pads = tuple(map(tuple, pads))
+  def conv_2d(x, w, pads, groups):
     if (transforms is F2 and groups == 1 and x.shape[-1] % 16 == 0 and w.shape[-1] % 16 == 0
         and native.serves("winograd", NATIVE, x, w)):
       return _native(fusion_fence(x, w), w, pads)
     return winograd_conv(x, w, pads=pads, groups=groups, transforms=transforms)
+
+  def conv_winograd(x, w, *, stride, pads, dilation, groups):
+    del stride, dilation  # checked by _limits: 1
+    pads = tuple(map(tuple, pads))
+    if x.ndim == 5:
+      return _per_temporal_tap(x, w, pads, lambda x, w, pads: conv_2d(x, w, pads, groups))
+    return conv_2d(x, w, pads, groups)
   return conv_winograd
 
 
