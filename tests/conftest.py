@@ -176,6 +176,16 @@ def check_conv_2d_against_torch(impl, x_shape, w_shape, **kw):
     np.testing.assert_allclose(np.asarray(got), want, rtol=1e-4, atol=1e-4)
 
 
+def conv_and_grads(impl, x, w, **kw):
+  """``ops.conv(x, w, impl=impl, **kw)`` and its two gradients for a cotangent of ones."""
+  import functools  # noqa: PLC0415
+  import jax  # noqa: PLC0415
+  import jax.numpy as jnp  # noqa: PLC0415
+  from cnnlab import ops  # noqa: PLC0415
+  y, vjp = jax.vjp(functools.partial(ops.conv, impl=impl, **kw), x, w)
+  return (y, *vjp(jnp.ones_like(y)))
+
+
 def native_calls_when_off(fn, x, w, monkeypatch):
   """The custom calls of ``fn`` traced for bfloat16 operands, inside ``native.disabled()`` and
   under ``CNNLAB_NATIVE=0`` (each a fresh function: jit reuses a trace made before a switch)."""

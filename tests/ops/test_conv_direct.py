@@ -17,8 +17,9 @@ from hypothesis import strategies as st
 from cnnlab import ops
 from cnnlab.ops import conv_direct
 from cnnlab.ops.conv_registry import supports
-from conftest import (arrays, check_conv_2d, check_conv_2d_against_torch, custom_calls,
-                      draw_conv_2d, native_calls_when_off, needs_compiler, reference_conv_2d)
+from conftest import (arrays, check_conv_2d, check_conv_2d_against_torch, conv_and_grads,
+                      custom_calls, draw_conv_2d, native_calls_when_off, needs_compiler,
+                      reference_conv_2d)
 
 
 def direct(x, w, **kw):
@@ -106,9 +107,7 @@ def test_bfloat16_runs_lax_close_to_float32():
 
 
 def fwd_and_grads(x, w, stride=1):
-  conv = functools.partial(direct, stride=stride, padding=1)
-  y, vjp = jax.vjp(conv, x, w)
-  return (y, *vjp(jnp.ones_like(y)))
+  return conv_and_grads("direct", x, w, stride=stride, padding=1)
 
 
 @needs_compiler

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from cnnlab import ops
 from cnnlab.ops import conv_few
 from cnnlab.ops.conv_registry import supports
-from conftest import (arrays, check_conv_2d, check_conv_2d_against_torch, custom_calls,
-                      draw_conv_2d, native_calls_when_off, needs_compiler)
+from conftest import (arrays, check_conv_2d, check_conv_2d_against_torch, conv_and_grads,
+                      custom_calls, draw_conv_2d, native_calls_when_off, needs_compiler)
 
 check_case = functools.partial(check_conv_2d, "few")
 
@@ -67,9 +67,7 @@ def test_lenet_convs_match_torch(x_shape, w_shape):
   check_conv_2d_against_torch("few", x_shape, w_shape)
 
 
-def fwd_and_grads(x, w):
-  y, vjp = jax.vjp(functools.partial(ops.conv, impl="few", padding=1), x, w)
-  return (y, *vjp(jnp.ones_like(y)))
+fwd_and_grads = functools.partial(conv_and_grads, "few", padding=1)
 
 
 @needs_compiler

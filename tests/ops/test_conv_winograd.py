@@ -15,8 +15,8 @@ from jax import lax
 
 from cnnlab import ops
 from cnnlab.ops import conv_winograd
-from conftest import (arrays, check_conv_2d, check_conv_2d_against_torch, custom_calls,
-                      native_calls_when_off, needs_compiler)
+from conftest import (arrays, check_conv_2d, check_conv_2d_against_torch, conv_and_grads,
+                      custom_calls, native_calls_when_off, needs_compiler)
 
 UNIT = dict(stride=(1, 1), dilation=(1, 1))
 
@@ -90,9 +90,7 @@ def test_3d_per_temporal_tap_matches_lax(x_shape, w_shape, padding):
   assert custom_calls(ours, x, w) == {conv_winograd.NATIVE[0]}
 
 
-def fwd_and_grads(x, w):
-  y, vjp = jax.vjp(functools.partial(ops.conv, impl="winograd", padding=1), x, w)
-  return (y, *vjp(jnp.ones_like(y)))
+fwd_and_grads = functools.partial(conv_and_grads, "winograd", padding=1)
 
 
 @needs_compiler
