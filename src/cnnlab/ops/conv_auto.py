@@ -178,8 +178,8 @@ def _winograd_pays(case: ConvCase) -> bool:
   """Whether the heuristic picks ``winograd`` (module docstring, step 2)."""
   unit = (1,) * case.nd
   if not (case.nd in (2, 3) and case.window == (3,) * case.nd and case.stride == unit
-          and case.dilation == unit and case.groups == 1 and case.dtype == np.float32
-          and case.x_shape[-1] % 16 == 0 == case.w_shape[-1] % 16):
+          and case.dilation == unit and case.dtype == np.float32
+          and conv_winograd.native_serves(case.x_shape[-1], case.w_shape[-1], case.groups)):
     return False
   frames = case.x_shape[0] * math.prod(case.out_spatial[:-2])  # 3D: images per temporal tap
   tiles = [-(-o // 2) for o in case.out_spatial[-2:]]

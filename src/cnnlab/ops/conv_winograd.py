@@ -136,23 +136,24 @@ def _native_bwd(pads, res, g):
 _native.defvjp(_native_fwd, _native_bwd)
 
 
+def native_serves(c_in, c_out, groups):
+  """Whether the C++ kernels take these channels (where the platform and dtype allow)."""
+  return groups == 1 and c_in % 16 == 0 and c_out % 16 == 0
+
+
 def _per_temporal_tap(x, w, pads, conv_2d):
   """3D ``(N, T, H, W, C)``: the sum over the kernel's 3 temporal taps of ``conv_2d`` over every
   frame the tap reads (frames as a batch of images)."""
-  (lo, hi), pads_2d = pads[0], pads[1:]
-  xp = lax.pad(x, jnp.zeros((), x.dtype), [(0, 0, 0), (lo, hi, 0), *[(0, 0, 0)] * 3])
+  xp = padlib.pad_input(x, [pads[0], (0, 0), (0, 0)], "zeros")
   t_out = xp.shape[1] - 2
-  y = None
-  for k in range(3):
-    frames = lax.slice_in_dim(xp, k, k + t_out, axis=1)
-    part = conv_2d(frames.reshape(-1, *x.shape[2:]), w[k], pads_2d)
-    y = part if y is None else y + part
+  y = sum(conv_2d(lax.slice_in_dim(xp, k, k + t_out, axis=1).reshape(-1, *x.shape[2:]), w[k],
+                  pads[1:]) for k in range(3))
   return y.reshape(x.shape[0], t_out, *y.shape[1:])
 
 
 def _impl(transforms):
   def conv_2d(x, w, pads, groups):
-    if (transforms is F2 and groups == 1 and x.shape[-1] % 16 == 0 and w.shape[-1] % 16 == 0
+    if (transforms is F2 and native_serves(x.shape[-1], w.shape[-1], groups)
         and native.serves("winograd", NATIVE, x, w)):
       return _native(fusion_fence(x, w), w, pads)
     return winograd_conv(x, w, pads=pads, groups=groups, transforms=transforms)

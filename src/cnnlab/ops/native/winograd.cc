@@ -47,13 +47,20 @@ struct Grid {
       : h(h), w(w), p(p), q(q), tp((p + 1) / 2), tq((q + 1) / 2), ph(ph), pw(pw) {}
 
   int64_t Tiles(int64_t n) const { return n * tp * tq; }
+
+  // Tile t's image and its first output row and column.
+  struct Origin {
+    int64_t n, i, j;
+  };
+  Origin At(int64_t t) const { return {t / (tp * tq), t / tq % tp * 2, t % tq * 2}; }
 };
 
 // v[p * stride + c] for the 16 points p of BT d B, d the 4 x 4 input tile of tile t, channels
 // [c, c + kLanes) of x (N, H, W, C); zeros outside x.
 inline void InputTransform(const Grid& g, const float* x, int64_t c_all, int64_t t, int64_t c,
                            float* v, int64_t stride) {
-  int64_t n = t / (g.tp * g.tq), r0 = t / g.tq % g.tp * 2 - g.ph, c0 = t % g.tq * 2 - g.pw;
+  Grid::Origin o = g.At(t);
+  int64_t n = o.n, r0 = o.i - g.ph, c0 = o.j - g.pw;
   Vec d[4][4];
   for (int i = 0; i < 4; ++i) {
     for (int j = 0; j < 4; ++j) {
@@ -152,12 +159,6 @@ const float* KernelTransform(ffi::ThreadPool& pool, const float* w, int64_t a_al
   return u;
 }
 
-// Calls op(R) for R = rows, 1 <= rows <= kRows, as an integral constant.
-template <typename Op>
-void WithRows(int64_t rows, Op op) {
-  WithCount<kRows>(rows, op);
-}
-
 // y for tiles [t0, t0 + nt): input transform into vb (16, nt, A), per output-channel block the
 // 16 matmuls into mb (16, nt, kBlock), then AT M A into y, cropped to P x Q.
 void ForwardBlock(const Grid& g, const float* x, int64_t a_all, const float* u, int64_t b_all,
@@ -172,7 +173,7 @@ void ForwardBlock(const Grid& g, const float* x, int64_t a_all, const float* u, 
     for (int p = 0; p < kPoints; ++p) {
       const float* up = u + (p * blocks + ob) * a_all * kBlock;
       for (int64_t t = 0; t < nt; t += kRows) {
-        WithRows(std::min<int64_t>(kRows, nt - t), [&](auto rows) {
+        WithCount<kRows>(std::min<int64_t>(kRows, nt - t), [&](auto rows) {
           const float* vp = vb + (p * nt + t) * a_all;
           float* mp = mb + (p * nt + t) * kBlock;
           if (b_all - ob * kBlock >= kBlock) {
@@ -184,8 +185,7 @@ void ForwardBlock(const Grid& g, const float* x, int64_t a_all, const float* u, 
       }
     }
     for (int64_t t = 0; t < nt; ++t) {
-      int64_t tile = t0 + t, n = tile / (g.tp * g.tq), i0 = tile / g.tq % g.tp * 2,
-              j0 = tile % g.tq * 2;
+      auto [n, i0, j0] = g.At(t0 + t);
       for (int64_t j = 0; j < kBlock && ob * kBlock + j < b_all; j += kLanes) {
         Vec m[4][4], e[2][4];
         for (int p = 0; p < kPoints; ++p) {
@@ -277,8 +277,7 @@ void TransformTiles(const Grid& g, const float* x, int64_t a_all, const float* g
     for (int64_t c = 0; c < a_all; c += kLanes) {
       InputTransform(g, x, a_all, t0 + t, c, vb + t * a_all + c, nt * a_all);
     }
-    int64_t tile = t0 + t, n = tile / (g.tp * g.tq), i0 = tile / g.tq % g.tp * 2,
-            j0 = tile % g.tq * 2;
+    auto [n, i0, j0] = g.At(t0 + t);
     for (int64_t c = 0; c < b_all; c += kLanes) {
       Vec d[2][2];
       for (int i = 0; i < 2; ++i) {
@@ -311,7 +310,7 @@ void PointProducts(const float* vb, const float* gb, int64_t nt, int64_t a_all, 
   const float* gp = gb + p * nt * b_all;
   float* mp = m + p * a_all * b_all;
   for (int64_t a = 0; a < a_all; a += kRows) {
-    WithRows(std::min<int64_t>(kRows, a_all - a), [&](auto rows) {
+    WithCount<kRows>(std::min<int64_t>(kRows, a_all - a), [&](auto rows) {
       for (int64_t o = o_lo; o < o_hi; o += kBlock) {
         if (o_hi - o >= kBlock) {
           WeightTile<rows, 2>(vp + a, a_all, gp + o, b_all, nt, mp + a * b_all + o, b_all);
